@@ -1,0 +1,121 @@
+"""Raw user/item ids -> contiguous embedding rows, and the input checks around it.
+
+This is the first step of the one-way flow of the package::
+
+    raw ids --(IdEncoder)--> row indices --(network)--> centred scores --(+ mu)--> ratings
+
+Row 0 of every embedding table is reserved for ids that were not seen during
+``fit``; known ids get rows ``1 .. n_known``.  Keeping the reserved row means the
+network never sees an out-of-range index, and the estimators can tell unknown
+ids apart (index 0) to apply their documented fallback.
+"""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import validate_data
+
+__all__ = ["IdEncoder", "UNKNOWN_INDEX", "validate_user_item"]
+
+#: Embedding row used for ids not seen in ``fit``.
+UNKNOWN_INDEX = 0
+
+_COLUMN_NAMES = ("user id", "item id")
+
+
+class IdEncoder:
+    """Map hashable raw ids to rows ``1..n_known``; unseen ids map to row 0.
+
+    Ids are compared by value and hash, as pandas does: ``"42"`` and ``42`` are
+    two different ids, ``42`` and ``42.0`` are the same one.  Vocabularies are
+    kept in order of first appearance, so no ordering between ids is needed
+    (mixed types such as strings and tuples work).
+    """
+
+    def fit(self, ids):
+        codes, uniques = pd.factorize(np.asarray(ids), sort=False)
+        self.classes_ = pd.Index(uniques)
+        self._fit_codes = codes  # kept only until transform_fitted is called
+        return self
+
+    @property
+    def n_known(self):
+        """Number of ids seen in fit (the table has ``n_known + 1`` rows)."""
+        return len(self.classes_)
+
+    def transform(self, ids):
+        """Row indices as int32; ``UNKNOWN_INDEX`` for ids not seen in fit."""
+        rows = self.classes_.get_indexer(np.asarray(ids))
+        return (rows + 1).astype(np.int32, copy=False)
+
+    def fit_transform(self, ids):
+        self.fit(ids)
+        codes = self._fit_codes
+        del self._fit_codes
+        return (codes + 1).astype(np.int32, copy=False)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_fit_codes", None)
+        return state
+
+
+def _check_column(values, position):
+    """Reject missing or non-finite ids in one column; return it as 1-D array."""
+    name = _COLUMN_NAMES[position]
+    missing = pd.isna(values)
+    if values.dtype.kind == "f":
+        missing = missing | ~np.isfinite(values)
+    elif values.dtype.kind == "O":
+        # floats hidden in object columns (e.g. a DataFrame of mixed types)
+        missing = missing | np.fromiter(
+            (isinstance(v, numbers.Real) and not np.isfinite(v) for v in values),
+            dtype=bool,
+            count=len(values),
+        )
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        raise ValueError(
+            f"X contains missing or non-finite {name}s (NaN, inf or None) in column "
+            f"{position}, at {len(rows)} row(s) starting with rows {rows[:5].tolist()}; "
+            f"every rating needs a {name}: drop or fill those rows first."
+        )
+    return values
+
+
+def validate_user_item(estimator, X, y=None, *, reset):
+    """Validate ``X`` (and ``y``) for a rating estimator.
+
+    Uses scikit-learn's :func:`~sklearn.utils.validation.validate_data` (which
+    records ``n_features_in_`` and ``feature_names_in_`` when ``reset`` is
+    true), with ``dtype=None`` so that string and other non-numeric ids are kept
+    as they are instead of being cast to float.
+
+    Returns
+    -------
+    users, items : ndarray of shape (n_samples,)
+    y : ndarray of shape (n_samples,) of float64, only when ``y`` is given.
+    """
+    common = dict(
+        reset=reset,
+        dtype=None,
+        ensure_all_finite=False,  # ids are checked per column below, y is checked as numeric
+        ensure_min_samples=1,
+        accept_sparse=False,
+    )
+    if y is None:
+        X = validate_data(estimator, X, **common)
+    else:
+        X, y = validate_data(estimator, X, y, y_numeric=True, multi_output=False, **common)
+        y = np.asarray(y, dtype=np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity; ratings must be finite numbers.")
+    if X.shape[1] != 2:
+        raise ValueError(
+            f"X must have exactly 2 columns (user id, item id); got {X.shape[1]} column(s) "
+            f"with shape {X.shape}."
+        )
+    users = _check_column(X[:, 0], 0)
+    items = _check_column(X[:, 1], 1)
+    return (users, items) if y is None else (users, items, y)
