@@ -14,6 +14,7 @@ import numbers
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
 
 __all__ = ["IdEncoder", "UNKNOWN_INDEX", "validate_user_item"]
@@ -84,7 +85,7 @@ def _check_column(values, position):
     return values
 
 
-def validate_user_item(estimator, X, y=None, *, reset):
+def validate_user_item(estimator, X, y="no_validation", *, reset):
     """Validate ``X`` (and ``y``) for a rating estimator.
 
     Uses scikit-learn's :func:`~sklearn.utils.validation.validate_data` (which
@@ -95,7 +96,8 @@ def validate_user_item(estimator, X, y=None, *, reset):
     Returns
     -------
     users, items : ndarray of shape (n_samples,)
-    y : ndarray of shape (n_samples,) of float64, only when ``y`` is given.
+    y : ndarray of shape (n_samples,) of float64, only when ``y`` is given
+        (``y=None`` is an error: "requires y to be passed").
     """
     common = dict(
         reset=reset,
@@ -104,13 +106,16 @@ def validate_user_item(estimator, X, y=None, *, reset):
         ensure_min_samples=1,
         accept_sparse=False,
     )
-    if y is None:
+    if not (hasattr(X, "__array__") or hasattr(X, "iloc") or sp.issparse(X)):
+        # a plain list: numpy would turn [["alice", 1]] into strings, and 1 into "1"
+        X = np.array(X, dtype=object)
+    predicting = isinstance(y, str) and y == "no_validation"
+    if predicting:
         X = validate_data(estimator, X, **common)
     else:
+        # validate_data rejects y=None, NaN/inf in y and a length mismatch with X
         X, y = validate_data(estimator, X, y, y_numeric=True, multi_output=False, **common)
         y = np.asarray(y, dtype=np.float64)
-        if not np.all(np.isfinite(y)):
-            raise ValueError("Input y contains NaN or infinity; ratings must be finite numbers.")
     if X.shape[1] != 2:
         raise ValueError(
             f"X must have exactly 2 columns (user id, item id); got {X.shape[1]} column(s) "
@@ -118,4 +123,4 @@ def validate_user_item(estimator, X, y=None, *, reset):
         )
     users = _check_column(X[:, 0], 0)
     items = _check_column(X[:, 1], 1)
-    return (users, items) if y is None else (users, items, y)
+    return (users, items) if predicting else (users, items, y)

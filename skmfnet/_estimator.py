@@ -27,7 +27,7 @@ import numbers
 import keras
 import numpy as np
 from scikeras.wrappers import KerasRegressor
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import RegressorTags
 from sklearn.model_selection import train_test_split
 from sklearn.utils._available_if import available_if
@@ -279,6 +279,9 @@ class EmbeddingMFRegressor(KerasRegressor):
         self.random_state = random_state
         self.verbose = verbose
 
+    # BaseWrapper.score would come first in the MRO; use scikit-learn's R^2 score.
+    score = RegressorMixin.score
+
     # Parameters are the __init__ signature, as in scikit-learn (scikeras reads __dict__).
     _get_param_names = BaseEstimator.__dict__["_get_param_names"]
     __repr__ = BaseEstimator.__repr__
@@ -312,6 +315,16 @@ class EmbeddingMFRegressor(KerasRegressor):
         -------
         self : EmbeddingMFRegressor
         """
+        try:
+            return self._fit_ratings(X, y, validation_data)
+        except BaseException:
+            # never leave a half-fitted estimator behind: a failed fit unfits it
+            params = set(self._get_param_names())
+            for name in [k for k in vars(self) if k not in params]:
+                delattr(self, name)
+            raise
+
+    def _fit_ratings(self, X, y, validation_data):
         self._validate_params()
         if self.interaction == "dot" and len(self.hidden_layer_sizes) > 0:
             raise ValueError(
