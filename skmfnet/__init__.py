@@ -1,7 +1,27 @@
-"""skmfnet: neural matrix factorization as a scikit-learn regressor."""
+"""skmfnet: neural matrix factorization as a scikit-learn regressor.
 
-from ._estimator import TUTORIAL_PARAMS, EmbeddingMFRegressor
+The estimators are imported lazily, so that ``skmfnet.datasets`` and the
+baselines can be used without paying for TensorFlow's import.
+"""
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["EmbeddingMFRegressor", "TUTORIAL_PARAMS", "__version__"]
+__all__ = ["BiasBaselineRegressor", "EmbeddingMFRegressor", "TUTORIAL_PARAMS", "__version__"]
+
+_LAZY = {
+    "BiasBaselineRegressor": "._baselines",
+    "EmbeddingMFRegressor": "._estimator",
+    "TUTORIAL_PARAMS": "._estimator",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

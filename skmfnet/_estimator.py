@@ -284,6 +284,7 @@ class EmbeddingMFRegressor(KerasRegressor):
 
     # Parameters are the __init__ signature, as in scikit-learn (scikeras reads __dict__).
     _get_param_names = BaseEstimator.__dict__["_get_param_names"]
+    set_params = BaseEstimator.set_params  # scikeras's suggests adding unknown names to __init__
     __repr__ = BaseEstimator.__repr__
 
     def __sklearn_tags__(self):
