@@ -93,6 +93,7 @@ def build_network(
     hidden_layer_sizes=(),
     activation="relu",
     alpha=0.0,
+    alpha_bias=0.0,
     regularization="batch",
     init_std=None,
     seed=None,
@@ -114,7 +115,9 @@ def build_network(
     activation : str
         Activation of the hidden Dense layers (Keras name).
     alpha : float
-        L2 strength on the four embedding tables.
+        L2 strength on the two factor tables.
+    alpha_bias : float
+        L2 strength on the two bias tables.
     regularization : {"batch", "table"}
         ``"batch"``: per-rating penalty on the looked-up rows
         (:class:`RowL2Embedding`); ``"table"``: Keras ``embeddings_regularizer``
@@ -146,13 +149,14 @@ def build_network(
             return keras.initializers.Zeros()
         return keras.initializers.RandomNormal(0.0, init_std, seed=s)
 
-    common = dict(alpha=alpha, regularization=regularization)
+    factors = dict(alpha=alpha, regularization=regularization)
+    biases = dict(alpha=alpha_bias, regularization=regularization)
     rows = keras.Input(shape=(2,), dtype="int32", name="user_item_rows")
     users, items = rows[:, 0], rows[:, 1]
-    p_u = _embedding(n_users, n_factors, name=USER_FACTORS, initializer=init("factors"), **common)(users)
-    q_i = _embedding(n_items, n_factors, name=ITEM_FACTORS, initializer=init("factors"), **common)(items)
-    b_u = _embedding(n_users, 1, name=USER_BIAS, initializer=init("bias"), **common)(users)
-    b_i = _embedding(n_items, 1, name=ITEM_BIAS, initializer=init("bias"), **common)(items)
+    p_u = _embedding(n_users, n_factors, name=USER_FACTORS, initializer=init("factors"), **factors)(users)
+    q_i = _embedding(n_items, n_factors, name=ITEM_FACTORS, initializer=init("factors"), **factors)(items)
+    b_u = _embedding(n_users, 1, name=USER_BIAS, initializer=init("bias"), **biases)(users)
+    b_i = _embedding(n_items, 1, name=ITEM_BIAS, initializer=init("bias"), **biases)(items)
 
     if interaction == "dot":
         dot = ops.sum(p_u * q_i, axis=-1, keepdims=True)

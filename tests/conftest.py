@@ -25,12 +25,3 @@ def tiny_ratings():
     X, y = make_ratings(n_users=20, n_items=15, n_ratings=150, return_X_y=True, random_state=0)
     return X, y
 
-
-@pytest.fixture(autouse=True)
-def _dbg_determinism(request):
-    from tensorflow.python.framework import config
-    print("START", request.node.name, config.is_op_determinism_enabled(), os.environ.get("TF_DETERMINISTIC_OPS"))
-    yield
-    from tensorflow.python.framework import config
-    if config.is_op_determinism_enabled():
-        print("DETERMINISM LEFT ON BY", request.node.name)

@@ -1,0 +1,119 @@
+"""The benchmark suite (benchmarks/run.py): CLI errors, and --quick end to end.
+
+The end-to-end test runs ``benchmarks/run.py --quick`` exactly as CI does, in
+a subprocess writing to a temporary folder (about 25 s on 2 cores, TensorFlow's
+import included).  It needs the real MovieLens 100K, found as in
+``test_datasets.py`` (``SKMFNET_DATA``, else ``../shared/data`` next to the
+repository root), and the benchmark extra (Surprise, Cornac, matplotlib).
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RUN = REPO_ROOT / "benchmarks" / "run.py"
+QUICK_MODELS = {
+    "folds": {"dummy", "bias", "mf_default", "mf_grid"},
+    "peers": {"surprise_baselineonly", "surprise_svd", "cornac_mf"},
+}
+
+
+def _real_data_home():
+    candidates = []
+    env = os.environ.get("SKMFNET_DATA")
+    if env:
+        # relative to the working directory, then to the repository root
+        candidates += [Path(env).expanduser(), REPO_ROOT / Path(env).expanduser()]
+    candidates.append(REPO_ROOT.parent / "shared" / "data")
+    for candidate in candidates:
+        if (candidate / "ml-100k" / "u.data").is_file():
+            return candidate.resolve(), candidates
+    return None, candidates
+
+
+REAL_HOME, _TRIED = _real_data_home()
+
+
+def run_suite(*args, env=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, str(RUN), *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        pytest.param(["--models", "dummy,nope"], "unknown model 'nope'; choose from: dummy", id="model"),
+        pytest.param(["--protocols", "folds,xval"], "unknown protocol 'xval'", id="protocol"),
+        pytest.param(["--folds", "0,6"], "invalid folds '0,6'", id="folds"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message(args, match):
+    import re
+
+    done = run_suite(*args, timeout=60)
+    assert done.returncode == 2
+    assert re.search(match, done.stderr), done.stderr
+
+
+def test_help_lists_protocols_and_models():
+    done = run_suite("--help", timeout=60)
+    assert done.returncode == 0
+    for name in ["tutorial", "folds", "peers", "mf_tutorial", "mf_classic", "surprise_svdpp", "cornac_mf"]:
+        assert name in done.stdout
+
+
+@pytest.mark.skipif(
+    REAL_HOME is None,
+    reason="MovieLens 100K not found: set SKMFNET_DATA to a folder holding ml-100k/ "
+    f"(tried {', '.join(map(str, _TRIED))})",
+)
+def test_quick_run_end_to_end(tmp_path):
+    for module in ("surprise", "cornac", "matplotlib"):
+        pytest.importorskip(module)
+    done = run_suite("--quick", "--output", str(tmp_path), env={"SKMFNET_DATA": str(REAL_HOME)})
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["command"].startswith("python benchmarks/run.py --quick --output")
+    assert results["settings"]["quick"] is True
+    assert results["settings"]["folds"] == [1]
+    machine = results["machine"]
+    for key in ("cpu_model", "cpu_count", "ram_gib", "os", "python"):
+        assert key in machine
+    for library in ("numpy", "pandas", "scikit-learn", "tensorflow", "keras", "scikeras", "surprise", "cornac", "skmfnet"):
+        assert machine["versions"][library]
+
+    for protocol, names in QUICK_MODELS.items():
+        assert set(results["protocols"][protocol]) == names
+        for name in names:
+            entry = results["protocols"][protocol][name]
+            assert math.isfinite(entry["rmse_mean"]) and 0.5 < entry["rmse_mean"] < 1.5, name
+            assert [fold["fold"] for fold in entry["per_fold"]] == [1]
+    assert results["protocols"]["folds"]["mf_grid"]["per_fold"][0]["best_params"]
+    # the baseline and Surprise's BaselineOnly are the same algorithm
+    assert results["protocols"]["folds"]["bias"]["rmse_mean"] == pytest.approx(
+        results["protocols"]["peers"]["surprise_baselineonly"]["rmse_mean"], abs=1e-6
+    )
+
+    tutorial = results["protocols"]["tutorial"]["models"]["mf_tutorial"]
+    assert tutorial["published_rmse"] == 0.944 and math.isfinite(tutorial["rmse"])
+    curve = results["learning_curves"]["tutorial"]["history"]
+    assert len(curve["rmse"]) == len(curve["val_rmse"]) == 2
+    assert len(results["learning_curves"]["mf_default_u1"]["history"]["val_rmse"]) >= 1
+
+    for name in ("results.md", "rmse.png", "learning_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    table = (tmp_path / "results.md").read_text()
+    assert "not measured here" in table and "GLocal-K" in table
