@@ -35,8 +35,9 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import UNKNOWN_INDEX, IdEncoder, validate_user_item
-from ._network import ITEM_BIAS, USER_BIAS, build_network
+from ._distribute import DISTRIBUTIONS, get_strategy, skip_keras_symbolic_build
+from ._encoding import IdEncoder, validate_user_item
+from ._network import build_network
 
 __all__ = ["EmbeddingMFRegressor", "TUTORIAL_PARAMS"]
 
@@ -151,12 +152,15 @@ class EmbeddingMFRegressor(KerasRegressor):
     are mapped to embedding rows in ``fit``.  ``"42"`` and ``42`` are different
     ids.
 
-    **Unknown ids.**  A user or item that did not occur in ``fit`` has no
-    embedding.  Its prediction falls back to the global mean plus the bias of
-    whichever side is known: :math:`\mu + b_i` for an unknown user,
-    :math:`\mu + b_u` for an unknown item, :math:`\mu` when both are unknown
-    (then clipped like every prediction).  This never raises and never gives
-    NaN.
+    **Unknown ids.**  A user or item that did not occur in ``fit`` is mapped
+    to a reserved embedding row that is zero and stays zero in training (no
+    training rating uses it).  With ``interaction="dot"`` the prediction is
+    therefore the global mean plus the bias of whichever side is known:
+    :math:`\mu + b_i` for an unknown user, :math:`\mu + b_u` for an unknown
+    item, :math:`\mu` when both are unknown.  With ``"concat"`` the network
+    is evaluated with zero vectors on the unknown side (for the tutorial's
+    linear network, :math:`\mu + f(u) + c` for an unknown item).  Predictions
+    are then clipped like every other; this never raises and never gives NaN.
 
     Parameters
     ----------
@@ -213,6 +217,15 @@ class EmbeddingMFRegressor(KerasRegressor):
         Patience of early stopping, in epochs.
     clip_predictions : bool, default=True
         Clip predictions to the range of the training ratings.
+    distribution : {"mirrored", "multi_worker"} or None, default=None
+        Train with a :mod:`tf.distribute` strategy: ``"mirrored"``
+        (``MirroredStrategy``: all local GPUs, or the CPU) or
+        ``"multi_worker"`` (``MultiWorkerMirroredStrategy``, the cluster read
+        from the ``TF_CONFIG`` environment variable; run the same program, with
+        the same data and an integer ``random_state``, on every worker).
+        ``batch_size`` is then the global batch, split across all replicas.
+        The fitted estimator pickles and predicts without the cluster.  See
+        the "Scaling out" page of the documentation.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialization, the shuffling and the validation split.  On
         CPU, the same integer gives identical predictions from two fits.
@@ -278,6 +291,7 @@ class EmbeddingMFRegressor(KerasRegressor):
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "clip_predictions": ["boolean"],
+        "distribution": [StrOptions(set(DISTRIBUTIONS)), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -307,6 +321,7 @@ class EmbeddingMFRegressor(KerasRegressor):
         validation_fraction=0.1,
         n_iter_no_change=3,
         clip_predictions=True,
+        distribution=None,
         random_state=None,
         verbose=0,
     ):
@@ -327,6 +342,7 @@ class EmbeddingMFRegressor(KerasRegressor):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.clip_predictions = clip_predictions
+        self.distribution = distribution
         self.random_state = random_state
         self.verbose = verbose
 
@@ -387,6 +403,11 @@ class EmbeddingMFRegressor(KerasRegressor):
         if bad:
             raise ValueError(
                 f"hidden_layer_sizes must contain positive integers; got {tuple(self.hidden_layer_sizes)!r}."
+            )
+        if self.distribution == "multi_worker" and self._seed() is None:
+            raise ValueError(
+                "distribution='multi_worker' needs an integer random_state, the same on "
+                "every worker, so that all workers shuffle the ratings identically; got None."
             )
         users, items, y = validate_user_item(self, X, y, reset=True)
 
@@ -449,6 +470,12 @@ class EmbeddingMFRegressor(KerasRegressor):
         pass
 
     def _keras_build_fn(self):
+        if self.distribution is None:
+            return self._build_and_compile()
+        with get_strategy(self.distribution).scope():
+            return self._build_and_compile()
+
+    def _build_and_compile(self):
         model = build_network(
             self.n_users_,
             self.n_items_,
@@ -470,7 +497,11 @@ class EmbeddingMFRegressor(KerasRegressor):
             loss=root_mean_squared_error if self.loss == "rmse" else "mean_squared_error",
             metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
             # a whole epoch per call of the compiled step: no Python between batches
-            steps_per_execution=_steps_per_epoch(self._n_train, self.batch_size),
+            # (Keras 3.15 fails on per-replica batches across workers with it)
+            steps_per_execution=(
+                1 if self.distribution == "multi_worker"
+                else _steps_per_epoch(self._n_train, self.batch_size)
+            ),
         )
         return model
 
@@ -489,6 +520,8 @@ class EmbeddingMFRegressor(KerasRegressor):
             seed = int(np.random.randint(2**31 - 1))
         batches = _training_batches(X, y, batch_size=self.batch_size, epochs=epochs, seed=seed)
         validation = kwargs.pop("validation_data", None)
+        if self.distribution == "multi_worker":
+            skip_keras_symbolic_build(self.model_, next(iter(batches)))
         history = self.model_.fit(
             batches,
             epochs=initial_epoch + epochs,
@@ -549,16 +582,8 @@ class EmbeddingMFRegressor(KerasRegressor):
         check_is_fitted(self, "model_")
         users, items = validate_user_item(self, X, reset=False)
         rows = self._rows(users, items)
+        # unknown ids are row 0, whose embeddings are zero (see the class docstring)
         y_pred = self._predict_raw(rows).astype(np.float64) + self.mu_
-
-        unknown = (rows == UNKNOWN_INDEX).any(axis=1)
-        if unknown.any():
-            user_bias = self.model_.get_layer(USER_BIAS).embeddings.numpy()[:, 0]
-            item_bias = self.model_.get_layer(ITEM_BIAS).embeddings.numpy()[:, 0]
-            # row 0 of each bias table is zero, so a missing side contributes nothing
-            y_pred[unknown] = (
-                self.mu_ + user_bias[rows[unknown, 0]] + item_bias[rows[unknown, 1]]
-            )
         if self.clip_predictions:
             np.clip(y_pred, *self.rating_range_, out=y_pred)
         return y_pred

@@ -92,19 +92,36 @@ def test_predict_does_not_change_state(tiny_ratings):
         np.testing.assert_array_equal(w0, w1)
 
 
-@pytest.mark.parametrize("interaction, hidden", [("dot", ()), ("concat", (8,))])
-def test_unknown_ids_fall_back_to_mean_plus_known_bias(tiny_ratings, interaction, hidden):
+def _weights(est, name):
+    return est.model_.get_layer(name).embeddings.numpy()
+
+
+def test_unknown_ids_fall_back_to_mean_plus_known_bias(tiny_ratings):
     X, y = tiny_ratings
-    est = EmbeddingMFRegressor(
-        **{**FAST, "clip_predictions": False}, interaction=interaction, hidden_layer_sizes=hidden
-    ).fit(X, y)
+    est = EmbeddingMFRegressor(**{**FAST, "clip_predictions": False}).fit(X, y)
     user, item = X.iloc[0]
     u_row = est.user_encoder_.transform([user])[0]
     i_row = est.item_encoder_.transform([item])[0]
-    b_u = est.model_.get_layer("user_bias").embeddings.numpy()[u_row, 0]
-    b_i = est.model_.get_layer("item_bias").embeddings.numpy()[i_row, 0]
+    b_u = _weights(est, "user_bias")[u_row, 0]
+    b_i = _weights(est, "item_bias")[i_row, 0]
     pred = est.predict([[user, "new item"], ["new user", item], ["new user", "new item"]])
     np.testing.assert_allclose(pred, [est.mu_ + b_u, est.mu_ + b_i, est.mu_], rtol=1e-6)
+
+
+def test_unknown_item_in_concat_network_feeds_zeros(tiny_ratings):
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(
+        **{**FAST, "clip_predictions": False}, interaction="concat", hidden_layer_sizes=(8,)
+    ).fit(X, y)
+    user = X.iloc[0, 0]
+    u_row = est.user_encoder_.transform([user])[0]
+    k = est.n_factors
+    h = np.concatenate([_weights(est, "user_factors")[u_row], np.zeros(k),
+                        _weights(est, "user_bias")[u_row], np.zeros(1)])
+    W1, c1 = est.model_.get_layer("hidden_0").get_weights()
+    W2, c2 = est.model_.get_layer("score").get_weights()
+    expected = est.mu_ + (np.maximum(h @ W1 + c1, 0) @ W2 + c2)[0]
+    np.testing.assert_allclose(est.predict([[user, "new item"]]), [expected], rtol=1e-5)
 
 
 def test_unknown_ids_are_clipped_like_everything_else(tiny_ratings):

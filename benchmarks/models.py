@@ -1,0 +1,263 @@
+"""Every model configuration of the benchmark, in one place.
+
+``MODELS`` maps a short name (the one ``--models`` takes) to a :class:`Model`:
+a factory ``make(seed)`` returning an unfitted scikit-learn-style estimator
+(``fit(X, y)`` / ``predict(X)`` with X = DataFrame of raw user_id, item_id),
+the protocol it belongs to, and what ``--quick`` changes.
+
+To change a configuration, change it here only: ``run.py``, the table, the
+JSON and the charts all read from this module.  Peers (Surprise, Cornac) are
+wrapped by the adapters of ``benchmarks/peers.py``, never by the package.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sklearn.dummy import DummyRegressor
+from sklearn.model_selection import GridSearchCV, KFold
+
+from benchmarks.peers import CornacRegressor, SurpriseRegressor
+
+
+def _skmfnet():
+    # imported lazily: TensorFlow takes seconds to import, and --help must be instant
+    from skmfnet import TUTORIAL_PARAMS, BiasBaselineRegressor, EmbeddingMFRegressor
+
+    return TUTORIAL_PARAMS, BiasBaselineRegressor, EmbeddingMFRegressor
+
+
+# ---------------------------------------------------------------------------
+# Configurations of the package's estimators
+# ---------------------------------------------------------------------------
+
+#: "Classic" biased MF: the dot-product network with no hidden layer, trained
+#: with Surprise SVD's recipe (100 factors, N(0, 0.1) init, per-rating L2 of
+#: 0.02 on factors and biases, 20 epochs of plain SGD at 0.005 per rating).
+#: Keras averages the loss over the batch, so a per-rating step of 0.005 is a
+#: learning rate of 0.005 * batch_size on the batch mean.
+CLASSIC_MF_BATCH = 128
+CLASSIC_MF_PARAMS = dict(
+    interaction="dot",
+    hidden_layer_sizes=(),
+    optimizer="sgd",
+    learning_rate=0.005 * CLASSIC_MF_BATCH,
+    n_factors=100,
+    init_std=0.1,
+    alpha=0.02,
+    alpha_bias=0.02,
+    epochs=20,
+    batch_size=CLASSIC_MF_BATCH,
+    early_stopping=False,
+)
+
+#: Grid of the "mf_grid" model: GridSearchCV over EmbeddingMFRegressor()
+#: defaults, tuned by inner CV on each training fold only.  It brackets the
+#: defaults (n_factors=32, alpha=0.1 at the time of writing): revisit it with them.
+GRID = {"n_factors": [8, 32, 128], "alpha": [0.03, 0.1, 0.3]}
+GRID_INNER_FOLDS = 3
+GRID_SCORING = "neg_root_mean_squared_error"
+
+#: --quick: fewer epochs, a 2-point grid with 2 inner folds.
+QUICK_EPOCHS = 5
+QUICK_GRID = {"n_factors": [8, 32]}
+QUICK_GRID_EPOCHS = 2
+
+
+def make_grid_search(seed):
+    _, _, EmbeddingMFRegressor = _skmfnet()
+    return GridSearchCV(
+        EmbeddingMFRegressor(random_state=seed),
+        param_grid=GRID,
+        scoring=GRID_SCORING,
+        cv=KFold(GRID_INNER_FOLDS, shuffle=True, random_state=seed),
+        refit=True,
+        error_score="raise",  # a failed fit must stop the benchmark, not become NaN
+        n_jobs=None,  # TensorFlow already uses every core
+    )
+
+
+@dataclass(frozen=True)
+class Model:
+    """One benchmarked configuration.
+
+    make : callable seed -> unfitted estimator
+    label : name in the table and charts
+    protocol : "folds" (the package and scikit-learn) or "peers" (other libraries)
+    quick : ``set_params`` overrides applied under ``--quick`` (a dict, or a
+        callable seed -> dict)
+    quick_default : part of the default ``--quick`` selection (the others run
+        under ``--quick`` only when named with ``--models``)
+    fallback : what the model predicts for a user or item unseen in training
+    published_rmse : RMSE the library itself publishes (not measured here)
+    requires : modules the model needs; missing ones drop it from default selections
+    """
+
+    make: Callable
+    label: str
+    protocol: str
+    fallback: str
+    quick: dict | Callable = field(default_factory=dict)
+    quick_default: bool = False
+    published_rmse: float | None = None
+    published_source: str | None = None
+    requires: tuple = ()  # top-level modules needed (peers: the "bench" extra)
+
+
+_SURPRISE_FALLBACK = (
+    "Surprise's own: its estimate without the unknown side's terms (mu + known biases) "
+    "where the algorithm defines one, else PredictionImpossible -> default_prediction() "
+    "= global mean; clipped to the rating scale"
+)
+_SURPRISE_README = "Surprise README, 5-fold CV on ML-100K"
+
+MODELS = {
+    "dummy": Model(
+        make=lambda seed: DummyRegressor(strategy="mean"),
+        label="Global mean (DummyRegressor)",
+        protocol="folds",
+        fallback="global mean for every pair",
+        quick_default=True,
+    ),
+    "bias": Model(
+        make=lambda seed: _skmfnet()[1](),
+        label="BiasBaselineRegressor",
+        protocol="folds",
+        fallback="mu + known side's bias (unknown side's bias = 0)",
+        quick_default=True,
+    ),
+    "mf_default": Model(
+        make=lambda seed: _skmfnet()[2](random_state=seed),
+        label="EmbeddingMFRegressor() defaults",
+        protocol="folds",
+        fallback="mu + known side's bias",
+        quick={"epochs": QUICK_EPOCHS},
+        quick_default=True,
+    ),
+    "mf_tutorial": Model(
+        make=lambda seed: _skmfnet()[2](**_skmfnet()[0], random_state=seed),
+        label="EmbeddingMFRegressor(**TUTORIAL_PARAMS)",
+        protocol="folds",
+        fallback="the network with zero embeddings on the unknown side",
+        quick={"epochs": 2},
+    ),
+    "mf_classic": Model(
+        make=lambda seed: _skmfnet()[2](**CLASSIC_MF_PARAMS, random_state=seed),
+        label="Classic MF (Surprise SVD recipe, SGD)",
+        protocol="folds",
+        fallback="mu + known side's bias",
+        quick={"epochs": QUICK_EPOCHS},
+    ),
+    "mf_grid": Model(
+        make=make_grid_search,
+        label="GridSearchCV(EmbeddingMFRegressor)",
+        protocol="folds",
+        fallback="mu + known side's bias",
+        quick=lambda seed: {
+            "param_grid": QUICK_GRID,
+            "cv": KFold(2, shuffle=True, random_state=seed),
+            "estimator__epochs": QUICK_GRID_EPOCHS,
+        },
+        quick_default=True,
+    ),
+    "surprise_baselineonly": Model(
+        make=lambda seed: SurpriseRegressor(algorithm="BaselineOnly"),
+        label="Surprise BaselineOnly",
+        protocol="peers",
+        fallback=_SURPRISE_FALLBACK,
+        requires=("surprise",),
+        quick_default=True,
+        published_rmse=0.944,
+        published_source=_SURPRISE_README,
+    ),
+    "surprise_svd": Model(
+        make=lambda seed: SurpriseRegressor(algorithm="SVD", random_state=seed),
+        label="Surprise SVD",
+        protocol="peers",
+        fallback=_SURPRISE_FALLBACK,
+        requires=("surprise",),
+        quick_default=True,
+        published_rmse=0.934,
+        published_source=_SURPRISE_README,
+    ),
+    "surprise_svdpp": Model(
+        make=lambda seed: SurpriseRegressor(algorithm="SVDpp", random_state=seed),
+        label="Surprise SVD++",
+        protocol="peers",
+        fallback=_SURPRISE_FALLBACK,
+        requires=("surprise",),
+        published_rmse=0.919,
+        published_source=_SURPRISE_README,
+    ),
+    "surprise_knnbaseline": Model(
+        make=lambda seed: SurpriseRegressor(algorithm="KNNBaseline"),
+        label="Surprise KNNBaseline",
+        protocol="peers",
+        fallback=_SURPRISE_FALLBACK,
+        requires=("surprise",),
+        published_rmse=0.931,
+        published_source=_SURPRISE_README,
+    ),
+    "cornac_mf": Model(
+        # Cornac's README configuration
+        make=lambda seed: CornacRegressor(
+            model="MF",
+            params=dict(k=10, max_iter=25, learning_rate=0.01, lambda_reg=0.02, use_bias=True),
+            seed=seed,
+        ),
+        label="Cornac MF (README config)",
+        protocol="peers",
+        requires=("cornac",),
+        fallback=(
+            "Cornac's own: unknown user, known item -> mu + b_i; unknown item -> "
+            "default_score() = global mean; clipped to the training range"
+        ),
+        quick_default=True,
+    ),
+}
+
+#: The tutorial protocol's network and its published test RMSE.
+TUTORIAL_MODEL = "mf_tutorial"
+TUTORIAL_PUBLISHED_RMSE = 0.944
+TUTORIAL_TEST_SIZE = 0.25
+#: --quick: the tutorial protocol runs on this share of the ratings.
+QUICK_TUTORIAL_SUBSAMPLE = 0.2
+#: Cheap reference models also scored on the tutorial's split.
+TUTORIAL_REFERENCES = ("dummy", "bias")
+#: The second learning curve: this model on u1 with validation_data=u1.test.
+CURVE_MODEL = "mf_default"
+
+#: Published figures shown beside ours, never measured here.
+PUBLISHED = [
+    {"model": "Surprise SVD", "rmse": 0.934, "protocol": "5-fold CV", "source": _SURPRISE_README},
+    {"model": "Surprise SVD++", "rmse": 0.919, "protocol": "5-fold CV", "source": _SURPRISE_README},
+    {"model": "Surprise KNNBaseline", "rmse": 0.931, "protocol": "5-fold CV", "source": _SURPRISE_README},
+    {"model": "Surprise BaselineOnly", "rmse": 0.944, "protocol": "5-fold CV", "source": _SURPRISE_README},
+    {
+        "model": "GC-MC",
+        "rmse": 0.905,
+        "protocol": "u1 split",
+        "source": "Berg, Kipf & Welling (2017), Graph Convolutional Matrix Completion",
+    },
+    {
+        "model": "GLocal-K",
+        "rmse": 0.889,
+        "protocol": "u1 split",
+        "source": "Han et al. (2021), GLocal-K: Global and Local Kernels for Recommender Systems",
+    },
+    {
+        "model": "Tutorial network",
+        "rmse": TUTORIAL_PUBLISHED_RMSE,
+        "protocol": "random 75/25 split",
+        "source": "the tutorial skmfnet started from (its printed test RMSE)",
+    },
+]
+
+
+def build(name, seed, *, quick=False):
+    """The estimator of model ``name``, with ``--quick`` overrides if asked."""
+    spec = MODELS[name]
+    estimator = spec.make(seed)
+    if quick and spec.quick:
+        overrides = spec.quick(seed) if callable(spec.quick) else spec.quick
+        estimator.set_params(**overrides)
+    return estimator

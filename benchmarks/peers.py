@@ -1,0 +1,136 @@
+"""Other libraries behind the same ``fit(X, y)`` / ``predict(X)`` calls.
+
+Benchmark-only adapters (the package never imports them): ``X`` holds raw
+user and item ids in two columns, as for the package's estimators, ``y`` the
+ratings.  Each adapter keeps its library's own behaviour for ids unseen in
+training and counts how often it was needed (``n_fallbacks_``, set by the last
+``predict``):
+
+* Surprise: ``algo.predict(uid, iid)`` as Surprise users call it.  Algorithms
+  with biases (SVD, SVD++, BaselineOnly, KNNBaseline's baseline part) add the
+  terms of whichever side is known to the global mean; when an algorithm
+  cannot estimate at all it raises ``PredictionImpossible`` internally and
+  Surprise returns ``default_prediction()``, the global mean.  Predictions are
+  clipped to the rating scale (here the training range).
+* Cornac: ``model.rate(user_idx, item_idx)``.  For ``MF``, an unknown user
+  with a known item gets ``mu + b_i``; an unknown item raises
+  ``ScoreException`` internally and Cornac returns ``default_score()``, the
+  global mean.  Predictions are clipped to the training range.
+"""
+
+import inspect
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["CornacRegressor", "SurpriseRegressor"]
+
+
+def _ids_and_ratings(X, y=None):
+    X = X.to_numpy() if hasattr(X, "to_numpy") else np.asarray(X, dtype=object)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"X must have exactly 2 columns (user id, item id); got shape {X.shape}.")
+    users, items = X[:, 0].tolist(), X[:, 1].tolist()  # Python scalars: hash like the training ids
+    if y is None:
+        return users, items
+    return users, items, np.asarray(y, dtype=np.float64)
+
+
+class SurpriseRegressor(RegressorMixin, BaseEstimator):
+    """A Surprise algorithm as a scikit-learn regressor on raw (user, item) ids.
+
+    Parameters
+    ----------
+    algorithm : str
+        Name of a class of ``surprise`` (``"SVD"``, ``"SVDpp"``,
+        ``"KNNBaseline"``, ``"BaselineOnly"``, ...).
+    params : dict or None
+        Keyword arguments of the algorithm (None: Surprise's defaults).
+    random_state : int or None
+        Passed to algorithms that take one.
+    verbose : bool
+        Passed to the algorithm (Surprise's ``BaselineOnly`` and KNN
+        algorithms print by default; the adapter silences them).
+    """
+
+    def __init__(self, algorithm="SVD", params=None, random_state=None, verbose=False):
+        self.algorithm = algorithm
+        self.params = params
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X, y):
+        import surprise
+
+        users, items, y = _ids_and_ratings(X, y)
+        cls = getattr(surprise, self.algorithm)
+        kwargs = dict(self.params or {})
+        accepted = inspect.signature(cls.__init__).parameters
+        if "random_state" in accepted:
+            kwargs.setdefault("random_state", self.random_state)
+        if "verbose" in accepted:
+            kwargs.setdefault("verbose", bool(self.verbose))
+        frame = pd.DataFrame({"user": users, "item": items, "rating": y})
+        reader = surprise.Reader(rating_scale=(float(y.min()), float(y.max())))
+        trainset = surprise.Dataset.load_from_df(frame, reader).build_full_trainset()
+        self.algo_ = cls(**kwargs).fit(trainset)
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "algo_")
+        users, items = _ids_and_ratings(X)
+        predictions = [self.algo_.predict(u, i) for u, i in zip(users, items)]
+        trainset = self.algo_.trainset
+        # pairs with an unknown id (Surprise's own fallback produced their estimate)
+        known_users = {trainset.to_raw_uid(u) for u in trainset.all_users()}
+        known_items = {trainset.to_raw_iid(i) for i in trainset.all_items()}
+        self.n_fallbacks_ = int(
+            sum(u not in known_users or i not in known_items for u, i in zip(users, items))
+        )
+        self.n_impossible_ = int(sum(bool(p.details.get("was_impossible")) for p in predictions))
+        return np.array([p.est for p in predictions], dtype=np.float64)
+
+
+class CornacRegressor(RegressorMixin, BaseEstimator):
+    """A Cornac rating model as a scikit-learn regressor on raw (user, item) ids.
+
+    Parameters
+    ----------
+    model : str
+        Name of a class of ``cornac.models`` (``"MF"``, ...).
+    params : dict or None
+        Keyword arguments of the model (None: Cornac's defaults).
+    seed : int or None
+        The model's ``seed`` (and the ``cornac.data.Dataset``'s).
+    verbose : bool
+        The model's ``verbose`` (a tqdm bar over epochs).
+    """
+
+    def __init__(self, model="MF", params=None, seed=None, verbose=False):
+        self.model = model
+        self.params = params
+        self.seed = seed
+        self.verbose = verbose
+
+    def fit(self, X, y):
+        import cornac
+
+        users, items, y = _ids_and_ratings(X, y)
+        train = cornac.data.Dataset.from_uir(list(zip(users, items, y.tolist())), seed=self.seed)
+        cls = getattr(cornac.models, self.model)
+        self.model_ = cls(**dict(self.params or {}), seed=self.seed, verbose=bool(self.verbose))
+        self.model_.fit(train)
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "model_")
+        users, items = _ids_and_ratings(X)
+        uid_map, iid_map = self.model_.uid_map, self.model_.iid_map
+        # -1 is never a known index: Cornac's own unknown-id handling applies
+        u_idx = [uid_map.get(u, -1) for u in users]
+        i_idx = [iid_map.get(i, -1) for i in items]
+        self.n_fallbacks_ = int(sum(u < 0 or i < 0 for u, i in zip(u_idx, i_idx)))
+        rate = self.model_.rate
+        return np.array([rate(u, i) for u, i in zip(u_idx, i_idx)], dtype=np.float64).reshape(-1)

@@ -1,0 +1,126 @@
+"""The evaluation protocols: data, splits, and one fit/predict measured.
+
+* ``tutorial``: the tutorial's random 75/25 split (``train_test_split``,
+  seeded), the tutorial network fitted with ``validation_data`` = the test
+  part to record its learning curve; plus the learning curve of
+  ``EmbeddingMFRegressor()`` defaults on u1.base with ``validation_data`` =
+  u1.test.
+* ``folds`` and ``peers``: the canonical MovieLens 100K folds u1..u5
+  (``PredefinedSplit(bunch.test_fold)``); every model is fitted on uK.base
+  and scored on uK.test, the same splits for every model of the run.
+
+Everything here uses the package's public API only.
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+from sklearn.model_selection import PredefinedSplit, train_test_split
+
+from skmfnet.datasets import fetch_movielens
+
+
+@dataclass
+class Data:
+    X: "object"  # DataFrame (user_id, item_id): raw ids, as users pass them
+    y: np.ndarray
+    folds: list  # folds[k] = (train_idx, test_idx) of u{k+1}.base / u{k+1}.test
+    path: str
+
+
+def load_movielens_100k(data_home=None):
+    bunch = fetch_movielens("100k", data_home=data_home, verbose=False)
+    X = bunch.ratings[["user_id", "item_id"]]
+    y = bunch.ratings["rating"].to_numpy(dtype=np.float64)
+    folds = list(PredefinedSplit(bunch.test_fold).split())
+    return Data(X=X, y=y, folds=folds, path=bunch.path)
+
+
+def fold_split(data, fold):
+    """(X_train, y_train, X_test, y_test) of canonical fold ``fold`` (1..5)."""
+    train, test = data.folds[fold - 1]
+    return data.X.iloc[train], data.y[train], data.X.iloc[test], data.y[test]
+
+
+def tutorial_split(data, seed, *, test_size, subsample=None):
+    """The tutorial's random split, optionally on a random share of the ratings."""
+    index = np.arange(len(data.y))
+    if subsample is not None:
+        index, _ = train_test_split(index, train_size=subsample, random_state=seed)
+    train, test = train_test_split(index, test_size=test_size, random_state=seed)
+    return data.X.iloc[train], data.y[train], data.X.iloc[test], data.y[test]
+
+
+def unknown_counts(X_train, X_test):
+    """Test ratings whose user, item, or either was not in training."""
+    users = ~X_test["user_id"].isin(X_train["user_id"]).to_numpy()
+    items = ~X_test["item_id"].isin(X_train["item_id"]).to_numpy()
+    return {
+        "n_test": int(len(X_test)),
+        "unknown_user": int(users.sum()),
+        "unknown_item": int(items.sum()),
+        "unknown_any": int((users | items).sum()),
+    }
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return repr(value)  # JSON has no NaN/inf
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+def describe_params(estimator):
+    """The estimator's parameters, JSON-ready (nested estimators as repr)."""
+    return _jsonable(estimator.get_params(deep=False))
+
+
+def fit_and_score(estimator, X_train, y_train, X_test, y_test, *, validation=False):
+    """Fit, predict, and measure; ``validation=True`` passes the test part as
+    ``validation_data`` (learning curves only: early stopping then watches it)."""
+    fit_kwargs = {"validation_data": (X_test, y_test)} if validation else {}
+    start = time.perf_counter()
+    estimator.fit(X_train, y_train, **fit_kwargs)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    y_pred = estimator.predict(X_test)
+    predict_seconds = time.perf_counter() - start
+    result = {
+        "rmse": float(root_mean_squared_error(y_test, y_pred)),
+        "mae": float(mean_absolute_error(y_test, y_pred)),
+        "fit_seconds": fit_seconds,
+        "predict_seconds": predict_seconds,
+        "n_train": int(len(y_train)),
+        "n_test": int(len(y_test)),
+    }
+    if hasattr(estimator, "best_params_"):
+        result["best_params"] = _jsonable(estimator.best_params_)
+        result["best_inner_rmse"] = float(-estimator.best_score_)
+    if hasattr(estimator, "history_"):
+        result["history"] = {k: [float(v) for v in vals] for k, vals in estimator.history_.items()}
+        result["epochs_run"] = len(next(iter(estimator.history_.values()), []))
+    if hasattr(estimator, "best_estimator_") and hasattr(estimator.best_estimator_, "history_"):
+        result["epochs_run"] = len(estimator.best_estimator_.history_.get("loss", []))
+    if hasattr(estimator, "n_fallbacks_"):
+        result["n_fallbacks"] = int(estimator.n_fallbacks_)
+    return result
+
+
+def summarize(per_fold):
+    """Mean and sample std (ddof=1; None for a single fold) of every figure."""
+    summary = {}
+    for key in ("rmse", "mae", "fit_seconds", "predict_seconds"):
+        values = np.array([fold[key] for fold in per_fold], dtype=float)
+        summary[f"{key}_mean"] = float(values.mean())
+        summary[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
+    summary["n_folds"] = len(per_fold)
+    return summary

@@ -1,0 +1,351 @@
+"""Top-N recommendation from a fitted rating estimator.
+
+For each user, every item known to the estimator is scored at once (a batched
+matrix product, or batched calls of the network) and the ``n`` best are kept::
+
+    raw user ids --(user_encoder_)--> rows --(scores over all items)--> top n --(item_encoder_)--> raw item ids
+
+What a score is depends on the estimator:
+
+* :class:`~skmfnet.EmbeddingMFRegressor` with ``interaction="dot"``:
+  ``mu + b_u + b_i + p_u . q_i``, computed with numpy from the embedding
+  tables of the fitted network;
+* :class:`~skmfnet.EmbeddingMFRegressor` with ``interaction="concat"``: the
+  network's output for (user, every item), in batches, plus ``mu``;
+* :class:`~skmfnet.BiasBaselineRegressor`: ``mu + b_u + b_i``.
+
+Scores are the predicted ratings *before* clipping to the training range
+(clipping would tie every item above the top of the scale).  A user not seen
+in ``fit`` gets ``mu + b_i``, the fallback of ``predict``: items are ranked by
+their bias, a popularity-like ranking that is the same for every unknown user.
+
+"Seen" items -- the (user, item) pairs of the training data -- are left out by
+default.  They are held in a boolean :class:`scipy.sparse.csr_matrix` of shape
+``(n_users_ + 1, n_items_ + 1)`` indexed by encoder rows (row and column 0 are
+the unknown-id rows and stay empty), built by :func:`seen_matrix`.  Fitted
+estimators store it as ``seen_``; ``recommend`` also accepts it, or the raw
+training pairs, through its ``seen`` argument.
+"""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["recommend", "seen_matrix", "seen_matrix_from_rows"]
+
+#: Scores computed per block of users: at most this many (user, item) scores at once.
+_BLOCK_SCORES = 1 << 21
+#: Rows per call of the network for ``interaction="concat"``.
+_NETWORK_BATCH = 1 << 16
+
+
+def seen_matrix_from_rows(user_rows, item_rows, n_users, n_items):
+    """Boolean CSR matrix of the (user row, item row) pairs given.
+
+    Parameters
+    ----------
+    user_rows, item_rows : array-like of int of shape (n_pairs,)
+        Encoder rows (``1..n_users`` and ``1..n_items``; 0 for unknown ids).
+    n_users, n_items : int
+        Number of known users and items.
+
+    Returns
+    -------
+    seen : scipy.sparse.csr_matrix of bool, shape (n_users + 1, n_items + 1)
+        ``seen[u, i]`` is True when the pair ``(u, i)`` occurs at least once.
+        Pairs with an unknown side (row 0) are dropped.
+
+    Examples
+    --------
+    >>> from skmfnet._recommend import seen_matrix_from_rows
+    >>> seen = seen_matrix_from_rows([1, 1, 2, 0], [2, 1, 2, 1], n_users=2, n_items=2)
+    >>> seen.toarray().astype(int)
+    array([[0, 0, 0],
+           [0, 1, 1],
+           [0, 0, 1]])
+    """
+    user_rows = np.asarray(user_rows, dtype=np.int64).reshape(-1)
+    item_rows = np.asarray(item_rows, dtype=np.int64).reshape(-1)
+    keep = (user_rows > 0) & (item_rows > 0)
+    user_rows, item_rows = user_rows[keep], item_rows[keep]
+    seen = sp.csr_matrix(
+        (np.ones(len(user_rows), dtype=bool), (user_rows, item_rows)),
+        shape=(n_users + 1, n_items + 1),
+    )
+    seen.sum_duplicates()  # boolean "or" of the duplicates; sorted indices
+    return seen
+
+
+def seen_matrix(estimator, X):
+    """Boolean CSR matrix of the raw (user, item) pairs ``X`` in the estimator's rows.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        Any estimator with ``user_encoder_`` and ``item_encoder_``
+        (:class:`~skmfnet.EmbeddingMFRegressor`,
+        :class:`~skmfnet.BiasBaselineRegressor`).
+    X : array-like or DataFrame of shape (n_pairs, 2)
+        User id in column 0, item id in column 1, typically the training data.
+
+    Returns
+    -------
+    seen : scipy.sparse.csr_matrix of bool, shape (n_users_ + 1, n_items_ + 1)
+        See :func:`seen_matrix_from_rows`; pairs with an id unknown to the
+        estimator are dropped.
+    """
+    users, items = _pairs(X)
+    return seen_matrix_from_rows(
+        estimator.user_encoder_.transform(users),
+        estimator.item_encoder_.transform(items),
+        estimator.user_encoder_.n_known,
+        estimator.item_encoder_.n_known,
+    )
+
+
+def _pairs(X):
+    """Raw user and item id columns of a 2-column array-like or DataFrame."""
+    if hasattr(X, "iloc"):
+        if X.shape[1] != 2:
+            raise ValueError(f"seen must have exactly 2 columns (user id, item id); got {X.shape[1]}.")
+        return X.iloc[:, 0].to_numpy(), X.iloc[:, 1].to_numpy()
+    if not hasattr(X, "__array__"):
+        X = np.array(X, dtype=object)  # keep ints and strings as they are
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(
+            f"seen must be of shape (n_pairs, 2) (user id, item id); got shape {X.shape}."
+        )
+    return X[:, 0], X[:, 1]
+
+
+def _unwrap(estimator):
+    """The fitted rating estimator inside a search (``best_estimator_``)."""
+    inner = getattr(estimator, "best_estimator_", None)
+    return estimator if inner is None else inner
+
+
+def _resolve_seen(estimator, seen):
+    """The seen matrix as CSR of the estimator's shape, from ``seen`` or ``seen_``."""
+    shape = (estimator.user_encoder_.n_known + 1, estimator.item_encoder_.n_known + 1)
+    if seen is None:
+        seen = getattr(estimator, "seen_", None)
+        if seen is None:
+            raise ValueError(
+                f"{type(estimator).__name__} has no seen_ attribute, so the items each user rated "
+                "in training are unknown. Pass seen=X_train (the training (user, item) pairs) or "
+                "seen=seen_matrix(estimator, X_train), or exclude_seen=False."
+            )
+    if sp.issparse(seen):
+        if seen.shape != shape:
+            raise ValueError(
+                f"seen as a sparse matrix must have shape (n_users_ + 1, n_items_ + 1) = {shape}; "
+                f"got {seen.shape}."
+            )
+        return sp.csr_matrix(seen)
+    return seen_matrix(estimator, seen)
+
+
+class _Scorer:
+    """Scores of blocks of user rows against every known item (columns = item rows 1..n)."""
+
+    def __init__(self, estimator):
+        self.mu = float(estimator.mu_)
+        if hasattr(estimator, "user_bias_") and hasattr(estimator, "item_bias_"):
+            self.kind = "bias"
+            self.user_bias = np.asarray(estimator.user_bias_, dtype=np.float64)
+            self.item_bias = np.asarray(estimator.item_bias_, dtype=np.float64)
+        elif hasattr(estimator, "model_"):
+            model = estimator.model_
+            from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
+
+            def table(name):
+                return np.asarray(model.get_layer(name).embeddings.numpy(), dtype=np.float64)
+
+            self.user_bias = table(USER_BIAS)[:, 0]
+            self.item_bias = table(ITEM_BIAS)[:, 0]
+            if getattr(estimator, "interaction", "dot") == "dot":
+                self.kind = "dot"
+                self.P = table(USER_FACTORS)
+                self.Q = table(ITEM_FACTORS)
+            else:
+                self.kind = "network"
+                self.model = model
+        else:
+            raise TypeError(
+                f"recommend supports EmbeddingMFRegressor and BiasBaselineRegressor (or a search "
+                f"whose best_estimator_ is one); got {type(estimator).__name__}."
+            )
+        self.n_items = len(self.item_bias) - 1
+
+    def __call__(self, user_rows):
+        """Float64 scores of shape (len(user_rows), n_items) (column j = item row j + 1)."""
+        items = slice(1, None)
+        fallback = self.mu + self.item_bias[items]  # unknown users: mu + b_i
+        if self.kind == "network":
+            scores = self._network(user_rows)
+        else:
+            scores = self.mu + self.user_bias[user_rows, None] + self.item_bias[None, items]
+            if self.kind == "dot":
+                scores += self.P[user_rows] @ self.Q[items].T
+        unknown = user_rows == 0
+        if unknown.any():
+            scores[unknown] = fallback
+        return scores
+
+    def _network(self, user_rows):
+        import keras
+
+        n = self.n_items
+        item_rows = np.arange(1, n + 1, dtype=np.int32)
+        pairs = np.column_stack(
+            [np.repeat(np.asarray(user_rows, dtype=np.int32), n), np.tile(item_rows, len(user_rows))]
+        )
+        out = np.concatenate(
+            [
+                keras.ops.convert_to_numpy(self.model(pairs[s : s + _NETWORK_BATCH], training=False))
+                for s in range(0, len(pairs), _NETWORK_BATCH)
+            ]
+        ).reshape(len(user_rows), n)
+        return out.astype(np.float64) + self.mu
+
+
+def _top_n(scores, n):
+    """Column indices of the n largest finite scores per row, best first.
+
+    Returns (columns, values) of shape (n_rows, min(n, n_columns)); rows with
+    fewer finite scores are padded with -inf values (dropped by the caller).
+    Ties are broken by the lower column.
+    """
+    n = min(n, scores.shape[1])
+    if n < scores.shape[1]:
+        cols = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    else:
+        cols = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
+    values = np.take_along_axis(scores, cols, axis=1)
+    order = np.lexsort((cols, -values), axis=1)  # by score descending, then column
+    return np.take_along_axis(cols, order, axis=1), np.take_along_axis(values, order, axis=1)
+
+
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "users": "no_validation",
+        "n": [Interval(numbers.Integral, 1, None, closed="left")],
+        "exclude_seen": ["boolean"],
+        "seen": "no_validation",
+    },
+    prefer_skip_nested_validation=True,
+)
+def recommend(estimator, users=None, n=10, *, exclude_seen=True, seen=None):
+    """Top-``n`` items for each user, by predicted rating.
+
+    Every item known to the estimator is scored for every requested user in
+    one vectorised pass (see :mod:`skmfnet._recommend` for what a score is),
+    the items a user rated in training are left out (``exclude_seen``), and
+    the ``n`` best remaining items are returned, best first.
+
+    Parameters
+    ----------
+    estimator : fitted EmbeddingMFRegressor or BiasBaselineRegressor
+        Or a fitted search (e.g. :class:`~sklearn.model_selection.GridSearchCV`)
+        whose ``best_estimator_`` is one.
+    users : id or array-like of ids, default=None
+        Raw user ids, as in column 0 of the training ``X``.  Duplicates are
+        ignored (first occurrence kept).  None means every user seen in fit.
+        A user not seen in fit is recommended the items of highest
+        ``mu + b_i`` (the ``predict`` fallback, a popularity-like ranking).
+    n : int, default=10
+        Number of items per user.  Fewer are returned when fewer items are
+        left after excluding the seen ones.
+    exclude_seen : bool, default=True
+        Leave out the items each user rated in training.
+    seen : array-like of shape (n_pairs, 2), sparse matrix or None, default=None
+        The training (user, item) pairs to exclude: raw id pairs (e.g. the
+        training ``X``), or a boolean sparse matrix of shape
+        ``(n_users_ + 1, n_items_ + 1)`` in encoder rows as built by
+        :func:`seen_matrix`.  None uses the estimator's ``seen_`` attribute
+        (the pairs of its training data, stored by ``fit``).  Ignored when
+        ``exclude_seen`` is False.
+
+    Returns
+    -------
+    recommendations : pandas.DataFrame
+        Long format, one row per (user, recommended item), users in the order
+        given and ranks ascending, with columns ``user`` (raw id), ``rank``
+        (1 = best), ``item`` (raw id) and ``score`` (predicted rating before
+        clipping, float64).  Equal scores are ranked by the order in which
+        the items first appeared in the training data.
+
+    Raises
+    ------
+    ValueError
+        If ``exclude_seen`` is True but no seen pairs are available.
+
+    Examples
+    --------
+    >>> from skmfnet import BiasBaselineRegressor
+    >>> from skmfnet._recommend import recommend
+    >>> X = [["alice", "matrix"], ["alice", "amelie"], ["bob", "matrix"], ["carol", "tron"]]
+    >>> y = [5, 3, 4, 2]
+    >>> est = BiasBaselineRegressor(reg_user=1.0, reg_item=1.0).fit(X, y)
+    >>> recommend(est, ["bob", "dave"], n=2, seen=X)
+       user  rank    item     score
+    0   bob     1  amelie  3.377...
+    1   bob     2    tron  3.063...
+    2  dave     1  matrix  4.020...
+    3  dave     2  amelie  3.166...
+    """
+    estimator = _unwrap(estimator)
+    check_is_fitted(estimator, ["user_encoder_", "item_encoder_", "mu_"])
+    users = _user_index(estimator, users)
+    user_rows = estimator.user_encoder_.transform(np.asarray(users)).astype(np.int64)
+    seen_csr = _resolve_seen(estimator, seen) if exclude_seen else None
+
+    scorer = _Scorer(estimator)
+    block = max(1, _BLOCK_SCORES // max(scorer.n_items, 1))
+    parts = []  # (user position, rank, item column, score) per block of users
+    for start in range(0, len(user_rows), block):
+        rows = user_rows[start : start + block]
+        scores = scorer(rows)
+        if seen_csr is not None:
+            sub = seen_csr[rows]
+            r = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
+            c = sub.indices.astype(np.int64) - 1  # item row -> score column
+            scores[r[c >= 0], c[c >= 0]] = -np.inf
+        cols, vals = _top_n(scores, n)
+        keep = np.isfinite(vals)  # excluded items sort last, as -inf
+        parts.append(
+            (np.nonzero(keep)[0] + start, np.cumsum(keep, axis=1)[keep], cols[keep], vals[keep])
+        )
+    pos, rank, col, val = (
+        np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+        for k in range(4)
+    )
+    return pd.DataFrame(
+        {
+            "user": users.take(pos),
+            "rank": rank.astype(np.int64),
+            "item": estimator.item_encoder_.classes_.take(col.astype(np.int64)),
+            "score": val.astype(np.float64),
+        }
+    )
+
+
+def _user_index(estimator, users):
+    """Requested users as a duplicate-free Index, in the order given."""
+    if users is None:
+        return pd.Index(estimator.user_encoder_.classes_)
+    if np.ndim(users) == 0:
+        users = [users]
+    if hasattr(users, "__array__"):
+        values = np.asarray(users).reshape(-1)
+    else:
+        users = list(users)
+        values = np.empty(len(users), dtype=object)  # keep ints and strings as they are
+        values[:] = users
+    return pd.Index(pd.unique(values))

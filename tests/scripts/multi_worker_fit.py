@@ -1,0 +1,28 @@
+"""One worker of the multi-worker test: fit with distribution="multi_worker".
+
+Usage: python multi_worker_fit.py OUTPUT.npz   (TF_CONFIG set by the caller)
+Writes the worker's final weights and its predictions on the held-out ratings.
+"""
+
+import sys
+
+import numpy as np
+
+from skmfnet import EmbeddingMFRegressor
+from skmfnet.datasets import make_ratings
+
+# Shared with the test: same data, seed and global batch on every worker.
+DATA = dict(n_users=300, n_items=200, n_ratings=8000, n_factors=3, noise=0.3, random_state=0)
+PARAMS = dict(n_factors=8, epochs=10, batch_size=256, learning_rate=0.02, random_state=0)
+
+
+def data():
+    X, y = make_ratings(**DATA, return_X_y=True)
+    return X[:6000], y[:6000], X[6000:], y[6000:]
+
+
+if __name__ == "__main__":
+    X_train, y_train, X_test, y_test = data()
+    est = EmbeddingMFRegressor(**PARAMS, distribution="multi_worker").fit(X_train, y_train)
+    weights = {f"w{k}": w for k, w in enumerate(est.model_.get_weights())}
+    np.savez(sys.argv[1], prediction=est.predict(X_test), **weights)
