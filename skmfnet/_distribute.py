@@ -17,9 +17,11 @@ global batch.
 import json
 import os
 
+import keras
+import numpy as np
 import tensorflow as tf
 
-__all__ = ["DISTRIBUTIONS", "get_strategy", "skip_keras_symbolic_build"]
+__all__ = ["DISTRIBUTIONS", "fit_multi_worker", "get_strategy"]
 
 #: Accepted values of the ``distribution`` parameter (None: no strategy).
 DISTRIBUTIONS = ("mirrored", "multi_worker")
@@ -54,17 +56,52 @@ def get_strategy(distribution):
     return _strategies[distribution]
 
 
-def skip_keras_symbolic_build(model, batch):
-    """Build metrics and optimizer state from a local batch, before ``fit``.
 
-    Keras 3.15's ``fit`` under a strategy first averages one distributed batch
-    across replicas (``Trainer._maybe_symbolic_build``), which fails under
-    ``MultiWorkerMirroredStrategy`` ("Attempt to convert a value (PerReplica
-    ...)"), and consumes that batch.  The same build is done here, in the
-    strategy's scope, from a batch of the local (not yet distributed) dataset;
-    the model's own hook is then disabled.  Private Keras API: revisit when
-    upgrading Keras.
+def fit_multi_worker(model, batches, *, epochs, steps_per_epoch, global_batch_size, verbose=0):
+    """Train ``model`` on ``batches`` under its ``MultiWorkerMirroredStrategy``.
+
+    Keras 3.15's ``Model.fit`` cannot train under this strategy (its per-step
+    metric reduction fails on scalars across workers, tensorflow/tensorflow
+    issue 72388), so this is the training loop of the tf.distribute guide:
+    every worker runs one replica step on its share of each global batch,
+    gradients are summed across replicas by the optimizer, and the loss is
+    scaled so that the update is that of the global batch's mean squared error
+    plus the per-rating penalties.
+
+    Returns the per-epoch history ``{"loss": [...], "rmse": [...]}``.
     """
-    with model.distribute_strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    strategy = model.distribute_strategy
+    optimizer = model.optimizer
+    with strategy.scope():
+        optimizer.build(model.trainable_variables)
+    iterator = iter(strategy.experimental_distribute_dataset(batches))
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            squared_error = tf.square(tf.squeeze(model(x, training=True), -1) - y)
+            loss = tf.nn.compute_average_loss(squared_error, global_batch_size=global_batch_size)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return tf.reduce_sum(squared_error), loss
+
+    @tf.function
+    def train_epoch(iterator):
+        total_squared_error = tf.constant(0.0)
+        total_loss = tf.constant(0.0)
+        for _ in tf.range(steps_per_epoch):
+            squared_error, loss = strategy.run(replica_step, args=next(iterator))
+            total_squared_error += strategy.reduce("SUM", squared_error, axis=None)
+            total_loss += strategy.reduce("SUM", loss, axis=None)
+        return total_squared_error, total_loss
+
+    history = {"loss": [], "rmse": []}
+    progress = keras.utils.Progbar(epochs, verbose=verbose) if verbose else None
+    for epoch in range(epochs):
+        squared_error, loss = train_epoch(iterator)
+        history["loss"].append(float(loss) / steps_per_epoch)
+        history["rmse"].append(float(np.sqrt(float(squared_error) / (steps_per_epoch * global_batch_size))))
+        if progress is not None:
+            progress.update(epoch + 1, [("loss", history["loss"][-1]), ("rmse", history["rmse"][-1])])
+    return history

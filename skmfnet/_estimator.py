@@ -35,7 +35,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._distribute import DISTRIBUTIONS, get_strategy, skip_keras_symbolic_build
+from ._distribute import DISTRIBUTIONS, fit_multi_worker, get_strategy
 from ._encoding import IdEncoder, validate_user_item
 from ._network import build_network
 
@@ -404,11 +404,29 @@ class EmbeddingMFRegressor(KerasRegressor):
             raise ValueError(
                 f"hidden_layer_sizes must contain positive integers; got {tuple(self.hidden_layer_sizes)!r}."
             )
-        if self.distribution == "multi_worker" and self._seed() is None:
-            raise ValueError(
-                "distribution='multi_worker' needs an integer random_state, the same on "
-                "every worker, so that all workers shuffle the ratings identically; got None."
-            )
+        if self.distribution == "multi_worker":
+            if self._seed() is None:
+                raise ValueError(
+                    "distribution='multi_worker' needs an integer random_state, the same on "
+                    "every worker, so that all workers shuffle the ratings identically; got None."
+                )
+            unsupported = {
+                "loss": self.loss != "squared_error",
+                "early_stopping": self.early_stopping,
+                "validation_data": validation_data is not None,
+            }
+            if any(unsupported.values()):
+                raise ValueError(
+                    "distribution='multi_worker' trains with loss='squared_error', without "
+                    "early stopping or validation_data; got "
+                    + ", ".join(
+                        f"{name}={value!r}"
+                        for name, value in [("loss", self.loss), ("early_stopping", self.early_stopping),
+                                            ("validation_data", "given" if validation_data is not None else None)]
+                        if unsupported[name]
+                    )
+                    + "."
+                )
         users, items, y = validate_user_item(self, X, y, reset=True)
 
         if validation_data is None and self.early_stopping:
@@ -497,11 +515,7 @@ class EmbeddingMFRegressor(KerasRegressor):
             loss=root_mean_squared_error if self.loss == "rmse" else "mean_squared_error",
             metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
             # a whole epoch per call of the compiled step: no Python between batches
-            # (Keras 3.15 fails on per-replica batches across workers with it)
-            steps_per_execution=(
-                1 if self.distribution == "multi_worker"
-                else _steps_per_epoch(self._n_train, self.batch_size)
-            ),
+            steps_per_execution=_steps_per_epoch(self._n_train, self.batch_size),
         )
         return model
 
@@ -519,9 +533,17 @@ class EmbeddingMFRegressor(KerasRegressor):
         if seed is None:
             seed = int(np.random.randint(2**31 - 1))
         batches = _training_batches(X, y, batch_size=self.batch_size, epochs=epochs, seed=seed)
-        validation = kwargs.pop("validation_data", None)
         if self.distribution == "multi_worker":
-            skip_keras_symbolic_build(self.model_, next(iter(batches)))
+            self.history_ = fit_multi_worker(
+                self.model_,
+                batches,
+                epochs=epochs,
+                steps_per_epoch=_steps_per_epoch(len(y), self.batch_size),
+                global_batch_size=min(self.batch_size, len(y)),
+                verbose=self.verbose,
+            )
+            return
+        validation = kwargs.pop("validation_data", None)
         history = self.model_.fit(
             batches,
             epochs=initial_epoch + epochs,

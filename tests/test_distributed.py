@@ -125,3 +125,19 @@ def test_grid_search_on_a_dask_cluster_matches_sequential(low_rank_ratings):
     np.testing.assert_allclose(
         on_cluster.cv_results_["mean_test_score"], sequential.cv_results_["mean_test_score"], rtol=1e-5
     )
+
+
+@pytest.mark.parametrize(
+    "params, fit_kwargs, match",
+    [
+        pytest.param({"loss": "rmse"}, {}, "got loss='rmse'", id="rmse-loss"),
+        pytest.param({"early_stopping": True}, {}, "got early_stopping=True", id="early-stopping"),
+        pytest.param({}, {"validation": True}, "got validation_data='given'", id="validation-data"),
+    ],
+)
+def test_multi_worker_rejects_what_its_loop_does_not_do(tiny_ratings, params, fit_kwargs, match):
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(distribution="multi_worker", random_state=0, **params)
+    kwargs = {"validation_data": (X, y)} if fit_kwargs else {}
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y, **kwargs)

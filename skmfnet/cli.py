@@ -1,0 +1,516 @@
+"""The ``skmfnet`` command: fetch data, fit, predict and recommend from the shell.
+
+A thin layer over the public API::
+
+    skmfnet fetch 100k --output ratings.csv          # fetch_movielens("100k")
+    skmfnet fit ratings.csv --model model.skmf       # EmbeddingMFRegressor().fit + save
+    skmfnet predict model.skmf pairs.csv > predictions.csv
+    skmfnet recommend model.skmf --user 42 -n 10
+
+Tables are CSV (``.tsv``: tab-separated) or Parquet (``.parquet``, needs
+pyarrow), read with pandas' default type inference; the user, item and rating
+columns are found by name (``--user-col`` etc., else the usual names such as
+``user_id``/``item_id``/``rating``).  Results go to standard output as CSV
+unless ``--output`` names a file; progress and messages go to standard error
+(``--quiet`` silences them).
+
+Exit status: 0 on success, 2 on a usage or input error (missing file or
+column, bad number, damaged model file), reported as one line on standard
+error without a traceback, 130 when interrupted.
+"""
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["main"]
+
+_USER_COLUMNS = ("user_id", "user", "userId", "userid", "user id")
+_ITEM_COLUMNS = ("item_id", "item", "itemId", "movie_id", "movieId", "itemid", "item id")
+_RATING_COLUMNS = ("rating", "ratings", "score", "stars")
+_PREDICT_CHUNK = 100_000
+_RECOMMEND_CHUNK = 1_000
+
+
+class UsageError(Exception):
+    """A user error: reported as one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line (no usage block) and exit with status 2."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# ------------------------------------------------------------------ helpers
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0; got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}")
+    return value
+
+
+def _read_table(path):
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"file not found: {path}")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder, not a file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            try:
+                return pd.read_parquet(path)
+            except ImportError:
+                raise UsageError(
+                    f"reading Parquet files such as {path} needs pyarrow: pip install pyarrow"
+                ) from None
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    except UsageError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise UsageError(f"cannot read {path}: {_one_line(exc)}") from None
+
+
+def _column(frame, requested, candidates, what, path, option):
+    if requested is not None:
+        if requested not in frame.columns:
+            raise UsageError(
+                f"{path} has no column {requested!r} ({option}); its columns are {list(frame.columns)}"
+            )
+        return requested
+    for name in candidates:
+        if name in frame.columns:
+            return name
+    lowered = {str(c).lower(): c for c in frame.columns}
+    for name in candidates:
+        if name.lower() in lowered:
+            return lowered[name.lower()]
+    raise UsageError(
+        f"{path} has no {what} column (looked for {', '.join(candidates[:3])}); its columns are "
+        f"{list(frame.columns)}: name it with {option}"
+    )
+
+
+def _write_table(frame, output):
+    """CSV to stdout, or atomically to ``output`` (CSV, TSV or Parquet by suffix)."""
+    if output is None:
+        frame.to_csv(sys.stdout, index=False, lineterminator="\n")
+        sys.stdout.flush()
+        return
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        suffix = path.suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            try:
+                frame.to_parquet(tmp, index=False)
+            except ImportError:
+                raise UsageError("writing Parquet files needs pyarrow: pip install pyarrow") from None
+        else:
+            frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",", lineterminator="\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _load_model(path):
+    from ._persistence import InvalidModelFileError, load_estimator
+
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"model file not found: {path}")
+    try:
+        return load_estimator(path)
+    except InvalidModelFileError as exc:
+        raise UsageError(_one_line(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read model file {path}: {_one_line(exc)}") from None
+
+
+def _log(args, message):
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def _progress(args, **kwargs):
+    from tqdm.auto import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (logs, pipes, CI)
+    return tqdm(disable=True if args.quiet else None, file=sys.stderr, **kwargs)
+
+
+# ----------------------------------------------------------------- commands
+def _fetch(args):
+    from .datasets import fetch_movielens
+
+    try:
+        data = fetch_movielens(
+            args.variant,
+            data_home=args.data_home,
+            download_if_missing=not args.no_download,
+            verbose=not args.quiet,
+        )
+    except (OSError, ValueError) as exc:
+        raise UsageError(_one_line(exc)) from None
+    ratings = data.ratings
+    _log(
+        args,
+        f"MovieLens {args.variant}: {len(ratings):,} ratings by {ratings['user_id'].nunique():,} users "
+        f"on {ratings['item_id'].nunique():,} items, in {data.path}",
+    )
+    if args.output is not None:
+        _write_table(ratings, args.output)
+        _log(args, f"wrote {args.output}")
+    return 0
+
+
+_MF_OPTIONS = {
+    "n_factors": "--n-factors",
+    "epochs": "--epochs",
+    "learning_rate": "--learning-rate",
+    "alpha": "--alpha",
+    "batch_size": "--batch-size",
+}
+
+
+def _fit(args):
+    import numpy as np
+    import pandas as pd
+
+    frame = _read_table(args.data)
+    columns = [
+        _column(frame, args.user_col, _USER_COLUMNS, "user id", args.data, "--user-col"),
+        _column(frame, args.item_col, _ITEM_COLUMNS, "item id", args.data, "--item-col"),
+        _column(frame, args.rating_col, _RATING_COLUMNS, "rating", args.data, "--rating-col"),
+    ]
+    if len(set(columns)) < 3:
+        raise UsageError(f"the user, item and rating columns must differ; got {columns}")
+    X = frame[columns[:2]]
+    y = pd.to_numeric(frame[columns[2]], errors="coerce")
+    bad = np.flatnonzero(~np.isfinite(y.to_numpy(dtype=np.float64, na_value=np.nan)))
+    if len(bad):
+        raise UsageError(
+            f"column {columns[2]!r} of {args.data} must hold numbers; row {bad[0] + 2} (line of the "
+            f"file) holds {frame[columns[2]].iloc[bad[0]]!r} ({len(bad)} such row(s))"
+        )
+    if len(frame) == 0:
+        raise UsageError(f"{args.data} holds no ratings")
+    mf_params = {k: getattr(args, k) for k in _MF_OPTIONS if getattr(args, k) is not None}
+    if args.estimator == "bias":
+        from ._baselines import BiasBaselineRegressor
+
+        if mf_params:
+            raise UsageError(
+                f"{', '.join(_MF_OPTIONS[k] for k in mf_params)} apply to --estimator mf only"
+            )
+        estimator = BiasBaselineRegressor()
+    else:
+        from ._estimator import EmbeddingMFRegressor
+
+        verbose = 0 if args.quiet else (1 if sys.stderr.isatty() else 2)
+        estimator = EmbeddingMFRegressor(random_state=args.random_state, verbose=verbose, **mf_params)
+    _log(args, f"fitting {type(estimator).__name__} on {len(y):,} ratings from {args.data}")
+    try:
+        # Keras prints its progress on stdout: keep stdout for data
+        with contextlib.redirect_stdout(sys.stderr):
+            estimator.fit(X, y.to_numpy(dtype=np.float64))
+    except ValueError as exc:  # invalid ids, parameters out of range
+        raise UsageError(_one_line(exc)) from None
+    if getattr(estimator, "seen_", None) is None:
+        # the training pairs, so that `recommend` leaves them out
+        from ._recommend import seen_matrix
+
+        estimator.seen_ = seen_matrix(estimator, X)
+    from ._persistence import save_estimator
+
+    try:
+        save_estimator(estimator, args.model)
+    except OSError as exc:
+        raise UsageError(f"cannot write model file {args.model}: {_one_line(exc)}") from None
+    except ValueError as exc:  # ids of an unsupported type
+        raise UsageError(_one_line(exc)) from None
+    _log(args, f"wrote {args.model}")
+    return 0
+
+
+def _predict(args):
+    import numpy as np
+
+    estimator = _load_model(args.model)
+    frame = _read_table(args.pairs)
+    columns = [
+        _column(frame, args.user_col, _USER_COLUMNS, "user id", args.pairs, "--user-col"),
+        _column(frame, args.item_col, _ITEM_COLUMNS, "item id", args.pairs, "--item-col"),
+    ]
+    if columns[0] == columns[1]:
+        raise UsageError(f"the user and item columns must differ; got {columns}")
+    X = frame[columns]
+    if hasattr(estimator, "feature_names_in_"):
+        # predict checks column names against those of fit; the file's may differ
+        X = X.set_axis(list(estimator.feature_names_in_), axis=1)
+    else:
+        X = X.to_numpy()
+    predictions = np.empty(len(X))
+    try:
+        with _progress(args, total=len(X), unit="pair", desc="predict") as bar:
+            for start in range(0, len(X), _PREDICT_CHUNK):
+                chunk = X[start : start + _PREDICT_CHUNK]
+                predictions[start : start + len(chunk)] = estimator.predict(chunk)
+                bar.update(len(chunk))
+    except ValueError as exc:  # missing ids
+        raise UsageError(_one_line(exc)) from None
+    _write_table(frame[columns].assign(prediction=predictions), args.output)
+    return 0
+
+
+def _user_ids(estimator, texts):
+    """Convert --user strings to ids of the type of the model's user vocabulary."""
+    import pandas as pd
+
+    classes = estimator.user_encoder_.classes_
+    kind = classes.dtype.kind
+    known = set(classes)
+    users = []
+    for text in texts:
+        if kind in "iu":
+            try:
+                users.append(int(text))
+            except ValueError:
+                raise UsageError(f"--user {text!r}: the model's user ids are integers") from None
+        elif kind == "f":
+            try:
+                users.append(float(text))
+            except ValueError:
+                raise UsageError(f"--user {text!r}: the model's user ids are numbers") from None
+        elif isinstance(classes.dtype, pd.StringDtype) or kind in "OSU":
+            # strings, or a mix of types: the first reading of the text that is a known id
+            candidates = [text]
+            for convert in (int, float):
+                with contextlib.suppress(ValueError):
+                    candidates.append(convert(text))
+            users.append(next((c for c in candidates if c in known), text))
+        else:
+            users.append(text)
+    return users
+
+
+def _recommend(args):
+    import pandas as pd
+
+    from ._recommend import recommend
+
+    estimator = _load_model(args.model)
+    if args.all_users:
+        users = list(estimator.user_encoder_.classes_)
+    else:
+        users = _user_ids(estimator, args.user)
+        known = set(estimator.user_encoder_.classes_)
+        for user in users:
+            if user not in known:
+                _log(
+                    args,
+                    f"warning: user {user!r} is not in the training data: recommending the items "
+                    "with the highest mu + b_i (popularity-like), the same for every unknown user",
+                )
+    exclude_seen = not args.include_seen
+    if exclude_seen and getattr(estimator, "seen_", None) is None:
+        raise UsageError(
+            f"{args.model} holds no training pairs, so rated items cannot be left out: pass "
+            "--include-seen, or refit the model with 'skmfnet fit'"
+        )
+    parts = []
+    with _progress(args, total=len(users), unit="user", desc="recommend") as bar:
+        for start in range(0, len(users), _RECOMMEND_CHUNK):
+            chunk = users[start : start + _RECOMMEND_CHUNK]
+            parts.append(recommend(estimator, chunk, n=args.n, exclude_seen=exclude_seen))
+            bar.update(len(chunk))
+    _write_table(pd.concat(parts, ignore_index=True), args.output)
+    return 0
+
+
+# ------------------------------------------------------------------- parser
+def _parser():
+    from . import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
+
+    parser = _Parser(
+        prog="skmfnet",
+        description="Neural matrix factorization for rating data: fetch, fit, predict, recommend.",
+        epilog="Run 'skmfnet COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"skmfnet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    fetch = commands.add_parser(
+        "fetch", parents=[common], help="download (or find) a MovieLens data set",
+        description="Download a MovieLens data set into the data folder, checksum-verified "
+        "(or find it there), and optionally write its ratings to a file.",
+    )
+    fetch.add_argument("variant", choices=["100k", "1m", "10m", "20m", "25m", "latest-small"])
+    fetch.add_argument("--data-home", help="data folder (default: $SKMFNET_DATA or ~/skmfnet_data)")
+    fetch.add_argument("--output", "-o", help="write the ratings to this CSV, TSV or Parquet file")
+    fetch.add_argument("--no-download", action="store_true", help="fail instead of downloading")
+    fetch.set_defaults(run=_fetch)
+
+    fit = commands.add_parser(
+        "fit", parents=[common], help="fit a model on a ratings file and save it",
+        description="Fit an estimator on (user, item, rating) rows of a CSV, TSV or Parquet "
+        "file and save it as a model file (safe to load; see skmfnet.load_estimator).",
+    )
+    fit.add_argument("data", help="ratings file (.csv, .tsv, .parquet)")
+    fit.add_argument("--model", "-m", required=True, help="model file to write (e.g. model.skmf)")
+    fit.add_argument("--estimator", choices=["mf", "bias"], default="mf",
+                     help="mf: EmbeddingMFRegressor (default); bias: BiasBaselineRegressor")
+    _id_columns(fit)
+    fit.add_argument("--rating-col", help="rating column (default: rating, score, ...)")
+    fit.add_argument("--n-factors", type=_positive_int, help="latent factors K (default 32)")
+    fit.add_argument("--epochs", type=_positive_int, help="passes over the data (default 8)")
+    fit.add_argument("--learning-rate", type=_positive_float, help="learning rate (default 0.01)")
+    fit.add_argument("--alpha", type=_non_negative_float, help="L2 on the factors (default 0.1)")
+    fit.add_argument("--batch-size", type=_positive_int, help="ratings per step (default 4096)")
+    fit.add_argument("--random-state", type=_int, help="seed, for reproducible fits")
+    fit.set_defaults(run=_fit)
+
+    predict = commands.add_parser(
+        "predict", parents=[common], help="predict ratings of (user, item) pairs",
+        description="Predict the rating of every (user, item) row of a file; writes the pairs "
+        "and a 'prediction' column as CSV.",
+    )
+    predict.add_argument("model", help="model file written by 'skmfnet fit'")
+    predict.add_argument("pairs", help="file of (user, item) pairs (.csv, .tsv, .parquet)")
+    _id_columns(predict)
+    predict.add_argument("--output", "-o", help="write to this file instead of standard output")
+    predict.set_defaults(run=_predict)
+
+    rec = commands.add_parser(
+        "recommend", parents=[common], help="top-N items for users",
+        description="Recommend the n items of highest predicted rating to each user, leaving "
+        "out the items the user rated in training; writes user, rank, item, score as CSV.",
+    )
+    rec.add_argument("model", help="model file written by 'skmfnet fit'")
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", "-u", action="append", metavar="ID",
+                     help="user id (repeat for several users)")
+    who.add_argument("--all-users", action="store_true", help="every user of the training data")
+    rec.add_argument("-n", type=_positive_int, default=10, help="items per user (default 10)")
+    rec.add_argument("--include-seen", action="store_true",
+                     help="also recommend items the user rated in training")
+    rec.add_argument("--output", "-o", help="write to this file instead of standard output")
+    rec.set_defaults(run=_recommend)
+    return parser
+
+
+def _id_columns(parser):
+    parser.add_argument("--user-col", help="user id column (default: user_id, user, userId, ...)")
+    parser.add_argument("--item-col", help="item id column (default: item_id, item, movieId, ...)")
+
+
+def main(argv=None):
+    """Run the ``skmfnet`` command line; return its exit status.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        Arguments without the program name; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        0 on success, 2 on a usage or input error (one line on stderr), 130
+        when interrupted.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version
+            return exc.code if isinstance(exc.code, int) else 0
+        with _logging_to_stderr(enabled=not args.quiet):
+            return args.run(args)
+    except UsageError as exc:
+        print(f"skmfnet: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("skmfnet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+class _StderrHandler(logging.Handler):
+    """Log records as bare lines on the current ``sys.stderr``."""
+
+    def emit(self, record):
+        print(self.format(record), file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(enabled):
+    """Show the package's INFO messages (e.g. download progress) while a command runs."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("skmfnet")
+    handler, level = _StderrHandler(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
