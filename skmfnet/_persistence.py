@@ -28,6 +28,7 @@ import numbers
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -311,7 +312,7 @@ def load_estimator(path):
                 return _load_archive(archive, path)
         except InvalidModelFileError as exc:
             raise InvalidModelFileError(f"{path} is not a valid skmfnet model file: {exc}") from None
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, KeyError, ValueError, OSError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, KeyError, ValueError) as exc:
             raise InvalidModelFileError(
                 f"{path} is not a valid skmfnet model file (truncated, damaged or another kind "
                 f"of file): {exc}"

@@ -16,8 +16,11 @@ What a score is depends on the estimator:
 
 Scores are the predicted ratings *before* clipping to the training range
 (clipping would tie every item above the top of the scale).  A user not seen
-in ``fit`` gets ``mu + b_i``, the fallback of ``predict``: items are ranked by
-their bias, a popularity-like ranking that is the same for every unknown user.
+in ``fit`` is scored as ``predict`` scores it, with the zero embeddings of the
+unknown-id row: ``mu + b_i`` for ``interaction="dot"`` and the bias baseline,
+so items are ranked by their bias (a popularity-like ranking), and the
+network's output for a zero user vector with ``interaction="concat"``.  The
+ranking is the same for every unknown user.
 
 "Seen" items -- the (user, item) pairs of the training data -- are left out by
 default.  They are held in a boolean :class:`scipy.sparse.csr_matrix` of shape
@@ -183,18 +186,17 @@ class _Scorer:
         self.n_items = len(self.item_bias) - 1
 
     def __call__(self, user_rows):
-        """Float64 scores of shape (len(user_rows), n_items) (column j = item row j + 1)."""
-        items = slice(1, None)
-        fallback = self.mu + self.item_bias[items]  # unknown users: mu + b_i
+        """Float64 scores of shape (len(user_rows), n_items) (column j = item row j + 1).
+
+        Unknown users (row 0) need no special case: their rows of every table
+        are zero, as in ``predict``.
+        """
         if self.kind == "network":
-            scores = self._network(user_rows)
-        else:
-            scores = self.mu + self.user_bias[user_rows, None] + self.item_bias[None, items]
-            if self.kind == "dot":
-                scores += self.P[user_rows] @ self.Q[items].T
-        unknown = user_rows == 0
-        if unknown.any():
-            scores[unknown] = fallback
+            return self._network(user_rows)
+        items = slice(1, None)
+        scores = self.mu + self.user_bias[user_rows, None] + self.item_bias[None, items]
+        if self.kind == "dot":
+            scores += self.P[user_rows] @ self.Q[items].T
         return scores
 
     def _network(self, user_rows):
@@ -257,8 +259,10 @@ def recommend(estimator, users=None, n=10, *, exclude_seen=True, seen=None):
     users : id or array-like of ids, default=None
         Raw user ids, as in column 0 of the training ``X``.  Duplicates are
         ignored (first occurrence kept).  None means every user seen in fit.
-        A user not seen in fit is recommended the items of highest
-        ``mu + b_i`` (the ``predict`` fallback, a popularity-like ranking).
+        A user not seen in fit is scored as ``predict`` scores unknown users:
+        with ``interaction="dot"`` and for the bias baseline, the items of
+        highest ``mu + b_i`` (a popularity-like ranking); with
+        ``interaction="concat"``, the network's output for a zero user vector.
     n : int, default=10
         Number of items per user.  Fewer are returned when fewer items are
         left after excluding the seen ones.

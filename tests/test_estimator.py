@@ -263,3 +263,32 @@ def test_works_on_dataframe_with_other_column_names():
     est = EmbeddingMFRegressor(**FAST).fit(frame, [4, 3, 5])
     assert list(est.feature_names_in_) == ["who", "what"]
     assert est.predict(frame).shape == (3,)
+
+
+def test_lazy_adam_updates_only_the_rows_in_the_batch():
+    import tensorflow as tf
+
+    from skmfnet._optimizers import LazyAdam
+
+    table = keras.Variable(np.ones((5, 2), dtype="float32"))
+    optimizer = LazyAdam(learning_rate=0.1)
+    optimizer.build([table])
+    # rows 1 and 3 looked up, row 3 twice: its gradient is the sum of both
+    grad = tf.IndexedSlices(tf.constant([[1.0, 1.0], [2.0, 2.0], [1.0, 1.0]]), tf.constant([1, 3, 3]))
+    optimizer.apply_gradients([(grad, table)])
+    after = table.numpy()
+    np.testing.assert_array_equal(after[[0, 2, 4]], 1.0)  # untouched rows, untouched moments
+    # first Adam step moves each touched coordinate by the learning rate
+    np.testing.assert_allclose(after[[1, 3]], 0.9, rtol=1e-4)
+    m = optimizer._momentums[0].numpy()
+    np.testing.assert_allclose(m[3], 0.1 * 3.0, rtol=1e-6)
+    assert not m[[0, 2, 4]].any()
+
+
+def test_lazy_adam_estimator_fits_and_pickles(tiny_ratings):
+    import pickle
+
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(**{**FAST, "optimizer": "lazy_adam"}).fit(X, y)
+    assert est.model_.optimizer.__class__.__name__ == "LazyAdam"
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(X), est.predict(X))

@@ -1,0 +1,311 @@
+"""Model files: exact round trips, atomic writes, and refusal of anything that is not one."""
+
+import io
+import json
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression
+
+from skmfnet import BiasBaselineRegressor, EmbeddingMFRegressor
+from skmfnet._persistence import FORMAT_VERSION, InvalidModelFileError, load_estimator, save_estimator
+from skmfnet._recommend import recommend, seen_matrix
+from skmfnet.datasets import make_ratings
+
+FAST = dict(n_factors=3, epochs=2, batch_size=64, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    return make_ratings(n_users=25, n_items=18, n_ratings=250, return_X_y=True, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def models(ratings):
+    X, y = ratings
+    X_val, y_val = X.iloc[:40], y.iloc[:40]
+    return {
+        "dot": EmbeddingMFRegressor(**FAST).fit(X, y, validation_data=(X_val, y_val)),
+        "concat-table": EmbeddingMFRegressor(
+            interaction="concat", hidden_layer_sizes=(4, 3), activation="linear",
+            regularization="table", init_std=None, loss="rmse", optimizer="sgd", **FAST
+        ).fit(X, y),
+        "bias": BiasBaselineRegressor(reg_user=3.0).fit(X, y),
+    }
+
+
+def queries(X):
+    """Training pairs plus pairs with an unknown user, an unknown item, and both."""
+    extra = pd.DataFrame({"user_id": [999, 0, 999], "item_id": [0, 999, 998]})
+    return pd.concat([X, extra], ignore_index=True)
+
+
+@pytest.mark.parametrize("kind", ["dot", "concat-table", "bias"])
+def test_round_trip_gives_identical_predictions(models, ratings, tmp_path, kind):
+    X, _ = ratings
+    est = models[kind]
+    path = tmp_path / "model.skmf"
+    save_estimator(est, path)
+    loaded = load_estimator(path)
+    assert type(loaded) is type(est)
+    np.testing.assert_array_equal(loaded.predict(queries(X)), est.predict(queries(X)))
+    assert loaded.get_params() == est.get_params()
+    assert set(vars(loaded)) == set(vars(est))  # the same fitted attributes, nothing missing
+    assert loaded.mu_ == est.mu_ and loaded.rating_range_ == est.rating_range_
+    pd.testing.assert_index_equal(loaded.user_encoder_.classes_, est.user_encoder_.classes_)
+    pd.testing.assert_index_equal(loaded.item_encoder_.classes_, est.item_encoder_.classes_)
+    np.testing.assert_array_equal(loaded.feature_names_in_, est.feature_names_in_)
+    if kind != "bias":
+        assert loaded.history_ == est.history_
+        for a, b in zip(loaded.model_.get_weights(), est.model_.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["dot", "bias"])
+def test_loaded_estimator_pickles_clones_and_refits(models, ratings, tmp_path, kind):
+    X, y = ratings
+    save_estimator(models[kind], tmp_path / "m.skmf")
+    loaded = load_estimator(tmp_path / "m.skmf")
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(loaded)).predict(X), models[kind].predict(X))
+    refit = clone(loaded).fit(X, y)
+    np.testing.assert_allclose(refit.predict(X), models[kind].predict(X), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "X",
+    [
+        [["alice", "matrix"], ["bob", "amelie"], ["alice", "amelie"]],
+        [[1.5, 10], [2.5, 20], [1.5, 20]],
+        [["alice", 1], [7, "b"], [2.5, 1]],
+        [[np.int64(3), np.float32(1.5)], [np.int64(4), np.float32(2.5)], [np.int64(3), np.float32(2.5)]],
+    ],
+    ids=["strings", "floats", "mixed", "numpy-scalars"],
+)
+def test_id_types_round_trip(tmp_path, X):
+    est = BiasBaselineRegressor().fit(X, [4.0, 2.0, 3.0])
+    save_estimator(est, tmp_path / "m.skmf")
+    loaded = load_estimator(tmp_path / "m.skmf")
+    pd.testing.assert_index_equal(loaded.user_encoder_.classes_, est.user_encoder_.classes_)
+    pd.testing.assert_index_equal(loaded.item_encoder_.classes_, est.item_encoder_.classes_)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+def test_int_and_float_ids_keep_their_json_types(tmp_path):
+    est = BiasBaselineRegressor().fit([[1, 2.0], ["1", 3.5]], [1.0, 2.0])
+    save_estimator(est, tmp_path / "m.skmf")
+    with zipfile.ZipFile(tmp_path / "m.skmf") as archive:
+        meta = json.loads(archive.read("skmfnet.json"))
+    assert meta["format"] == "skmfnet-model" and meta["format_version"] == FORMAT_VERSION
+    assert meta["fitted"]["user_ids"]["values"] == [1, "1"]
+    assert [type(v) for v in meta["fitted"]["user_ids"]["values"]] == [int, str]
+    assert [type(v) for v in meta["fitted"]["item_ids"]["values"]] == [float, float]
+
+
+def test_seen_pairs_round_trip(models, ratings, tmp_path):
+    X, y = ratings
+    est = BiasBaselineRegressor().fit(X, y)
+    est.seen_ = seen_matrix(est, X)
+    save_estimator(est, tmp_path / "m.skmf")
+    loaded = load_estimator(tmp_path / "m.skmf")
+    assert (loaded.seen_ != est.seen_).nnz == 0
+    pd.testing.assert_frame_equal(recommend(loaded, None, n=3), recommend(est, None, n=3))
+
+
+def test_unsupported_ids_and_estimators_are_refused(tmp_path):
+    est = BiasBaselineRegressor().fit(np.array([[(1, 2), "a"], [(3, 4), "b"]], dtype=object), [1.0, 2.0])
+    with pytest.raises(ValueError, match="user ids include \\(1, 2\\) of type tuple.*int, float or str"):
+        save_estimator(est, tmp_path / "m.skmf")
+    est = BiasBaselineRegressor().fit([[True, "a"], [False, "b"]], [1.0, 2.0])
+    with pytest.raises(ValueError, match="of type bool"):
+        save_estimator(est, tmp_path / "m.skmf")
+    with pytest.raises(NotFittedError):
+        save_estimator(BiasBaselineRegressor(), tmp_path / "m.skmf")
+    with pytest.raises(TypeError, match="got LinearRegression"):
+        save_estimator(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), tmp_path / "m.skmf")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_random_state_instance_is_saved_as_none(ratings, tmp_path):
+    X, y = ratings
+    est = EmbeddingMFRegressor(n_factors=2, epochs=1, random_state=np.random.RandomState(0)).fit(X, y)
+    save_estimator(est, tmp_path / "m.skmf")
+    loaded = load_estimator(tmp_path / "m.skmf")
+    assert loaded.random_state is None
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+# ----------------------------------------------------------- atomic writes
+def test_failed_save_leaves_no_file_and_keeps_the_old_one(models, tmp_path, monkeypatch):
+    import skmfnet._persistence as persistence
+
+    path = tmp_path / "m.skmf"
+    save_estimator(models["bias"], path)
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(persistence.np, "savez", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_estimator(models["bias"], path)
+    assert path.read_bytes() == before
+    with pytest.raises(OSError, match="disk full"):
+        save_estimator(models["bias"], tmp_path / "new.skmf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skmf"]  # no temporary file left
+
+
+def test_save_into_missing_folder(models, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        save_estimator(models["bias"], tmp_path / "missing" / "m.skmf")
+
+
+# ----------------------------------------------------------- bad files
+def rewrite(src, dst, *, meta=None, drop=(), replace=None):
+    """Copy a model file, changing its JSON or members."""
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
+        for name in old.namelist():
+            if name in drop:
+                continue
+            data = old.read(name)
+            if name == "skmfnet.json" and meta is not None:
+                data = json.dumps(meta(json.loads(data))).encode()
+            if replace and name in replace:
+                data = replace[name]
+            new.writestr(name, data)
+
+
+@pytest.fixture
+def saved(models, tmp_path):
+    path = tmp_path / "good.skmf"
+    save_estimator(models["dot"], path)
+    return path
+
+
+def newer(meta):
+    meta["format_version"] = FORMAT_VERSION + 1
+    return meta
+
+
+def unknown_param(meta):
+    meta["params"]["n_layers"] = 3
+    return meta
+
+
+def bad_ids(meta):
+    meta["fitted"]["user_ids"]["values"][0] = [1, 2]
+    return meta
+
+
+def other_format(meta):
+    meta["format"] = "something-else"
+    return meta
+
+
+def fewer_users(meta):
+    meta["fitted"]["user_ids"]["values"].pop()
+    return meta
+
+
+def bad_dtype(meta):
+    meta["fitted"]["item_ids"]["dtype"] = "datetime64[ns]"
+    return meta
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(meta=newer), "format version 2.*upgrade skmfnet"),
+        (dict(meta=unknown_param), "n_layers.*unknown.*upgrade"),
+        (dict(meta=bad_ids), "user vocabulary holds an id of type list"),
+        (dict(meta=other_format), "does not declare format"),
+        (dict(meta=fewer_users), "embedding rows"),
+        (dict(meta=bad_dtype), "unusable dtype"),
+        (dict(drop=("skmfnet.json",)), "no skmfnet.json"),
+        (dict(drop=("model.keras",)), "no model.keras"),
+        (dict(replace={"skmfnet.json": b"{not json"}), "not valid JSON"),
+        (dict(replace={"model.keras": b"PK\x03\x04 broken"}), "could not be loaded in safe mode"),
+    ],
+    ids=["newer-version", "unknown-param", "bad-id", "other-format", "vocabulary-mismatch",
+         "bad-dtype", "no-json", "no-network", "bad-json", "bad-network"],
+)
+def test_damaged_files_are_refused(saved, tmp_path, change, match):
+    path = tmp_path / "bad.skmf"
+    rewrite(saved, path, **change)
+    with pytest.raises(InvalidModelFileError, match=match):
+        load_estimator(path)
+
+
+def test_truncated_file(saved, tmp_path):
+    data = saved.read_bytes()
+    for size in (0, 10, len(data) // 2, len(data) - 10):
+        path = tmp_path / "truncated.skmf"
+        path.write_bytes(data[:size])
+        with pytest.raises(InvalidModelFileError, match="not a valid skmfnet model file"):
+            load_estimator(path)
+
+
+def test_corrupted_member_fails_its_checksum(saved, tmp_path):
+    data = bytearray(saved.read_bytes())
+    with zipfile.ZipFile(saved) as archive:
+        info = archive.getinfo("skmfnet.json")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + 5] ^= 0xFF  # flip bits inside the compressed JSON
+    path = tmp_path / "flipped.skmf"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidModelFileError):
+        load_estimator(path)
+
+
+def test_other_files_are_refused(models, tmp_path):
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(pickle.dumps(models["bias"]))
+    with pytest.raises(InvalidModelFileError, match="looks like a pickle.*trust"):
+        load_estimator(pickled)
+    text = tmp_path / "ratings.csv"
+    text.write_text("user,item,rating\n1,2,3\n")
+    with pytest.raises(InvalidModelFileError, match="not a valid skmfnet model file"):
+        load_estimator(text)
+    other_zip = tmp_path / "other.zip"
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        archive.writestr("hello.txt", "hi")
+    with pytest.raises(InvalidModelFileError, match="no skmfnet.json"):
+        load_estimator(other_zip)
+    with pytest.raises(FileNotFoundError):
+        load_estimator(tmp_path / "missing.skmf")
+    with pytest.raises(IsADirectoryError):
+        load_estimator(tmp_path)
+
+
+def test_lambda_layer_is_refused_by_safe_mode(saved, tmp_path):
+    """A network with serialized Python code (a Lambda layer) is never deserialized."""
+    import keras
+
+    rows = keras.Input(shape=(2,), dtype="int32")
+    out = keras.layers.Lambda(lambda t: keras.ops.cast(t[:, :1], "float32") * 0 + 1)(rows)
+    evil = keras.Model(rows, out)
+    keras_path = tmp_path / "evil.keras"
+    evil.save(keras_path)
+    path = tmp_path / "evil.skmf"
+    rewrite(saved, path, replace={"model.keras": keras_path.read_bytes()})
+    with pytest.raises(InvalidModelFileError, match="safe mode.*(Lambda|lambda|unsafe)"):
+        load_estimator(path)
+
+
+def test_save_is_a_zip_with_documented_members(saved):
+    with zipfile.ZipFile(saved) as archive:
+        assert archive.namelist()[0] == "skmfnet.json"
+        assert set(archive.namelist()) <= {"skmfnet.json", "model.keras", "arrays.npz"}
+        meta = json.loads(archive.read("skmfnet.json"))
+        np.load(io.BytesIO(archive.read("arrays.npz")), allow_pickle=False) if "arrays.npz" in archive.namelist() else None
+    assert meta["estimator"] == "EmbeddingMFRegressor"
+    assert {"mu", "rating_range", "user_ids", "item_ids", "history"} <= set(meta["fitted"])
+    import skmfnet
+
+    assert meta["skmfnet_version"] == skmfnet.__version__
+    assert os.access(saved, os.R_OK)
