@@ -1,0 +1,265 @@
+"""Speed and scale: skmfnet against Surprise and Cornac on one machine.
+
+Three protocols, each measured in one run so that ratios compare like with like:
+
+* ``ml100k``: MovieLens 100K u1 -- fit seconds and test RMSE of
+  ``EmbeddingMFRegressor()`` defaults, Surprise ``SVD`` defaults and Cornac
+  ``MF`` (its README configuration), and the ratios.
+* ``synthetic``: ratings with the shape of MovieLens 25M (162,000 users,
+  59,000 items, long-tailed popularity) from
+  :func:`skmfnet.datasets.make_ratings`.  For each library, with the same
+  number of factors, in its own process (after an untimed warm-up fit on 2,000
+  ratings that takes the one-time import and initialisation costs):
+  end-to-end fit seconds from a pandas DataFrame (data preparation included)
+  for ``--epochs`` epochs, seconds per
+  epoch and ratings per second (from a second, one-epoch fit:
+  ``(T(epochs) - T(1)) / (epochs - 1)``), peak resident memory of the process,
+  and prediction throughput (pairs per second).
+* ``tutorial``: seconds per epoch of the tutorial network against its
+  arithmetic bound: FLOPs of its Dense layers per rating (forward and
+  backward: 3 x 2 x weights) x ratings / this machine's measured float32
+  matmul FLOP/s at the network's shapes.
+
+Usage (from the repository root)::
+
+    python benchmarks/speed.py                      # all protocols, 25M ratings
+    python benchmarks/speed.py --n-ratings 5000000 --protocols synthetic
+
+Results: ``benchmarks/results/speed.{json,md}`` (``--output`` to change).
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.peers import CornacRegressor, SurpriseRegressor  # noqa: E402
+from benchmarks.report import machine_info  # noqa: E402
+
+PROTOCOLS = ("ml100k", "synthetic", "tutorial")
+LIBRARIES = ("skmfnet", "surprise", "cornac")
+CORNAC_README = dict(k=10, max_iter=25, learning_rate=0.01, lambda_reg=0.02, use_bias=True)
+
+
+def _rmse(a, b):
+    return float(np.sqrt(np.mean((np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) ** 2)))
+
+
+# --------------------------------------------------------------------- ml100k
+def run_ml100k(seed):
+    from sklearn.model_selection import PredefinedSplit
+
+    from skmfnet import EmbeddingMFRegressor
+    from skmfnet.datasets import fetch_movielens
+
+    data = fetch_movielens("100k")
+    X, y = data.ratings[["user_id", "item_id"]], data.ratings["rating"]
+    train, test = next(PredefinedSplit(data.test_fold).split())
+    models = {
+        "skmfnet EmbeddingMFRegressor()": EmbeddingMFRegressor(random_state=seed),
+        "Surprise SVD()": SurpriseRegressor("SVD", random_state=seed),
+        "Cornac MF (README config)": CornacRegressor("MF", params=CORNAC_README, seed=seed),
+    }
+    rows = {}
+    for name, model in models.items():
+        start = time.perf_counter()
+        model.fit(X.iloc[train], y.iloc[train])
+        fit_s = time.perf_counter() - start
+        rows[name] = {"fit_s": fit_s, "rmse": _rmse(model.predict(X.iloc[test]), y.iloc[test])}
+    ours = rows["skmfnet EmbeddingMFRegressor()"]["fit_s"]
+    for row in rows.values():
+        row["fit_time_vs_skmfnet"] = row["fit_s"] / ours
+    return rows
+
+
+# ------------------------------------------------------------------ synthetic
+def _make_estimator(library, n_factors, epochs, seed):
+    if library == "skmfnet":
+        from skmfnet import EmbeddingMFRegressor
+
+        return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, optimizer="lazy_adam", random_state=seed)
+    if library == "surprise":
+        return SurpriseRegressor("SVD", params={"n_factors": n_factors, "n_epochs": epochs}, random_state=seed)
+    return CornacRegressor("MF", params={**CORNAC_README, "k": n_factors, "max_iter": epochs}, seed=seed)
+
+
+def _worker(args):
+    """Run in a child process: fit one library on the saved data, print JSON."""
+    arrays = np.load(args.data)
+    X = pd.DataFrame({"user_id": arrays["users"], "item_id": arrays["items"]})
+    y = pd.Series(arrays["ratings"])
+    # untimed warm-up on a slice: the process's one-time costs (library imports,
+    # TensorFlow's initialisation) are not part of any timed fit
+    _make_estimator(args.library, args.n_factors, 1, args.seed).fit(X.iloc[:2000], y.iloc[:2000])
+    times = {}
+    for epochs in (args.epochs, 1):
+        start = time.perf_counter()
+        fitted = _make_estimator(args.library, args.n_factors, epochs, args.seed).fit(X, y)
+        times[epochs] = time.perf_counter() - start
+        if epochs == args.epochs:
+            model = fitted
+        del fitted
+    pairs = X.iloc[: min(len(X), args.predict_pairs)]
+    start = time.perf_counter()
+    model.predict(pairs)
+    predict_s = time.perf_counter() - start
+    per_epoch = (times[args.epochs] - times[1]) / max(args.epochs - 1, 1)
+    print(json.dumps({
+        "fit_s": times[args.epochs],
+        "one_epoch_fit_s": times[1],
+        "epoch_s": per_epoch,
+        "ratings_per_s": len(y) / per_epoch if per_epoch > 0 else None,
+        "predict_pairs_per_s": len(pairs) / predict_s,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }))
+
+
+def run_synthetic(args):
+    from skmfnet.datasets import make_ratings
+
+    X, y = make_ratings(
+        162_000, 59_000, args.n_ratings, n_factors=8, noise=0.8, rating_scale=(1, 5),
+        return_X_y=True, random_state=args.seed,
+    )
+    results = {"n_ratings": args.n_ratings, "n_users": 162_000, "n_items": 59_000,
+               "n_factors": args.n_factors, "epochs": args.epochs, "libraries": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ratings.npz")
+        np.savez(path, users=X["user_id"].to_numpy(), items=X["item_id"].to_numpy(), ratings=y.to_numpy())
+        del X, y
+        for library in args.libraries:
+            print(f"synthetic: {library} ...", file=sys.stderr, flush=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", "--library", library, "--data", path,
+                 "--n-factors", str(args.n_factors), "--epochs", str(args.epochs),
+                 "--seed", str(args.seed), "--predict-pairs", str(args.predict_pairs)],
+                capture_output=True, text=True, check=True,
+            )
+            results["libraries"][library] = json.loads(out.stdout.strip().splitlines()[-1])
+    return results
+
+
+# ------------------------------------------------------------------- tutorial
+def _matmul_flops_per_s(batch):
+    import tensorflow as tf
+
+    shapes = [(402, 2048), (2048, 256)]
+    a = [tf.random.normal((batch, k)) for k, _ in shapes]
+    w = [tf.random.normal(s) for s in shapes]
+    run = tf.function(lambda: [tf.matmul(x, m) for x, m in zip(a, w)])
+    run()
+    n = 50
+    start = time.perf_counter()
+    for _ in range(n):
+        [r.numpy() for r in run()]
+    seconds = (time.perf_counter() - start) / n
+    return sum(2 * batch * k * m for k, m in shapes) / seconds
+
+
+def run_tutorial(seed, epochs=2):
+    from skmfnet import TUTORIAL_PARAMS, EmbeddingMFRegressor
+    from skmfnet.datasets import fetch_movielens
+    from sklearn.model_selection import train_test_split
+
+    data = fetch_movielens("100k")
+    X, y = data.ratings[["user_id", "item_id"]], data.ratings["rating"]
+    X_train, _, y_train, _ = train_test_split(X, y, test_size=0.25, random_state=seed)
+    weights = 402 * 2048 + 2048 * 256 + 256
+    flops_per_rating = 3 * 2 * weights  # forward 2 per weight, backward twice that
+    rate = _matmul_flops_per_s(TUTORIAL_PARAMS["batch_size"])
+    bound = flops_per_rating * len(y_train) / rate
+    times = {}
+    for n in (1, 1 + epochs):
+        start = time.perf_counter()
+        EmbeddingMFRegressor(**{**TUTORIAL_PARAMS, "epochs": n}, random_state=seed).fit(X_train, y_train)
+        times[n] = time.perf_counter() - start
+    epoch_s = (times[1 + epochs] - times[1]) / epochs
+    return {"ratings": len(y_train), "flops_per_rating": flops_per_rating,
+            "matmul_flops_per_s": rate, "bound_epoch_s": bound, "epoch_s": epoch_s,
+            "epoch_s_over_bound": epoch_s / bound}
+
+
+# ---------------------------------------------------------------------- report
+def markdown(results):
+    lines = ["# skmfnet speed benchmark", "", f"Command: `{results['command']}`  ",
+             "Machine: {cpu_model}, {cpus_usable} usable cores, {ram_gib} GiB RAM, {os}, Python {python}  ".format(**results["machine"]),
+             "Versions: " + ", ".join(f"{k} {v}" for k, v in results["machine"]["versions"].items() if v), ""]
+    if "ml100k" in results:
+        lines += ["## MovieLens 100K, u1 (fit on u1.base, RMSE on u1.test)", "",
+                  "| Model | Fit s | RMSE | Fit time / skmfnet's |", "|---|---|---|---|"]
+        for name, r in results["ml100k"].items():
+            lines.append(f"| {name} | {r['fit_s']:.2f} | {r['rmse']:.4f} | {r['fit_time_vs_skmfnet']:.2f} |")
+        lines.append("")
+    if "synthetic" in results:
+        s = results["synthetic"]
+        lines += [f"## Synthetic ratings: {s['n_ratings']:,} ratings, {s['n_users']:,} users, "
+                  f"{s['n_items']:,} items, K={s['n_factors']}, {s['epochs']} epochs", "",
+                  "| Library | End-to-end fit s | s / epoch | M ratings / s / epoch | Peak RSS GiB | M predictions / s |",
+                  "|---|---|---|---|---|---|"]
+        for lib, r in s["libraries"].items():
+            rps = r["ratings_per_s"] / 1e6 if r["ratings_per_s"] else float("nan")
+            lines.append(f"| {lib} | {r['fit_s']:.1f} | {r['epoch_s']:.2f} | {rps:.2f} | "
+                         f"{r['peak_rss_gib']:.2f} | {r['predict_pairs_per_s'] / 1e6:.3f} |")
+        lines.append("")
+    if "tutorial" in results:
+        t = results["tutorial"]
+        lines += ["## Tutorial network vs its arithmetic bound", "",
+                  f"{t['ratings']:,} ratings x {t['flops_per_rating'] / 1e6:.2f} MFLOP (Dense layers, "
+                  f"forward + backward) / {t['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s measured = "
+                  f"**{t['bound_epoch_s']:.2f} s** per epoch at best; measured **{t['epoch_s']:.2f} s** "
+                  f"per epoch ({t['epoch_s_over_bound']:.2f}x the bound).", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS), help=f"comma-separated among {PROTOCOLS}")
+    parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"synthetic: among {LIBRARIES}")
+    parser.add_argument("--n-ratings", type=int, default=25_000_000)
+    parser.add_argument("--n-factors", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--predict-pairs", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--library", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return _worker(args)
+    args.protocols = [p for p in args.protocols.split(",") if p]
+    args.libraries = [lib for lib in args.libraries.split(",") if lib]
+    for value, allowed, name in ((args.protocols, PROTOCOLS, "--protocols"), (args.libraries, LIBRARIES, "--libraries")):
+        bad = sorted(set(value) - set(allowed))
+        if bad:
+            parser.error(f"{name}: unknown {bad}; choose among {list(allowed)}")
+
+    results = {"command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+               "machine": machine_info()}
+    if "ml100k" in args.protocols:
+        results["ml100k"] = run_ml100k(args.seed)
+    if "synthetic" in args.protocols:
+        results["synthetic"] = run_synthetic(args)
+    if "tutorial" in args.protocols:
+        results["tutorial"] = run_tutorial(args.seed)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed.json").write_text(json.dumps(results, indent=2, default=float))
+    (out / "speed.md").write_text(markdown(results) + "\n")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
