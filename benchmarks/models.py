@@ -215,6 +215,42 @@ MODELS = {
     ),
 }
 
+#: The "ablations" protocol: the defaults with one thing changed, on the same
+#: folds, to show what moves RMSE (docs/accuracy.rst reads its table).
+ABLATIONS = {
+    "abl_defaults": ("defaults", {}),
+    "abl_table_l2": (
+        "regularization='table' (Keras embeddings_regularizer, whole tables every step), "
+        "alpha=alpha_bias=1e-4",
+        dict(regularization="table", alpha=1e-4, alpha_bias=1e-4),
+    ),
+    "abl_init_0.1": ("init_std=0.1 (Surprise's init scale)", dict(init_std=0.1)),
+    "abl_init_keras": ("init_std=None (Keras's uniform(-0.05, 0.05))", dict(init_std=None)),
+    "abl_alpha_0.02": ("alpha=0.02 (Surprise's reg_all)", dict(alpha=0.02)),
+    "abl_alpha_0.3": ("alpha=0.3", dict(alpha=0.3)),
+    "abl_k128": ("n_factors=128", dict(n_factors=128)),
+    "abl_k8": ("n_factors=8", dict(n_factors=8)),
+    "abl_epochs_20": ("epochs=20", dict(epochs=20)),
+    "abl_early_stopping": (
+        "early_stopping=True, epochs=40 (10% held out, patience 3)",
+        dict(early_stopping=True, epochs=40),
+    ),
+    "abl_lazy_adam": ("optimizer='lazy_adam'", dict(optimizer="lazy_adam")),
+    "abl_no_clip": ("clip_predictions=False", dict(clip_predictions=False)),
+    "abl_mlp": (
+        "interaction='concat', hidden_layer_sizes=(64, 32), ReLU (non-linear interaction)",
+        dict(interaction="concat", hidden_layer_sizes=(64, 32), activation="relu"),
+    ),
+}
+for _name, (_label, _params) in ABLATIONS.items():
+    MODELS[_name] = Model(
+        make=lambda seed, params=_params: _skmfnet()[2](**params, random_state=seed),
+        label=_label,
+        protocol="ablations",
+        fallback="mu + known side's bias (zero rows)",
+        quick={"epochs": 2},
+    )
+
 #: The tutorial protocol's network and its published test RMSE.
 TUTORIAL_MODEL = "mf_tutorial"
 TUTORIAL_PUBLISHED_RMSE = 0.944

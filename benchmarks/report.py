@@ -164,6 +164,24 @@ def markdown(results, published):
             "each epoch's batches, as in the tutorial's plot.",
             "",
         ]
+    ablations = results["protocols"].get("ablations")
+    if ablations:
+        base = ablations.get("abl_defaults", {}).get("rmse_mean")
+        lines += [
+            "## Ablations: the defaults with one change",
+            "",
+            "Same folds; each row changes one thing of `EmbeddingMFRegressor()` defaults.",
+            "",
+            "| Change | RMSE | vs defaults | Fit s |",
+            "|---|---|---|---|",
+        ]
+        for name, entry in sorted(ablations.items(), key=lambda kv: kv[1]["rmse_mean"]):
+            delta = f"{entry['rmse_mean'] - base:+.4f}" if base is not None else ""
+            lines.append(
+                f"| {entry['label']} | {_pm(entry['rmse_mean'], entry['rmse_std'])} | {delta} | "
+                f"{_secs(entry['fit_seconds_mean'], entry['fit_seconds_std'])} |"
+            )
+        lines.append("")
     tut = results["protocols"].get("tutorial")
     if tut:
         lines += [

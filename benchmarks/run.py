@@ -27,7 +27,7 @@ if str(HERE.parent) not in sys.path:  # `python benchmarks/run.py` puts benchmar
 
 from benchmarks import models as M  # noqa: E402
 
-PROTOCOLS = ("tutorial", "folds", "peers")
+PROTOCOLS = ("tutorial", "folds", "peers", "ablations")
 ALL_FOLDS = (1, 2, 3, 4, 5)
 
 
@@ -75,7 +75,8 @@ def build_parser():
             "  tutorial  the tutorial's random 75/25 split, its network (TUTORIAL_PARAMS) and its\n"
             "            learning curve; plus the learning curve of the defaults on u1\n"
             "  folds     the canonical folds u1..u5: skmfnet and scikit-learn models\n"
-            "  peers     the same folds: Surprise and Cornac models\n\n"
+            "  peers     the same folds: Surprise and Cornac models\n"
+            "  ablations the same folds: the defaults with one parameter changed\n\n"
             "models ([protocol, quick = in the default --quick selection]):\n"
             f"{model_lines}\n\n"
             "Configurations live in benchmarks/models.py.  Data: MovieLens 100K from the\n"
@@ -146,10 +147,10 @@ def plan(args, parser):
         output = HERE / "results" / ("" if full else "quick" if args.quick else "partial")
     # Models named with --models run on the canonical folds whenever "folds" or "peers" is
     # selected (they share the splits); otherwise each protocol runs its own group.
-    on_folds = {"folds", "peers"} & set(protocols)
+    on_folds = {"folds", "peers", "ablations"} & set(protocols)
     by_protocol = {
         p: [n for n in selected if M.MODELS[n].protocol == p and (args.models or p in on_folds)]
-        for p in ("folds", "peers")
+        for p in ("folds", "peers", "ablations")
     } if on_folds else {}
     by_protocol = {p: names for p, names in by_protocol.items() if names}
     return protocols, selected, by_protocol, folds, output, skipped
