@@ -6,12 +6,25 @@ baselines can be used without paying for TensorFlow's import.
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["BiasBaselineRegressor", "EmbeddingMFRegressor", "TUTORIAL_PARAMS", "__version__"]
+__all__ = [
+    "BiasBaselineRegressor",
+    "EmbeddingMFRegressor",
+    "InvalidModelFileError",
+    "TUTORIAL_PARAMS",
+    "__version__",
+    "load_estimator",
+    "recommend",
+    "save_estimator",
+]
 
 _LAZY = {
     "BiasBaselineRegressor": "._baselines",
     "EmbeddingMFRegressor": "._estimator",
     "TUTORIAL_PARAMS": "._estimator",
+    "recommend": "._recommend",
+    "save_estimator": "._persistence",
+    "load_estimator": "._persistence",
+    "InvalidModelFileError": "._persistence",
 }
 
 

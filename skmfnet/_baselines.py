@@ -13,11 +13,13 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._encoding import IdEncoder, validate_user_item
+from ._mixins import RecommenderMixin
+from ._recommend import seen_matrix_from_rows
 
 __all__ = ["BiasBaselineRegressor"]
 
 
-class BiasBaselineRegressor(RegressorMixin, BaseEstimator):
+class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
     r"""Baseline rating predictor: global mean plus user and item biases.
 
     Predicts
@@ -77,17 +79,20 @@ class BiasBaselineRegressor(RegressorMixin, BaseEstimator):
     ----------
     mu_ : float
         Mean training rating.
-    user_bias_ : ndarray of shape (n_users_ + 1,)
+    user_bias_ : ndarray of shape (``n_users_ + 1``,)
         User biases indexed by encoder row: ``user_bias_[0]`` (unknown users)
         is 0, the bias of user ``u`` is
         ``user_bias_[user_encoder_.transform([u])[0]]``.
-    item_bias_ : ndarray of shape (n_items_ + 1,)
+    item_bias_ : ndarray of shape (``n_items_ + 1``,)
         Item biases, indexed likewise.
     user_encoder_, item_encoder_ : IdEncoder
         Vocabularies of the ids seen in fit (``user_encoder_.classes_`` lists
         the known user ids; known ids have rows ``1 .. n``).
     n_users_, n_items_ : int
         Number of known users and items.
+    seen_ : scipy.sparse.csr_matrix of bool
+        The training (user, item) pairs, in encoder rows, of shape
+        ``(n_users_ + 1, n_items_ + 1)``; :meth:`recommend` leaves them out.
     rating_range_ : tuple of float
         (min, max) of the training ratings, the clipping range.
     n_features_in_ : int
@@ -184,6 +189,7 @@ class BiasBaselineRegressor(RegressorMixin, BaseEstimator):
         self.user_bias_ = user_bias
         self.item_bias_ = item_bias
         self.rating_range_ = (float(np.min(y)), float(np.max(y)))
+        self.seen_ = seen_matrix_from_rows(user_rows, item_rows, self.n_users_, self.n_items_)
         return self
 
     def predict(self, X):

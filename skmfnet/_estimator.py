@@ -36,9 +36,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._distribute import DISTRIBUTIONS, fit_multi_worker, get_strategy
-from ._encoding import IdEncoder, validate_user_item
+from ._encoding import UNKNOWN_INDEX, IdEncoder, validate_user_item
+from ._mixins import RecommenderMixin
 from ._network import build_network
 from ._optimizers import LazyAdam
+from ._recommend import seen_matrix_from_rows
 
 __all__ = ["EmbeddingMFRegressor", "TUTORIAL_PARAMS"]
 
@@ -111,7 +113,7 @@ def _eval_batches(X, y):
     return tf.data.Dataset.from_tensor_slices((X, y)).batch(_EVAL_BATCH)
 
 
-class EmbeddingMFRegressor(KerasRegressor):
+class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     r"""Matrix factorization as a Keras network, as a scikit-learn regressor.
 
     Predicts the rating of an (user, item) pair from learned embeddings.  With
@@ -248,6 +250,9 @@ class EmbeddingMFRegressor(KerasRegressor):
         the known user ids.
     n_users_, n_items_ : int
         Number of known users and items.
+    seen_ : scipy.sparse.csr_matrix of bool
+        The training (user, item) pairs, in encoder rows, of shape
+        ``(n_users_ + 1, n_items_ + 1)``; :meth:`recommend` leaves them out.
     model_ : keras.Model
         The fitted network (input: int32 (user row, item row); output: the
         centred rating).
@@ -432,6 +437,7 @@ class EmbeddingMFRegressor(KerasRegressor):
                     + "."
                 )
         users, items, y = validate_user_item(self, X, y, reset=True)
+        all_users, all_items = users, items  # pairs held out for early stopping are seen too
 
         if validation_data is None and self.early_stopping:
             if len(y) < 2:
@@ -459,6 +465,9 @@ class EmbeddingMFRegressor(KerasRegressor):
         )
         self.n_users_ = self.user_encoder_.n_known
         self.n_items_ = self.item_encoder_.n_known
+        seen = self._rows(all_users, all_items)
+        seen = seen[(seen != UNKNOWN_INDEX).all(axis=1)]  # ids only in the held-out part
+        self.seen_ = seen_matrix_from_rows(seen[:, 0], seen[:, 1], self.n_users_, self.n_items_)
         self.mu_ = float(np.mean(y))
         self._n_train = len(y)
         self.rating_range_ = (float(np.min(y)), float(np.max(y)))

@@ -184,8 +184,8 @@ def save_estimator(estimator, path):
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     save_estimator(est, os.path.join(tmp, "model.skmf"))
     ...     loaded = load_estimator(os.path.join(tmp, "model.skmf"))
-    >>> (loaded.predict(X) == est.predict(X)).all()
-    np.True_
+    >>> bool((loaded.predict(X) == est.predict(X)).all())
+    True
     """
     name = type(estimator).__name__
     if name not in _ESTIMATORS:

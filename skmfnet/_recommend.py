@@ -97,8 +97,9 @@ def seen_matrix(estimator, X):
 
     Returns
     -------
-    seen : scipy.sparse.csr_matrix of bool, shape (n_users_ + 1, n_items_ + 1)
-        See :func:`seen_matrix_from_rows`; pairs with an id unknown to the
+    seen : scipy.sparse.csr_matrix of bool, shape (n_users + 1, n_items + 1)
+        In encoder rows, with ``n_users = estimator.n_users_`` (see
+        :func:`seen_matrix_from_rows`); pairs with an id unknown to the
         estimator are dropped.
     """
     users, items = _pairs(X)
@@ -297,12 +298,12 @@ def recommend(estimator, users=None, n=10, *, exclude_seen=True, seen=None):
     >>> X = [["alice", "matrix"], ["alice", "amelie"], ["bob", "matrix"], ["carol", "tron"]]
     >>> y = [5, 3, 4, 2]
     >>> est = BiasBaselineRegressor(reg_user=1.0, reg_item=1.0).fit(X, y)
-    >>> recommend(est, ["bob", "dave"], n=2, seen=X)
-       user  rank    item     score
-    0   bob     1  amelie  3.377...
-    1   bob     2    tron  3.063...
-    2  dave     1  matrix  4.020...
-    3  dave     2  amelie  3.166...
+    >>> recommend(est, ["bob", "dave"], n=2, seen=X).round(3)
+       user  rank    item  score
+    0   bob     1  amelie  3.071
+    1   bob     2    tron  2.952
+    2  dave     1  matrix  4.095
+    3  dave     2  amelie  3.119
     """
     estimator = _unwrap(estimator)
     check_is_fitted(estimator, ["user_encoder_", "item_encoder_", "mu_"])

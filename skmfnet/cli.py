@@ -223,6 +223,9 @@ def _fit(args):
     import numpy as np
     import pandas as pd
 
+    folder = Path(args.model).parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write model file {args.model}: folder {folder} does not exist")
     frame = _read_table(args.data)
     columns = [
         _column(frame, args.user_col, _USER_COLUMNS, "user id", args.data, "--user-col"),
@@ -262,11 +265,6 @@ def _fit(args):
             estimator.fit(X, y.to_numpy(dtype=np.float64))
     except ValueError as exc:  # invalid ids, parameters out of range
         raise UsageError(_one_line(exc)) from None
-    if getattr(estimator, "seen_", None) is None:
-        # the training pairs, so that `recommend` leaves them out
-        from ._recommend import seen_matrix
-
-        estimator.seen_ = seen_matrix(estimator, X)
     from ._persistence import save_estimator
 
     try:

@@ -209,8 +209,8 @@ def recall_at_k(recommendations, relevant, k=10):
     Examples
     --------
     >>> from skmfnet.metrics import recall_at_k
-    >>> recall_at_k({"u": ["a", "b", "c"]}, {"u": {"a", "c", "z"}}, k=2)
-    0.333...
+    >>> round(recall_at_k({"u": ["a", "b", "c"]}, {"u": {"a", "c", "z"}}, k=2), 4)
+    0.3333
     """
     return _per_user(recommendations, relevant, k, lambda hits, rel, k: hits.sum() / len(rel))
 

@@ -36,6 +36,7 @@ def models(ratings):
             interaction="concat", hidden_layer_sizes=(4, 3), activation="linear",
             regularization="table", init_std=None, loss="rmse", optimizer="sgd", **FAST
         ).fit(X, y),
+        "lazy-adam": EmbeddingMFRegressor(optimizer="lazy_adam", **FAST).fit(X, y),
         "bias": BiasBaselineRegressor(reg_user=3.0).fit(X, y),
     }
 
@@ -46,7 +47,7 @@ def queries(X):
     return pd.concat([X, extra], ignore_index=True)
 
 
-@pytest.mark.parametrize("kind", ["dot", "concat-table", "bias"])
+@pytest.mark.parametrize("kind", ["dot", "concat-table", "lazy-adam", "bias"])
 def test_round_trip_gives_identical_predictions(models, ratings, tmp_path, kind):
     X, _ = ratings
     est = models[kind]

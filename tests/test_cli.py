@@ -1,0 +1,272 @@
+"""The skmfnet command, end to end in a temporary folder on small synthetic ratings."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skmfnet._persistence import load_estimator
+from skmfnet._recommend import recommend
+from skmfnet.cli import main
+from skmfnet.datasets import make_ratings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MF = ["--n-factors", "3", "--epochs", "2", "--batch-size", "64", "--random-state", "0"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    ratings = make_ratings(30, 20, 300, rating_scale=(1, 5), random_state=0)
+    ratings.to_csv(folder / "ratings.csv", index=False)
+    pairs = make_ratings(35, 22, 40, random_state=1)[["user_id", "item_id"]]  # some unknown ids
+    pairs.to_csv(folder / "pairs.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def mf_model(workdir):
+    path = workdir / "mf.skmf"
+    assert main(["fit", str(workdir / "ratings.csv"), "--model", str(path), "--quiet", *MF]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def bias_model(workdir):
+    path = workdir / "bias.skmf"
+    assert main(["fit", str(workdir / "ratings.csv"), "-m", str(path), "--estimator", "bias", "-q"]) == 0
+    return path
+
+
+def read_csv(text):
+    return pd.read_csv(io.StringIO(text))
+
+
+def test_fit_writes_a_model_with_the_training_pairs(workdir, mf_model, capsys):
+    est = load_estimator(mf_model)
+    assert type(est).__name__ == "EmbeddingMFRegressor"
+    assert (est.n_factors, est.epochs, est.random_state) == (3, 2, 0)
+    ratings = pd.read_csv(workdir / "ratings.csv")
+    assert est.seen_.nnz == len(ratings)
+    assert est.mu_ == pytest.approx(ratings["rating"].mean())
+
+
+def test_fit_reports_progress_unless_quiet(workdir, capsys):
+    args = ["fit", str(workdir / "ratings.csv"), "--model", str(workdir / "b.skmf"), "--estimator", "bias"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "fitting BiasBaselineRegressor on 300 ratings" in captured.err
+    assert main([*args, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_keras_progress_goes_to_stderr(workdir, capsys):
+    args = ["fit", str(workdir / "ratings.csv"), "-m", str(workdir / "p.skmf"), "--n-factors", "2", "--epochs", "1"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""  # stdout stays free for data
+    assert "rmse:" in captured.err and "wrote" in captured.err  # one line per epoch
+
+
+def test_predict_to_stdout(workdir, mf_model, capsys):
+    assert main(["predict", str(mf_model), str(workdir / "pairs.csv"), "-q"]) == 0
+    out = read_csv(capsys.readouterr().out)
+    pairs = pd.read_csv(workdir / "pairs.csv")
+    assert list(out.columns) == ["user_id", "item_id", "prediction"]
+    pd.testing.assert_frame_equal(out[["user_id", "item_id"]], pairs)
+    expected = load_estimator(mf_model).predict(pairs)
+    np.testing.assert_array_equal(out["prediction"].to_numpy(), expected)  # CSV floats round-trip
+
+
+def test_predict_to_file_with_other_column_names(workdir, bias_model, capsys, monkeypatch):
+    import skmfnet.cli
+
+    monkeypatch.setattr(skmfnet.cli, "_PREDICT_CHUNK", 7)  # several chunks
+    pairs = pd.read_csv(workdir / "pairs.csv").rename(columns={"user_id": "who", "item_id": "what"})
+    pairs.to_csv(workdir / "renamed.tsv", sep="\t", index=False)
+    out_path = workdir / "predictions.csv"
+    args = ["predict", str(bias_model), str(workdir / "renamed.tsv"), "--user-col", "who",
+            "--item-col", "what", "-o", str(out_path), "-q"]
+    assert main(args) == 0
+    assert capsys.readouterr().out == ""
+    out = pd.read_csv(out_path)
+    assert list(out.columns) == ["who", "what", "prediction"]
+    expected = load_estimator(bias_model).predict(pd.read_csv(workdir / "pairs.csv"))
+    np.testing.assert_array_equal(out["prediction"].to_numpy(), expected)
+
+
+def test_recommend_matches_the_api(workdir, mf_model, capsys):
+    assert main(["recommend", str(mf_model), "--user", "3", "--user", "7", "-n", "4", "-q"]) == 0
+    out = read_csv(capsys.readouterr().out)
+    est = load_estimator(mf_model)
+    expected = recommend(est, [3, 7], n=4)
+    assert list(out.columns) == ["user", "rank", "item", "score"]
+    assert out[["user", "rank", "item"]].values.tolist() == expected[["user", "rank", "item"]].values.tolist()
+    np.testing.assert_array_equal(out["score"].to_numpy(), expected["score"].to_numpy())
+    ratings = pd.read_csv(workdir / "ratings.csv")
+    rated = set(map(tuple, ratings[["user_id", "item_id"]].to_numpy().tolist()))
+    assert not rated & set(map(tuple, out[["user", "item"]].to_numpy().tolist()))
+
+
+def test_recommend_all_users_include_seen_and_unknown_user(workdir, bias_model, capsys):
+    assert main(["recommend", str(bias_model), "--all-users", "-n", "2", "--include-seen", "-q"]) == 0
+    out = read_csv(capsys.readouterr().out)
+    est = load_estimator(bias_model)
+    assert out["user"].unique().tolist() == est.user_encoder_.classes_.tolist()
+    assert (out.groupby("user").size() == 2).all()
+    assert main(["recommend", str(bias_model), "--user", "12345", "-n", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "user 12345 is not in the training data" in captured.err
+    assert len(read_csv(captured.out)) == 3
+
+
+def test_recommend_with_string_ids(tmp_path, capsys):
+    ratings = pd.DataFrame(
+        {"user": ["u1", "u1", "u2", "42"], "item": ["a", "b", "a", "c"], "rating": [5, 3, 4, 2]}
+    )
+    ratings.to_csv(tmp_path / "r.csv", index=False)
+    model = tmp_path / "m.skmf"
+    assert main(["fit", str(tmp_path / "r.csv"), "-m", str(model), "--estimator", "bias", "-q"]) == 0
+    assert main(["recommend", str(model), "-u", "u2", "-u", "42", "-n", "5", "-q"]) == 0
+    out = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype=str)
+    assert out["user"].tolist() == ["u2", "u2", "42", "42"]
+    assert set(out.loc[out["user"] == "u2", "item"]) == {"b", "c"}
+
+
+@pytest.mark.skipif(
+    pytest.importorskip("importlib").util.find_spec("pyarrow") is None, reason="pyarrow not installed"
+)
+def test_parquet_input(workdir, tmp_path, capsys):
+    pd.read_csv(workdir / "ratings.csv").to_parquet(tmp_path / "ratings.parquet")
+    model = tmp_path / "m.skmf"
+    assert main(["fit", str(tmp_path / "ratings.parquet"), "-m", str(model), "--estimator", "bias", "-q"]) == 0
+    assert load_estimator(model).n_users_ > 0
+
+
+def test_fetch(tmp_path, capsys):
+    # offline: a data folder without MovieLens and --no-download is a user error
+    assert main(["fetch", "100k", "--data-home", str(tmp_path), "--no-download"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skmfnet: error: MovieLens 100K is not in the data folder")
+    assert err.count("\n") == 1
+
+
+def _movielens_home():
+    for candidate in (os.environ.get("SKMFNET_DATA"), REPO_ROOT.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "ml-100k" / "u.data").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.mark.skipif(_movielens_home() is None, reason="MovieLens 100K not found (SKMFNET_DATA)")
+def test_fetch_real_100k_to_csv(tmp_path, capsys):
+    out = tmp_path / "ml.csv"
+    assert main(["fetch", "100k", "--data-home", str(_movielens_home()), "--no-download", "-o", str(out)]) == 0
+    assert "100,000 ratings by 943 users on 1,682 items" in capsys.readouterr().err
+    ratings = pd.read_csv(out)
+    assert list(ratings.columns) == ["user_id", "item_id", "rating", "timestamp"]
+    assert len(ratings) == 100_000
+
+
+# --------------------------------------------------------------- user errors
+@pytest.fixture(scope="module")
+def bad_files(workdir):
+    (workdir / "empty.csv").write_text("")
+    (workdir / "text.csv").write_text("user_id,item_id,rating\n1,2,good\n3,4,5\n")
+    (workdir / "nan_ids.csv").write_text("user_id,item_id,rating\n1,2,4\n,4,5\n")
+    (workdir / "garbage.skmf").write_bytes(b"\x00\x01 not a model")
+    (workdir / "binary.csv").write_bytes(b"\xff\xfe\x00\x00\xd8\x00garbage\x00\n\xff")
+    return workdir
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["fit", "{d}/missing.csv", "-m", "{d}/m.skmf"], "file not found: .*missing.csv"),
+        (["fit", "{d}", "-m", "{d}/m.skmf"], "is a folder"),
+        (["fit", "{d}/empty.csv", "-m", "{d}/m.skmf"], "empty.csv is empty"),
+        (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--rating-col", "stars"], "no column 'stars'"),
+        (["fit", "{d}/pairs.csv", "-m", "{d}/m.skmf"], "no rating column .*--rating-col"),
+        (["fit", "{d}/text.csv", "-m", "{d}/m.skmf"], "must hold numbers; row 2 .*'good'"),
+        (["fit", "{d}/nan_ids.csv", "-m", "{d}/m.skmf", "--estimator", "bias"], "missing or non-finite user ids"),
+        (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--epochs", "two"], "--epochs: expected a positive integer"),
+        (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--n-factors", "0"], "--n-factors: expected a positive"),
+        (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--alpha", "-1"], "--alpha: expected a finite number"),
+        (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--estimator", "bias", "--epochs", "3"],
+         "--epochs apply to --estimator mf only"),
+        (["fit", "{d}/ratings.csv", "-m", "{d}/no/such/folder/m.skmf", "--estimator", "bias"],
+         "cannot write model file .*folder .* does not exist"),
+        (["fit", "{d}/ratings.csv"], "required: --model"),
+        (["predict", "{d}/missing.skmf", "{d}/pairs.csv"], "model file not found"),
+        (["predict", "{d}/garbage.skmf", "{d}/pairs.csv"], "not a valid skmfnet model file"),
+        (["predict", "{d}/ratings.csv", "{d}/pairs.csv"], "not a valid skmfnet model file"),
+        (["predict", "{d}/bias.skmf", "{d}/missing.csv"], "file not found"),
+        (["predict", "{d}/bias.skmf", "{d}/binary.csv"], "cannot read .*binary.csv"),
+        (["predict", "{d}/bias.skmf", "{d}/pairs.csv", "--item-col", "movie"], "no column 'movie'"),
+        (["recommend", "{d}/bias.skmf", "--user", "abc"], "--user 'abc': the model's user ids are integers"),
+        (["recommend", "{d}/bias.skmf", "--user", "1", "-n", "ten"], "argument -n: expected a positive integer"),
+        (["recommend", "{d}/bias.skmf"], "one of the arguments --user/-u --all-users is required"),
+        (["recommend", "{d}/garbage.skmf", "--user", "1"], "not a valid skmfnet model file"),
+        (["fetch", "200k"], "invalid choice: '200k'"),
+        (["train", "x"], "invalid choice: 'train'"),
+        ([], "required: COMMAND"),
+    ],
+    ids=lambda v: None if isinstance(v, list) else v[:30],
+)
+def test_user_errors_exit_2_with_one_line(bad_files, bias_model, capsys, args, match):
+    import re
+
+    args = [a.format(d=bad_files) for a in args]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    errors = [line for line in captured.err.splitlines() if "error" in line]
+    assert len(errors) == 1 and captured.err.endswith(errors[0] + "\n"), captured.err
+    assert errors[0].startswith("skmfnet: error: "), captured.err
+    assert re.search(match, errors[0]), captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_model_without_training_pairs(tmp_path, workdir, capsys):
+    from skmfnet import BiasBaselineRegressor
+    from skmfnet._persistence import save_estimator
+
+    ratings = pd.read_csv(workdir / "ratings.csv")
+    est = BiasBaselineRegressor().fit(ratings[["user_id", "item_id"]], ratings["rating"])
+    est.seen_ = None
+    save_estimator(est, tmp_path / "m.skmf")
+    assert main(["recommend", str(tmp_path / "m.skmf"), "--user", "1"]) == 2
+    assert "--include-seen" in capsys.readouterr().err
+    assert main(["recommend", str(tmp_path / "m.skmf"), "--user", "1", "--include-seen", "-q"]) == 0
+
+
+def test_help_and_version(capsys):
+    assert main(["--help"]) == 0
+    assert "fetch" in capsys.readouterr().out
+    assert main(["recommend", "--help"]) == 0
+    assert "--include-seen" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("skmfnet ")
+
+
+def test_python_dash_m_in_a_subprocess(workdir, bias_model):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.run(
+        [sys.executable, "-m", "skmfnet.cli", "recommend", str(bias_model), "--user", "3", "-n", "3"],
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    out = read_csv(run.stdout)
+    assert out["user"].tolist() == [3, 3, 3] and out["rank"].tolist() == [1, 2, 3]
+    bad = subprocess.run(
+        [sys.executable, "-m", "skmfnet.cli", "predict", "missing.skmf", "pairs.csv"],
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=300,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "skmfnet: error: model file not found: missing.skmf"
