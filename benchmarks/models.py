@@ -251,6 +251,23 @@ for _name, (_label, _params) in ABLATIONS.items():
         quick={"epochs": 2},
     )
 
+#: The "ranking" protocol: top-10 lists of the package's estimators.
+MODELS["rank_bias"] = Model(
+    make=lambda seed: _skmfnet()[1](),
+    label="BiasBaselineRegressor (popularity-like: mu + b_u + b_i)",
+    protocol="ranking",
+    fallback="mu + b_i for an unknown user",
+    quick_default=True,
+)
+MODELS["rank_mf_default"] = Model(
+    make=lambda seed: _skmfnet()[2](random_state=seed),
+    label="EmbeddingMFRegressor() defaults",
+    protocol="ranking",
+    fallback="mu + b_i for an unknown user",
+    quick={"epochs": QUICK_EPOCHS},
+    quick_default=True,
+)
+
 #: The tutorial protocol's network and its published test RMSE.
 TUTORIAL_MODEL = "mf_tutorial"
 TUTORIAL_PUBLISHED_RMSE = 0.944

@@ -9,6 +9,10 @@
   (``PredefinedSplit(bunch.test_fold)``); every model is fitted on uK.base
   and scored on uK.test, the same splits for every model of the run.
 
+* ``ranking``: the same folds; each model recommends 10 items to every test
+  user (items rated in training left out) and is scored against the test
+  items that user rated 4 or more: precision, recall, NDCG and hit rate at 10.
+
 Everything here uses the package's public API only.
 """
 
@@ -20,6 +24,11 @@ from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 from sklearn.model_selection import PredefinedSplit, train_test_split
 
 from skmfnet.datasets import fetch_movielens
+from skmfnet.metrics import make_ranking_scorer
+
+#: Ranking protocol: list length and smallest relevant test rating.
+RANKING_K = 10
+RANKING_THRESHOLD = 4.0
 
 
 @dataclass
@@ -118,9 +127,20 @@ def fit_and_score(estimator, X_train, y_train, X_test, y_test, *, validation=Fal
 def summarize(per_fold):
     """Mean and sample std (ddof=1; None for a single fold) of every figure."""
     summary = {}
-    for key in ("rmse", "mae", "fit_seconds", "predict_seconds"):
+    keys = ["rmse", "mae", "fit_seconds", "predict_seconds"]
+    keys += [key for key in per_fold[0] if key.endswith(f"_at_{RANKING_K}")]
+    for key in keys:
         values = np.array([fold[key] for fold in per_fold], dtype=float)
         summary[f"{key}_mean"] = float(values.mean())
         summary[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
     summary["n_folds"] = len(per_fold)
     return summary
+
+
+def ranking_scores(estimator, X_test, y_test):
+    """Top-10 ranking metrics of a fitted estimator on a test fold."""
+    scores = {}
+    for metric in ("precision", "recall", "ndcg", "hit_rate"):
+        scorer = make_ranking_scorer(metric, RANKING_K, threshold=RANKING_THRESHOLD)
+        scores[f"{metric}_at_{RANKING_K}"] = float(scorer(estimator, X_test, y_test))
+    return scores

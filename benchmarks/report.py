@@ -182,6 +182,28 @@ def markdown(results, published):
                 f"{_secs(entry['fit_seconds_mean'], entry['fit_seconds_std'])} |"
             )
         lines.append("")
+    ranking = results["protocols"].get("ranking")
+    if ranking:
+        lines += [
+            "## Ranking: top-10 recommendations",
+            "",
+            "Same folds. Each model recommends 10 items to every test user, leaving out the "
+            "items the user rated in training; relevant = the user's test ratings >= 4. Means "
+            "over the users with a relevant item, then over folds.",
+            "",
+            "| Model | Precision@10 | Recall@10 | NDCG@10 | Hit rate@10 |",
+            "|---|---|---|---|---|",
+        ]
+        for name, entry in sorted(ranking.items(), key=lambda kv: -kv[1]["ndcg_at_10_mean"]):
+            lines.append(
+                f"| {entry['label']} | "
+                + " | ".join(
+                    _pm(entry[f"{m}_at_10_mean"], entry[f"{m}_at_10_std"])
+                    for m in ("precision", "recall", "ndcg", "hit_rate")
+                )
+                + " |"
+            )
+        lines.append("")
     tut = results["protocols"].get("tutorial")
     if tut:
         lines += [

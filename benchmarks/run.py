@@ -27,7 +27,7 @@ if str(HERE.parent) not in sys.path:  # `python benchmarks/run.py` puts benchmar
 
 from benchmarks import models as M  # noqa: E402
 
-PROTOCOLS = ("tutorial", "folds", "peers", "ablations")
+PROTOCOLS = ("tutorial", "folds", "peers", "ablations", "ranking")
 ALL_FOLDS = (1, 2, 3, 4, 5)
 
 
@@ -76,7 +76,8 @@ def build_parser():
             "            learning curve; plus the learning curve of the defaults on u1\n"
             "  folds     the canonical folds u1..u5: skmfnet and scikit-learn models\n"
             "  peers     the same folds: Surprise and Cornac models\n"
-            "  ablations the same folds: the defaults with one parameter changed\n\n"
+            "  ablations the same folds: the defaults with one parameter changed\n"
+            "  ranking   the same folds: top-10 lists scored against test ratings >= 4\n\n"
             "models ([protocol, quick = in the default --quick selection]):\n"
             f"{model_lines}\n\n"
             "Configurations live in benchmarks/models.py.  Data: MovieLens 100K from the\n"
@@ -147,10 +148,10 @@ def plan(args, parser):
         output = HERE / "results" / ("" if full else "quick" if args.quick else "partial")
     # Models named with --models run on the canonical folds whenever "folds" or "peers" is
     # selected (they share the splits); otherwise each protocol runs its own group.
-    on_folds = {"folds", "peers", "ablations"} & set(protocols)
+    on_folds = {"folds", "peers", "ablations", "ranking"} & set(protocols)
     by_protocol = {
         p: [n for n in selected if M.MODELS[n].protocol == p and (args.models or p in on_folds)]
-        for p in ("folds", "peers", "ablations")
+        for p in ("folds", "peers", "ablations", "ranking")
     } if on_folds else {}
     by_protocol = {p: names for p, names in by_protocol.items() if names}
     return protocols, selected, by_protocol, folds, output, skipped
@@ -274,7 +275,10 @@ def main(argv=None):
                 **{k: res[k] for k in ("rmse", "mae", "fit_seconds", "epochs_run", "history")},
             }
         else:
-            res = P.fit_and_score(estimator, *P.fold_split(data, fold))
+            split = P.fold_split(data, fold)
+            res = P.fit_and_score(estimator, *split)
+            if protocol == "ranking":
+                res.update(P.ranking_scores(estimator, split[2], split[3]))
             res["fold"] = fold
             res.pop("history", None)  # per-epoch curves of the fold fits are not kept
             per_fold.setdefault((protocol, name), []).append(res)
