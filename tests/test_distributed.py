@@ -77,6 +77,11 @@ def test_multi_worker_training_on_loopback(tmp_path):
     single_rmse = _rmse(single.predict(X_test), y_test)
     distributed_rmse = _rmse(results[0]["prediction"], y_test)
     assert abs(distributed_rmse - single_rmse) < RMSE_TOLERANCE, (distributed_rmse, single_rmse)
+    # the fitted estimator pickles and predicts here, without the cluster
+    import pickle
+
+    restored = pickle.loads(results[0]["pickled"].tobytes())
+    np.testing.assert_allclose(restored.predict(X_test), results[0]["prediction"], rtol=1e-6)
     # and it learned something: far better than the global mean
     assert distributed_rmse < _rmse(np.full(len(y_test), y_train.mean()), y_test) - 0.2
 

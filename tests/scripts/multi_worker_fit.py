@@ -1,9 +1,11 @@
 """One worker of the multi-worker test: fit with distribution="multi_worker".
 
 Usage: python multi_worker_fit.py OUTPUT.npz   (TF_CONFIG set by the caller)
-Writes the worker's final weights and its predictions on the held-out ratings.
+Writes the worker's final weights, its predictions on the held-out ratings
+and the pickled fitted estimator.
 """
 
+import pickle
 import sys
 
 import numpy as np
@@ -25,4 +27,5 @@ if __name__ == "__main__":
     X_train, y_train, X_test, y_test = data()
     est = EmbeddingMFRegressor(**PARAMS, distribution="multi_worker").fit(X_train, y_train)
     weights = {f"w{k}": w for k, w in enumerate(est.model_.get_weights())}
-    np.savez(sys.argv[1], prediction=est.predict(X_test), **weights)
+    pickled = np.frombuffer(pickle.dumps(est), dtype=np.uint8)
+    np.savez(sys.argv[1], prediction=est.predict(X_test), pickled=pickled, **weights)
