@@ -1,9 +1,10 @@
 """EmbeddingMFRegressor: the scikit-learn estimator around the Keras network.
 
 This is the only module of the package that imports scikeras.  scikeras 0.13
-is used for what it does well (building the model inside a seeded context,
-running ``keras.Model.fit``, collecting ``history_``, pickling fitted Keras
-models); the parts of it that do not fit rating data are replaced here:
+gives the estimator its shape (``fit`` -> ``_initialize`` -> build the model
+-> ``_fit_keras_model``, the fitted ``model_``, pickling and deep copies of
+fitted Keras models); the parts of it that do not fit rating data are
+replaced here:
 
 * ``_validate_data`` casts object/string X to float32, so non-numeric ids fail
   and numeric ids above 2**24 collide.  Ids are validated and encoded by
@@ -20,17 +21,21 @@ models); the parts of it that do not fit rating data are replaced here:
 * its ``get_params`` reads every attribute set in ``__init__`` plus routed
   ``**kwargs``; here parameters are exactly the ``__init__`` signature, as in
   scikit-learn, so ``clone`` and ``set_params`` behave as everywhere else.
+* it builds and fits inside ``tensorflow_random_state``, which sets
+  ``TF_DETERMINISTIC_OPS`` and so turns op determinism on for the rest of the
+  process (see ``_build_keras_model``); here every random draw is seeded
+  explicitly instead.
 """
 
 import numbers
 
 import keras
-import tensorflow as tf
 import numpy as np
+import tensorflow as tf
 from scikeras.wrappers import KerasRegressor
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils import RegressorTags
 from sklearn.model_selection import train_test_split
+from sklearn.utils import RegressorTags
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -488,7 +493,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             return None
         if isinstance(self.random_state, numbers.Integral):
             return int(self.random_state)
-        return int(np.random.RandomState(self.random_state.get_state()[1][0]).randint(2**31 - 1))
+        # a RandomState: draw from a copy, so that the caller's generator is not advanced
+        copy = np.random.RandomState()
+        copy.set_state(self.random_state.get_state())
+        return int(copy.randint(2**31 - 1))
 
     # scikeras hooks --------------------------------------------------------
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
