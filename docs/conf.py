@@ -92,6 +92,14 @@ def _benchmark_results_rst():
     if chart.is_file():
         text += f".. image:: /{os.path.relpath(chart, DOCS)}\n   :alt: Test RMSE by model\n\n"
     text += f".. literalinclude:: /{os.path.relpath(markdown, DOCS)}\n   :language: markdown\n"
+    # runs of single protocols committed beside the full run
+    for extra, title in [
+        (BENCHMARK_RESULTS / "extra" / "results.md", "Ablations and ranking"),
+        (BENCHMARK_RESULTS / "speed.md", "Speed and scale (``benchmarks/speed.py``)"),
+    ]:
+        if extra.is_file():
+            text += f"\n{title}\n{'~' * len(title)}\n\n"
+            text += f".. literalinclude:: /{os.path.relpath(extra, DOCS)}\n   :language: markdown\n"
     return text
 
 
