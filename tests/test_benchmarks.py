@@ -12,11 +12,10 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _data import REAL_HOME, REPO_ROOT, needs_real_100k
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN = REPO_ROOT / "benchmarks" / "run.py"
 QUICK_MODELS = {
     "folds": {"dummy", "bias", "mf_default", "mf_grid"},
@@ -24,20 +23,6 @@ QUICK_MODELS = {
 }
 
 
-def _real_data_home():
-    candidates = []
-    env = os.environ.get("SKMFNET_DATA")
-    if env:
-        # relative to the working directory, then to the repository root
-        candidates += [Path(env).expanduser(), REPO_ROOT / Path(env).expanduser()]
-    candidates.append(REPO_ROOT.parent / "shared" / "data")
-    for candidate in candidates:
-        if (candidate / "ml-100k" / "u.data").is_file():
-            return candidate.resolve(), candidates
-    return None, candidates
-
-
-REAL_HOME, _TRIED = _real_data_home()
 
 
 def run_suite(*args, env=None, timeout=300):
@@ -74,11 +59,7 @@ def test_help_lists_protocols_and_models():
         assert name in done.stdout
 
 
-@pytest.mark.skipif(
-    REAL_HOME is None,
-    reason="MovieLens 100K not found: set SKMFNET_DATA to a folder holding ml-100k/ "
-    f"(tried {', '.join(map(str, _TRIED))})",
-)
+@needs_real_100k
 def test_quick_run_end_to_end(tmp_path):
     for module in ("surprise", "cornac", "matplotlib"):
         pytest.importorskip(module)

@@ -4,18 +4,17 @@ import io
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from _data import REAL_HOME, REPO_ROOT, needs_real_100k
 from skmfnet._persistence import load_estimator
 from skmfnet._recommend import recommend
 from skmfnet.cli import main
 from skmfnet.datasets import make_ratings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 MF = ["--n-factors", "3", "--epochs", "2", "--batch-size", "64", "--random-state", "0"]
 
 
@@ -157,17 +156,10 @@ def test_fetch(tmp_path, capsys):
     assert err.count("\n") == 1
 
 
-def _movielens_home():
-    for candidate in (os.environ.get("SKMFNET_DATA"), REPO_ROOT.parent / "shared" / "data"):
-        if candidate and (Path(candidate) / "ml-100k" / "u.data").is_file():
-            return Path(candidate)
-    return None
-
-
-@pytest.mark.skipif(_movielens_home() is None, reason="MovieLens 100K not found (SKMFNET_DATA)")
+@needs_real_100k
 def test_fetch_real_100k_to_csv(tmp_path, capsys):
     out = tmp_path / "ml.csv"
-    assert main(["fetch", "100k", "--data-home", str(_movielens_home()), "--no-download", "-o", str(out)]) == 0
+    assert main(["fetch", "100k", "--data-home", str(REAL_HOME), "--no-download", "-o", str(out)]) == 0
     assert "100,000 ratings by 943 users on 1,682 items" in capsys.readouterr().err
     ratings = pd.read_csv(out)
     assert list(ratings.columns) == ["user_id", "item_id", "rating", "timestamp"]

@@ -8,10 +8,9 @@ rejection, order and subset invariance of predictions, dtype handling, ...) is
 tested directly in the other test files.
 """
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmfnet import EmbeddingMFRegressor
+from skmfnet import BiasBaselineRegressor, EmbeddingMFRegressor
 
 FAST = dict(n_factors=2, epochs=2, batch_size=64, early_stopping=False, random_state=0)
 
@@ -27,8 +26,8 @@ TWO_COLUMN_CHECKS = {
     "check_estimators_dtypes": "5",
     "check_dtype_object": "10",
     "check_pipeline_consistency": "3",
-    "check_estimators_nan_inf": "3 (NaN/inf ids are rejected: see test_errors.py)",
-    "check_estimators_pickle": "3 (pickling is tested in test_sklearn_integration.py)",
+    "check_estimators_nan_inf": "3 (NaN/inf ids are rejected: see test_errors.py, test_baselines.py)",
+    "check_estimators_pickle": "3 (pickling: test_sklearn_integration.py, test_baselines.py)",
     "check_f_contiguous_array_estimator": "3",
     "check_regressors_train": "10",
     "check_regressor_data_not_an_array": "10",
@@ -52,15 +51,18 @@ SCIKERAS_CHECKS = {
         "EmbeddingMFRegressor declares __sklearn_tags__"
     ),
 }
-EXPECTED_FAILED = {
-    **{check: _TWO_COLUMNS.format(n) for check, n in TWO_COLUMN_CHECKS.items()},
-    **SCIKERAS_CHECKS,
-}
+TWO_COLUMN_FAILURES = {check: _TWO_COLUMNS.format(n) for check, n in TWO_COLUMN_CHECKS.items()}
+
+
+def expected_failed_checks(estimator):
+    if isinstance(estimator, EmbeddingMFRegressor):
+        return {**TWO_COLUMN_FAILURES, **SCIKERAS_CHECKS}
+    return TWO_COLUMN_FAILURES
 
 
 @parametrize_with_checks(
-    [EmbeddingMFRegressor(**FAST)],
-    expected_failed_checks=lambda est: EXPECTED_FAILED,
+    [EmbeddingMFRegressor(**FAST), BiasBaselineRegressor()],
+    expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -10,7 +10,6 @@ each variant's format (no MovieLens data is copied).
 
 import hashlib
 import io
-import os
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,9 +20,9 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import PredefinedSplit
 
+from _data import REAL_HOME, needs_real_100k
 from skmfnet.datasets import _movielens, clear_data_home, fetch_movielens, get_data_home, make_ratings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 VARIANTS = ["100k", "1m", "10m", "20m", "25m", "latest-small"]
 FOLDERS = {
@@ -39,27 +38,6 @@ FOLDERS = {
 # ---------------------------------------------------------------------------
 # Where the real MovieLens 100K is
 # ---------------------------------------------------------------------------
-
-
-def _real_data_home():
-    candidates = []
-    env = os.environ.get("SKMFNET_DATA")
-    if env:
-        # relative to the working directory, then to the repository root
-        candidates += [Path(env).expanduser(), REPO_ROOT / Path(env).expanduser()]
-    candidates.append(REPO_ROOT.parent / "shared" / "data")
-    for candidate in candidates:
-        if (candidate / "ml-100k" / "u.data").is_file():
-            return candidate.resolve(), candidates
-    return None, candidates
-
-
-REAL_HOME, _TRIED = _real_data_home()
-needs_real_100k = pytest.mark.skipif(
-    REAL_HOME is None,
-    reason="MovieLens 100K not found: set SKMFNET_DATA to a folder holding ml-100k/ "
-    f"(tried {', '.join(map(str, _TRIED))})",
-)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skmfnet import BiasBaselineRegressor
-from skmfnet._recommend import recommend, seen_matrix
+from skmfnet._recommend import recommend
 from skmfnet.datasets import make_ratings
 from skmfnet.metrics import (
     hit_rate_at_k,

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from test_datasets import REAL_HOME, needs_real_100k
+from _data import REAL_HOME, needs_real_100k
 
 
 @needs_real_100k

@@ -4,7 +4,6 @@ import copy
 import pickle
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.base import clone, is_regressor
 from sklearn.compose import ColumnTransformer
