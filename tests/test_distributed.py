@@ -40,7 +40,7 @@ def _rmse(a, b):
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(120)
 def test_multi_worker_training_on_loopback(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     procs = []
@@ -57,7 +57,7 @@ def test_multi_worker_training_on_loopback(tmp_path):
                 [sys.executable, str(SCRIPTS / "multi_worker_fit.py"), str(tmp_path / f"worker{index}.npz")],
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             ))
-        outputs = [p.communicate(timeout=150)[0] for p in procs]
+        outputs = [p.communicate(timeout=100)[0] for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -104,7 +104,7 @@ def test_mirrored_strategy_matches_plain_fit_and_pickles(tiny_ratings):
     np.testing.assert_array_equal(restored.predict(X), mirrored.predict(X))
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(120)
 def test_grid_search_on_a_dask_cluster_matches_sequential(low_rank_ratings):
     distributed = pytest.importorskip("distributed")
     import joblib
