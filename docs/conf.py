@@ -96,6 +96,7 @@ def _benchmark_results_rst():
     for extra, title in [
         (BENCHMARK_RESULTS / "extra" / "results.md", "Ablations and ranking"),
         (BENCHMARK_RESULTS / "speed.md", "Speed and scale (``benchmarks/speed.py``)"),
+        (BENCHMARK_RESULTS / "speed_25m" / "speed.md", "Scale: 25 million ratings"),
     ]:
         if extra.is_file():
             text += f"\n{title}\n{'~' * len(title)}\n\n"
