@@ -35,9 +35,7 @@ class IdEncoder:
     """
 
     def fit(self, ids):
-        codes, uniques = pd.factorize(np.asarray(ids), sort=False)
-        self.classes_ = pd.Index(uniques)
-        self._fit_codes = codes  # kept only until transform_fitted is called
+        self.fit_transform(ids)
         return self
 
     @property
@@ -51,15 +49,10 @@ class IdEncoder:
         return (rows + 1).astype(np.int32, copy=False)
 
     def fit_transform(self, ids):
-        self.fit(ids)
-        codes = self._fit_codes
-        del self._fit_codes
+        """Fit, and return the rows of ``ids`` (from pandas's factorization, no second lookup)."""
+        codes, uniques = pd.factorize(np.asarray(ids), sort=False)
+        self.classes_ = pd.Index(uniques)
         return (codes + 1).astype(np.int32, copy=False)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_fit_codes", None)
-        return state
 
 
 def _check_column(values, position):

@@ -424,22 +424,19 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                     "distribution='multi_worker' needs an integer random_state, the same on "
                     "every worker, so that all workers shuffle the ratings identically; got None."
                 )
-            unsupported = {
-                "loss": self.loss != "squared_error",
-                "early_stopping": self.early_stopping,
-                "validation_data": validation_data is not None,
-            }
-            if any(unsupported.values()):
+            unsupported = [
+                f"{name}={value!r}"
+                for name, value, bad in [
+                    ("loss", self.loss, self.loss != "squared_error"),
+                    ("early_stopping", self.early_stopping, self.early_stopping),
+                    ("validation_data", "given", validation_data is not None),
+                ]
+                if bad
+            ]
+            if unsupported:
                 raise ValueError(
                     "distribution='multi_worker' trains with loss='squared_error', without "
-                    "early stopping or validation_data; got "
-                    + ", ".join(
-                        f"{name}={value!r}"
-                        for name, value in [("loss", self.loss), ("early_stopping", self.early_stopping),
-                                            ("validation_data", "given" if validation_data is not None else None)]
-                        if unsupported[name]
-                    )
-                    + "."
+                    f"early stopping or validation_data; got {', '.join(unsupported)}."
                 )
         users, items, y = validate_user_item(self, X, y, reset=True)
         all_users, all_items = users, items  # pairs held out for early stopping are seen too

@@ -139,10 +139,8 @@ def build_network(
             f"hidden_layer_sizes must be empty when interaction='dot'; got {hidden_layer_sizes!r}. "
             "Use interaction='concat' for Dense layers."
         )
-    seeds = iter(range(0 if seed is None else seed, (0 if seed is None else seed) + 100))
-
-    def init(kind):
-        s = None if seed is None else next(seeds)
+    def init(kind, offset):
+        s = None if seed is None else seed + offset
         if init_std is None:
             return keras.initializers.RandomUniform(-0.05, 0.05, seed=s)
         if kind == "bias":
@@ -153,10 +151,10 @@ def build_network(
     biases = dict(alpha=alpha_bias, regularization=regularization)
     rows = keras.Input(shape=(2,), dtype="int32", name="user_item_rows")
     users, items = rows[:, 0], rows[:, 1]
-    p_u = _embedding(n_users, n_factors, name=USER_FACTORS, initializer=init("factors"), **factors)(users)
-    q_i = _embedding(n_items, n_factors, name=ITEM_FACTORS, initializer=init("factors"), **factors)(items)
-    b_u = _embedding(n_users, 1, name=USER_BIAS, initializer=init("bias"), **biases)(users)
-    b_i = _embedding(n_items, 1, name=ITEM_BIAS, initializer=init("bias"), **biases)(items)
+    p_u = _embedding(n_users, n_factors, name=USER_FACTORS, initializer=init("factors", 0), **factors)(users)
+    q_i = _embedding(n_items, n_factors, name=ITEM_FACTORS, initializer=init("factors", 1), **factors)(items)
+    b_u = _embedding(n_users, 1, name=USER_BIAS, initializer=init("bias", 2), **biases)(users)
+    b_i = _embedding(n_items, 1, name=ITEM_BIAS, initializer=init("bias", 3), **biases)(items)
 
     if interaction == "dot":
         dot = ops.sum(p_u * q_i, axis=-1, keepdims=True)
