@@ -78,7 +78,7 @@ def _check_column(values, position):
     return values
 
 
-def validate_user_item(estimator, X, y="no_validation", *, reset):
+def validate_user_item(estimator, X, y="no_validation", *, reset, with_features=False):
     """Validate ``X`` (and ``y``) for a rating estimator.
 
     Uses scikit-learn's :func:`~sklearn.utils.validation.validate_data` (which
@@ -86,9 +86,13 @@ def validate_user_item(estimator, X, y="no_validation", *, reset):
     true), with ``dtype=None`` so that string and other non-numeric ids are kept
     as they are instead of being cast to float.
 
+    With ``with_features=True``, ``X`` may have more than two columns (side
+    information, see :mod:`skmfnet._features`) and they are returned as well.
+
     Returns
     -------
     users, items : ndarray of shape (n_samples,)
+    extras : ndarray of shape (n_samples, n_columns - 2), only with ``with_features``
     y : ndarray of shape (n_samples,) of float64, only when ``y`` is given
         (``y=None`` is an error: "requires y to be passed").
     """
@@ -109,11 +113,12 @@ def validate_user_item(estimator, X, y="no_validation", *, reset):
         # validate_data rejects y=None, NaN/inf in y and a length mismatch with X
         X, y = validate_data(estimator, X, y, y_numeric=True, multi_output=False, **common)
         y = np.asarray(y, dtype=np.float64)
-    if X.shape[1] != 2:
-        raise ValueError(
-            f"X must have exactly 2 columns (user id, item id); got {X.shape[1]} column(s) "
-            f"with shape {X.shape}."
+    if X.shape[1] != 2 and not (with_features and X.shape[1] > 2):
+        expected = "at least 2 columns (user id, item id, then features)" if with_features else (
+            "exactly 2 columns (user id, item id)"
         )
+        raise ValueError(f"X must have {expected}; got {X.shape[1]} column(s) with shape {X.shape}.")
     users = _check_column(X[:, 0], 0)
     items = _check_column(X[:, 1], 1)
-    return (users, items) if predicting else (users, items, y)
+    out = (users, items) + ((X[:, 2:],) if with_features else ())
+    return out if predicting else out + (y,)

@@ -42,6 +42,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._distribute import DISTRIBUTIONS, fit_multi_worker, get_strategy
 from ._encoding import UNKNOWN_INDEX, IdEncoder, validate_user_item
+from ._features import FeatureEncoder, first_rows_table, resolve_feature_columns
 from ._mixins import RecommenderMixin
 from ._network import build_network
 from ._optimizers import LazyAdam
@@ -160,6 +161,32 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     are mapped to embedding rows in ``fit``.  ``"42"`` and ``42`` are different
     ids.
 
+    **Side information.**  ``X`` may carry more columns after the two ids,
+    each describing the user (``user_features``) or the item
+    (``item_features``): an age group, an occupation, a release year, or a
+    list of genres per row (a multi-valued feature: list-likes of labels, for
+    example ``movies.genres.str.split("|")``).  Every feature is categorical
+    and gets its own factor and bias embeddings, added to the user's (or
+    item's), averaged over the labels of a multi-valued feature:
+
+    .. math:: p_u \leftarrow p_u + \sum_f e_f(x_{u,f}), \qquad
+              b_u \leftarrow b_u + \sum_f c_f(x_{u,f})
+
+    and the same for :math:`q_i, b_i`, with the same per-rating penalties
+    ``alpha`` and ``alpha_bias``.  Labels not seen in ``fit`` and missing
+    values (None, NaN) contribute nothing; a user unknown to ``fit`` whose
+    features are known is thus predicted from them (cold start).  Continuous
+    values are labels like any other: bucket them first (``pandas.cut``).
+    Without these parameters ``X`` must have exactly two columns.
+
+    **Implicit feedback.**  ``implicit=True`` adds SVD++'s term
+    :math:`|N(u)|^{-1/2} \sum_{j \in N(u)} y_j` to :math:`p_u`, where
+    :math:`N(u)` is the set of items ``u`` rated in the training data and
+    :math:`y_j` a learned K-vector per item (penalty ``alpha_implicit`` per
+    rating on :math:`y_i` of the rated item).  Each step gathers the
+    training histories of the batch's users, so a step costs more the more
+    ratings those users have.
+
     **Unknown ids.**  A user or item that did not occur in ``fit`` is mapped
     to a reserved embedding row that is zero and stays zero in training (no
     training rating uses it).  With ``interaction="dot"`` the prediction is
@@ -199,6 +226,16 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         Standard deviation of the normal initialization of the factors; biases
         start at zero.  None uses Keras's default ``uniform(-0.05, 0.05)`` for
         all four tables (the tutorial).
+    user_features, item_features : list of str or int, default=None
+        Columns of ``X`` after the two ids that describe the user (the item):
+        column names when ``X`` is a DataFrame, or positions (2, 3, ...).
+        Every column after the ids must be named in exactly one of the two.
+        None: no side information (``X`` has 2 columns).
+    implicit : bool, default=False
+        Add SVD++'s implicit feedback term to the user factors (see above).
+    alpha_implicit : float, default=0.5
+        Per-rating L2 strength on the implicit-feedback vector :math:`y_i`
+        of the rated item.  Used only when ``implicit`` is True.
     optimizer : {"adam", "lazy_adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam"}, default="adam"
         Keras optimizer, by name.  ``"lazy_adam"`` updates only the embedding
         rows present in each batch (and their moments), instead of Keras
@@ -253,6 +290,13 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     user_encoder_, item_encoder_ : IdEncoder
         Vocabularies of the ids seen in fit; ``user_encoder_.classes_`` lists
         the known user ids.
+    user_feature_encoders_, item_feature_encoders_ : list of FeatureEncoder
+        One per feature column (empty without side information);
+        ``encoder.classes_`` of each lists the labels seen in fit.
+    user_feature_codes_, item_feature_codes_ : ndarray of int32
+        Feature codes of every known user (item) row, from its first rating
+        in fit, of shape ``(n_users_ + 1, total width)``; used by
+        :meth:`recommend`, which has ids but no feature columns.
     n_users_, n_items_ : int
         Number of known users and items.
     seen_ : scipy.sparse.csr_matrix of bool
@@ -268,7 +312,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         set is used.  The tutorial's learning-curve plot is
         ``plt.plot(est.history_["rmse"]); plt.plot(est.history_["val_rmse"])``.
     n_features_in_ : int
-        Always 2.
+        Number of columns of ``X``: 2 plus the feature columns.
     feature_names_in_ : ndarray of str
         Column names of ``X`` when it was a DataFrame with string column names.
 
@@ -305,6 +349,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "clip_predictions": ["boolean"],
+        "user_features": [list, tuple, None],
+        "item_features": [list, tuple, None],
+        "implicit": ["boolean"],
+        "alpha_implicit": [Interval(numbers.Real, 0, None, closed="left")],
         "distribution": [StrOptions(set(DISTRIBUTIONS)), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -335,6 +383,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         validation_fraction=0.1,
         n_iter_no_change=3,
         clip_predictions=True,
+        user_features=None,
+        item_features=None,
+        implicit=False,
+        alpha_implicit=0.5,
         distribution=None,
         random_state=None,
         verbose=0,
@@ -356,6 +408,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.clip_predictions = clip_predictions
+        self.user_features = user_features
+        self.item_features = item_features
+        self.implicit = implicit
+        self.alpha_implicit = alpha_implicit
         self.distribution = distribution
         self.random_state = random_state
         self.verbose = verbose
@@ -384,8 +440,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_ratings, 2)
-            User id in column 0, item id in column 1 (any hashable labels).
+        X : array-like or DataFrame of shape (n_ratings, 2 + n_feature_columns)
+            User id in column 0, item id in column 1 (any hashable labels),
+            then the columns named in ``user_features`` and ``item_features``.
         y : array-like of shape (n_ratings,)
             Ratings.
         validation_data : tuple (X_val, y_val), optional
@@ -438,7 +495,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                     "distribution='multi_worker' trains with loss='squared_error', without "
                     f"early stopping or validation_data; got {', '.join(unsupported)}."
                 )
-        users, items, y = validate_user_item(self, X, y, reset=True)
+        users, items, extras, y = validate_user_item(self, X, y, reset=True, with_features=True)
+        user_columns, item_columns = resolve_feature_columns(self, 2 + extras.shape[1])
         all_users, all_items = users, items  # pairs held out for early stopping are seen too
 
         if validation_data is None and self.early_stopping:
@@ -452,36 +510,49 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 test_size=self.validation_fraction,
                 random_state=self._seed(),
             )
-            validation = (users[val], items[val], y[val])
-            users, items, y = users[train], items[train], y[train]
+            validation = (users[val], items[val], extras[val], y[val])
+            users, items, extras, y = users[train], items[train], extras[train], y[train]
         elif validation_data is not None:
             X_val, y_val = validation_data
-            validation = validate_user_item(self, X_val, y_val, reset=False)
+            validation = validate_user_item(self, X_val, y_val, reset=False, with_features=True)
         else:
             validation = None
 
         self.user_encoder_ = IdEncoder()
         self.item_encoder_ = IdEncoder()
-        rows = np.column_stack(
-            [self.user_encoder_.fit_transform(users), self.item_encoder_.fit_transform(items)]
-        )
+        user_rows = self.user_encoder_.fit_transform(users)
+        item_rows = self.item_encoder_.fit_transform(items)
         self.n_users_ = self.user_encoder_.n_known
         self.n_items_ = self.item_encoder_.n_known
-        seen = self._rows(all_users, all_items)
+        self.user_feature_encoders_ = [FeatureEncoder(name) for name, _ in user_columns]
+        self.item_feature_encoders_ = [FeatureEncoder(name) for name, _ in item_columns]
+        user_codes = self._feature_codes(self.user_feature_encoders_, user_columns, extras, fit=True)
+        item_codes = self._feature_codes(self.item_feature_encoders_, item_columns, extras, fit=True)
+        self.user_feature_codes_ = first_rows_table(user_rows, user_codes, self.n_users_)
+        self.item_feature_codes_ = first_rows_table(item_rows, item_codes, self.n_items_)
+        rows = np.column_stack([user_rows, item_rows, user_codes, item_codes]).astype(np.int32)
+
+        seen = self._id_rows(all_users, all_items)
         seen = seen[(seen != UNKNOWN_INDEX).all(axis=1)]  # ids only in the held-out part
         self.seen_ = seen_matrix_from_rows(seen[:, 0], seen[:, 1], self.n_users_, self.n_items_)
+        # N(u) of the implicit term: the training pairs only (not the held-out ones)
+        self._implicit_history = None
+        if self.implicit:
+            history = seen_matrix_from_rows(user_rows, item_rows, self.n_users_, self.n_items_)
+            self._implicit_history = (history.indptr, history.indices)
         self.mu_ = float(np.mean(y))
         self._n_train = len(y)
         self.rating_range_ = (float(np.min(y)), float(np.max(y)))
 
         fit_kwargs = {}
         if validation is not None:
-            val_users, val_items, val_y = validation
+            val_users, val_items, val_extras, val_y = validation
             fit_kwargs["validation_data"] = (
-                self._rows(val_users, val_items),
+                self._inputs(val_users, val_items, val_extras),
                 (val_y - self.mu_).astype(np.float32),
             )
         super().fit(rows, (y - self.mu_).astype(np.float32), **fit_kwargs)
+        del self._implicit_history  # now in the network's weights
         return self
 
     def _seed(self):
@@ -523,6 +594,14 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             alpha_bias=self.alpha_bias,
             regularization=self.regularization,
             init_std=self.init_std,
+            user_features=[
+                (e.name, e.n_known, e.width) for e in self.user_feature_encoders_
+            ],
+            item_features=[
+                (e.name, e.n_known, e.width) for e in self.item_feature_encoders_
+            ],
+            implicit=self._implicit_history,
+            alpha_implicit=self.alpha_implicit,
             seed=self._seed(),
         )
         if self.optimizer == "lazy_adam":
@@ -592,10 +671,41 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         self._predict_callbacks = []
 
     # -------------------------------------------------------------- predict
-    def _rows(self, users, items):
+    def _id_rows(self, users, items):
         return np.column_stack(
             [self.user_encoder_.transform(users), self.item_encoder_.transform(items)]
         )
+
+    @staticmethod
+    def _feature_codes(encoders, columns, extras, *, fit):
+        """int32 codes of one side's feature columns, ``(n, total width)``."""
+        codes = [
+            encoder.fit_transform(extras[:, position - 2]) if fit else encoder.transform(extras[:, position - 2])
+            for encoder, (_, position) in zip(encoders, columns)
+        ]
+        return np.hstack(codes) if codes else np.zeros((len(extras), 0), dtype=np.int32)
+
+    def _inputs(self, users, items, extras):
+        """The network's input for raw ids and feature columns."""
+        user_columns, item_columns = resolve_feature_columns(self, 2 + extras.shape[1])
+        return np.column_stack(
+            [
+                self._id_rows(users, items),
+                self._feature_codes(self.user_feature_encoders_, user_columns, extras, fit=False),
+                self._feature_codes(self.item_feature_encoders_, item_columns, extras, fit=False),
+            ]
+        ).astype(np.int32)
+
+    def _pair_inputs(self, user_rows, item_rows):
+        """The network's input for encoded rows, with the features stored at fit."""
+        return np.column_stack(
+            [
+                user_rows,
+                item_rows,
+                self.user_feature_codes_[user_rows],
+                self.item_feature_codes_[item_rows],
+            ]
+        ).astype(np.int32)
 
     def _predict_raw(self, rows):
         # The network called eagerly on large chunks: no tf.function to trace
@@ -613,8 +723,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_pairs, 2)
-            User id in column 0, item id in column 1.
+        X : array-like or DataFrame of shape (n_pairs, 2 + n_feature_columns)
+            User id in column 0, item id in column 1, then the feature columns
+            given in fit.
 
         Returns
         -------
@@ -623,8 +734,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             docstring.
         """
         check_is_fitted(self, "model_")
-        users, items = validate_user_item(self, X, reset=False)
-        rows = self._rows(users, items)
+        users, items, extras = validate_user_item(self, X, reset=False, with_features=True)
+        rows = self._inputs(users, items, extras)
         # unknown ids are row 0, whose embeddings are zero (see the class docstring)
         y_pred = self._predict_raw(rows).astype(np.float64) + self.mu_
         if self.clip_predictions:

@@ -5,7 +5,9 @@ hyperparameters to an uncompiled :class:`keras.Model`; it knows nothing about
 raw ids, the global mean or scikit-learn.  Its single input is an int32 tensor
 of shape ``(batch, 2)`` holding (user row, item row) as produced by
 :class:`skmfnet._encoding.IdEncoder`; its output is the centred score
-``r_hat - mu`` of shape ``(batch, 1)``.
+``r_hat - mu`` of shape ``(batch, 1)``.  With side information the input
+has more columns after those two: the codes of each user feature, then of each
+item feature (:mod:`skmfnet._features`), ``width`` columns per feature.
 
 Two interactions are offered:
 
@@ -14,15 +16,27 @@ Two interactions are offered:
 ``"concat"``
     ``[p_u, q_i, b_u, b_i]`` (``2K + 2`` wide) through ``Dense`` layers of
     ``hidden_layer_sizes`` and a final ``Dense(1)`` -- the tutorial's network.
+
+Side information and implicit feedback change what ``p_u``, ``q_i``, ``b_u``
+and ``b_i`` are, not how they meet:
+
+* each user feature adds its own K-wide factor and 1-wide bias embedding
+  (averaged over the labels of a multi-valued feature) to ``p_u`` and ``b_u``;
+  item features likewise to ``q_i`` and ``b_i``;
+* ``implicit`` adds the SVD++ term ``|N(u)|^-1/2 sum_{j in N(u)} y_j`` to
+  ``p_u``, where ``N(u)`` is the set of items ``u`` rated in training
+  (:class:`ImplicitFeedback`).
 """
 
 import keras
+import numpy as np
 from keras import ops
 
-__all__ = ["build_network", "RowL2Embedding"]
+__all__ = ["build_network", "RowL2Embedding", "FeatureEmbedding", "ImplicitFeedback"]
 
 USER_FACTORS, ITEM_FACTORS = "user_factors", "item_factors"
 USER_BIAS, ITEM_BIAS = "user_bias", "item_bias"
+IMPLICIT = "implicit_feedback"
 
 
 @keras.saving.register_keras_serializable(package="skmfnet")
@@ -53,6 +67,101 @@ class RowL2Embedding(keras.layers.Embedding):
 
 
 @keras.saving.register_keras_serializable(package="skmfnet")
+class FeatureEmbedding(RowL2Embedding):
+    """Mean embedding of the non-zero codes of one feature, ``(batch, width)`` -> ``(batch, dim)``.
+
+    Code 0 (unknown label, missing value, padding of a multi-valued feature)
+    contributes nothing: a row with no known label gets a zero vector.  The
+    per-rating penalty (``row_alpha``) applies to the averaged vector, the
+    vector that enters the prediction.
+    """
+
+    def call(self, inputs):
+        looked_up = keras.layers.Embedding.call(self, inputs)  # (batch, width, dim)
+        known = ops.expand_dims(ops.cast(inputs > 0, looked_up.dtype), -1)
+        outputs = ops.sum(looked_up * known, axis=1) / ops.maximum(ops.sum(known, axis=1), 1.0)
+        if self.row_alpha > 0:
+            self.add_loss(self.row_alpha * ops.mean(ops.sum(ops.square(outputs), axis=-1)))
+        return outputs
+
+
+@keras.saving.register_keras_serializable(package="skmfnet")
+class ImplicitFeedback(keras.layers.Layer):
+    """SVD++'s implicit term of the batch's users: ``|N(u)|^-1/2 sum_{j in N(u)} y_j``.
+
+    ``N(u)``, the items user ``u`` rated in training, is held as a CSR
+    structure in two non-trainable int32 weights (``indptr`` over user rows,
+    ``indices`` of item rows), so it is saved with the model.  Each call
+    gathers the histories of the batch's distinct users only, so its cost is
+    the number of training ratings of those users, not of all users.  The
+    trainable table ``y`` has one K-wide row per item (row 0 for unknown items
+    stays zero); ``row_alpha`` penalizes, per rating, the ``y`` row of the
+    rated item.
+
+    Called on ``(user_rows, item_rows)``; returns ``(batch, n_factors)``.
+    """
+
+    def __init__(self, n_users, n_items, n_pairs, n_factors, *, row_alpha=0.0,
+                 embeddings_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.n_users, self.n_items, self.n_pairs = int(n_users), int(n_items), int(n_pairs)
+        self.n_factors = int(n_factors)
+        self.row_alpha = float(row_alpha)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    def build(self, input_shape=None):
+        self.y = self.add_weight(
+            shape=(self.n_items, self.n_factors), initializer=self.embeddings_initializer, name="y"
+        )
+        self.indptr = self.add_weight(
+            shape=(self.n_users + 1,), dtype="int32", initializer="zeros", trainable=False, name="indptr"
+        )
+        self.indices = self.add_weight(
+            shape=(max(self.n_pairs, 1),), dtype="int32", initializer="zeros", trainable=False,
+            name="indices",
+        )
+        self.built = True
+
+    def set_history(self, indptr, indices):
+        """Store N(u) for every user row (CSR arrays over ``n_users`` rows)."""
+        self.indptr.assign(np.asarray(indptr, dtype=np.int32))
+        indices = np.asarray(indices, dtype=np.int32)
+        self.indices.assign(np.pad(indices, (0, max(self.n_pairs, 1) - len(indices))))
+
+    def call(self, users, items):
+        import tensorflow as tf
+
+        users = tf.cast(users, "int32")
+        distinct, position = tf.unique(users)
+        starts = tf.gather(self.indptr, distinct)
+        lengths = tf.gather(self.indptr, distinct + 1) - starts
+        owner = tf.repeat(tf.range(tf.size(distinct)), lengths)  # distinct user of each pair
+        offset = tf.range(tf.reduce_sum(lengths)) - tf.repeat(tf.cumsum(lengths, exclusive=True), lengths)
+        rated = tf.gather(self.indices, tf.gather(starts, owner) + offset)
+        sums = tf.math.unsorted_segment_sum(tf.gather(self.y, rated), owner, tf.size(distinct))
+        scale = tf.math.rsqrt(tf.maximum(tf.cast(lengths, sums.dtype), 1.0))
+        implicit = tf.gather(sums * scale[:, None], position)
+        if self.row_alpha > 0:
+            y_i = tf.gather(self.y, tf.cast(items, "int32"))
+            self.add_loss(self.row_alpha * tf.reduce_mean(tf.reduce_sum(tf.square(y_i), axis=-1)))
+        return implicit
+
+    def compute_output_shape(self, users_shape, items_shape=None):
+        return (users_shape[0], self.n_factors)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "n_pairs": self.n_pairs,
+            "n_factors": self.n_factors,
+            "row_alpha": self.row_alpha,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="skmfnet")
 class ZeroFirstRow(keras.initializers.Initializer):
     """Wrap an initializer and set row 0 (the unknown-id row) to zeros."""
 
@@ -68,20 +177,23 @@ class ZeroFirstRow(keras.initializers.Initializer):
         return {"initializer": keras.initializers.serialize(self.initializer)}
 
 
-def _embedding(n_rows, width, *, name, alpha, regularization, initializer):
-    """One table with ``n_rows + 1`` rows (row 0 = unknown ids, kept at zero)."""
+def _embedding(n_rows, width, *, name, alpha, regularization, initializer, feature=False):
+    """One table with ``n_rows + 1`` rows (row 0 = unknown ids, kept at zero).
+
+    ``feature=True`` gives a :class:`FeatureEmbedding` (masked mean over the
+    codes of a feature).
+    """
     initializer = ZeroFirstRow(initializer)
+    cls = FeatureEmbedding if feature else RowL2Embedding
     if regularization == "table":
-        return keras.layers.Embedding(
+        return cls(
             n_rows + 1,
             width,
             embeddings_initializer=initializer,
             embeddings_regularizer=keras.regularizers.L2(alpha) if alpha > 0 else None,
             name=name,
         )
-    return RowL2Embedding(
-        n_rows + 1, width, embeddings_initializer=initializer, row_alpha=alpha, name=name
-    )
+    return cls(n_rows + 1, width, embeddings_initializer=initializer, row_alpha=alpha, name=name)
 
 
 def build_network(
@@ -96,6 +208,10 @@ def build_network(
     alpha_bias=0.0,
     regularization="batch",
     init_std=None,
+    user_features=(),
+    item_features=(),
+    implicit=None,
+    alpha_implicit=0.0,
     seed=None,
 ):
     """Build the (uncompiled) rating network.
@@ -126,13 +242,25 @@ def build_network(
         Factors start as ``N(0, init_std^2)`` and biases at zero; None keeps
         Keras's default ``uniform(-0.05, 0.05)`` for all four tables (the
         tutorial).
+    user_features, item_features : sequence of (name, n_labels, width)
+        Side information: for each feature, its number of known labels (its
+        tables get ``n_labels + 1`` rows, row 0 for code 0) and its number of
+        code columns in the input.  The input columns follow the user and item
+        rows in this order: user features, then item features.
+    implicit : tuple (indptr, indices) or None
+        The training items of every user row, as CSR arrays over
+        ``n_users + 1`` rows of item rows; None for no implicit feedback term.
+    alpha_implicit : float
+        Per-rating L2 strength on the implicit-feedback row ``y_i`` of the
+        rated item.
     seed : int or None
         Seed of every initializer.
 
     Returns
     -------
     keras.Model
-        Input ``(batch, 2)`` int32 (user row, item row); output ``(batch, 1)``.
+        Input ``(batch, 2 + total feature width)`` int32 (user row, item row,
+        feature codes); output ``(batch, 1)``.
     """
     if interaction == "dot" and hidden_layer_sizes:
         raise ValueError(
@@ -149,12 +277,39 @@ def build_network(
 
     factors = dict(alpha=alpha, regularization=regularization)
     biases = dict(alpha=alpha_bias, regularization=regularization)
-    rows = keras.Input(shape=(2,), dtype="int32", name="user_item_rows")
+    user_features, item_features = list(user_features), list(item_features)
+    n_columns = 2 + sum(int(width) for _, _, width in user_features + item_features)
+    rows = keras.Input(shape=(n_columns,), dtype="int32", name="user_item_rows")
     users, items = rows[:, 0], rows[:, 1]
     p_u = _embedding(n_users, n_factors, name=USER_FACTORS, initializer=init("factors", 0), **factors)(users)
     q_i = _embedding(n_items, n_factors, name=ITEM_FACTORS, initializer=init("factors", 1), **factors)(items)
     b_u = _embedding(n_users, 1, name=USER_BIAS, initializer=init("bias", 2), **biases)(users)
     b_i = _embedding(n_items, 1, name=ITEM_BIAS, initializer=init("bias", 3), **biases)(items)
+
+    start = 2
+    sides = {"user": [p_u, b_u], "item": [q_i, b_i]}
+    for k, (side, (name, n_labels, width)) in enumerate(
+        [("user", f) for f in user_features] + [("item", f) for f in item_features]
+    ):
+        codes = rows[:, start : start + int(width)]
+        start += int(width)
+        for part, (dim, kind, options) in enumerate(
+            [(n_factors, "factors", factors), (1, "bias", biases)]
+        ):
+            layer = _embedding(
+                int(n_labels), dim, name=f"{side}_feature_{k}_{kind}", feature=True,
+                initializer=init(kind, 100 + 2 * k + part), **options,
+            )
+            sides[side][part] = sides[side][part] + layer(codes)
+    (p_u, b_u), (q_i, b_i) = sides["user"], sides["item"]
+    if implicit is not None:
+        indptr, indices = implicit
+        layer = ImplicitFeedback(
+            n_users + 1, n_items + 1, len(indices), n_factors, row_alpha=alpha_implicit,
+            embeddings_initializer=ZeroFirstRow(init("factors", 4)), name=IMPLICIT,
+        )
+        p_u = p_u + layer(users, items)
+        layer.set_history(indptr, indices)
 
     if interaction == "dot":
         dot = ops.sum(p_u * q_i, axis=-1, keepdims=True)

@@ -172,13 +172,18 @@ class _Scorer:
 
             self.user_bias = table(USER_BIAS)[:, 0]
             self.item_bias = table(ITEM_BIAS)[:, 0]
-            if getattr(estimator, "interaction", "dot") == "dot":
+            plain = not (
+                estimator.user_feature_encoders_ or estimator.item_feature_encoders_ or estimator.implicit
+            )
+            if getattr(estimator, "interaction", "dot") == "dot" and plain:
                 self.kind = "dot"
                 self.P = table(USER_FACTORS)
                 self.Q = table(ITEM_FACTORS)
             else:
+                # side information and implicit feedback live in the network
                 self.kind = "network"
                 self.model = model
+                self.pair_inputs = estimator._pair_inputs
         else:
             raise TypeError(
                 f"recommend supports EmbeddingMFRegressor and BiasBaselineRegressor (or a search "
@@ -205,8 +210,8 @@ class _Scorer:
 
         n = self.n_items
         item_rows = np.arange(1, n + 1, dtype=np.int32)
-        pairs = np.column_stack(
-            [np.repeat(np.asarray(user_rows, dtype=np.int32), n), np.tile(item_rows, len(user_rows))]
+        pairs = self.pair_inputs(
+            np.repeat(np.asarray(user_rows, dtype=np.int32), n), np.tile(item_rows, len(user_rows))
         )
         out = np.concatenate(
             [
