@@ -7,7 +7,8 @@ Unlike a pickle, loading a model file executes no code from the file:
   ``get_params()``, and the fitted state that is not an array: ``mu_``,
   ``rating_range_``, ``history_``, ``n_features_in_``, ``feature_names_in_``
   and both id vocabularies, each id a JSON value of its own type (int, float
-  or str) plus the pandas dtype of the vocabulary;
+  or str) plus the pandas dtype of the vocabulary; with side information, the
+  labels of every feature the same way (format version 2);
 * ``model.keras`` (:class:`~skmfnet.EmbeddingMFRegressor` only) is the network
   as saved by :meth:`keras.Model.save`, read with
   ``keras.saving.load_model(..., safe_mode=True)``, which refuses ``Lambda``
@@ -15,7 +16,8 @@ Unlike a pickle, loading a model file executes no code from the file:
   are registered under the ``skmfnet`` package name;
 * ``arrays.npz`` holds numeric arrays (the biases of
   :class:`~skmfnet.BiasBaselineRegressor`, the ``seen_`` matrix of training
-  pairs when the estimator has one), read with ``allow_pickle=False``.
+  pairs when the estimator has one, the feature codes of every known user and
+  item), read with ``allow_pickle=False``.
 
 A file is written to a temporary file in the destination folder, flushed to
 disk and renamed over the destination in one step, so an interrupted save
@@ -39,7 +41,8 @@ from sklearn.utils.validation import check_is_fitted
 __all__ = ["FORMAT_VERSION", "InvalidModelFileError", "load_estimator", "save_estimator"]
 
 #: Version of the model file format written by :func:`save_estimator`.
-FORMAT_VERSION = 1
+#: Version 2 adds side information; models without it are still written as version 1.
+FORMAT_VERSION = 2
 _FORMAT_NAME = "skmfnet-model"
 _META, _KERAS, _ARRAYS = "skmfnet.json", "model.keras", "arrays.npz"
 _ESTIMATORS = {
@@ -198,7 +201,7 @@ def save_estimator(estimator, path):
     feature_names = getattr(estimator, "feature_names_in_", None)
     meta = {
         "format": _FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if _feature_encoders(estimator) else 1,
         "skmfnet_version": __version__,
         "estimator": name,
         "params": _encode_params(estimator),
@@ -214,6 +217,18 @@ def save_estimator(estimator, path):
         },
     }
     arrays = {}
+    if _feature_encoders(estimator):
+        for side in ("user", "item"):
+            meta["fitted"][f"{side}_features"] = [
+                {
+                    "name": str(encoder.name),
+                    "multi_valued": encoder.multi_valued,
+                    "width": encoder.width,
+                    "labels": _encode_ids(encoder.encoder.classes_, f"{side} feature {encoder.name!r}"),
+                }
+                for encoder in getattr(estimator, f"{side}_feature_encoders_")
+            ]
+            arrays[f"{side}_feature_codes"] = getattr(estimator, f"{side}_feature_codes_").astype(np.int32)
     if name == "BiasBaselineRegressor":
         arrays["user_bias"] = np.asarray(estimator.user_bias_, dtype=np.float64)
         arrays["item_bias"] = np.asarray(estimator.item_bias_, dtype=np.float64)
@@ -230,6 +245,45 @@ def save_estimator(estimator, path):
             keras_file = Path(workdir) / _KERAS
             estimator.model_.save(keras_file)
         _write_atomically(path, meta, arrays, keras_file)
+
+
+def _feature_encoders(estimator):
+    return list(getattr(estimator, "user_feature_encoders_", [])) + list(
+        getattr(estimator, "item_feature_encoders_", [])
+    )
+
+
+def _restore_features(estimator, fitted, arrays, n_users, n_items):
+    """Feature encoders and code tables (empty for files without side information)."""
+    from ._encoding import IdEncoder
+    from ._features import FeatureEncoder
+
+    for side, n in (("user", n_users), ("item", n_items)):
+        entries = fitted.get(f"{side}_features", [])
+        if not isinstance(entries, list):
+            raise InvalidModelFileError(f"{side}_features is malformed")
+        encoders = []
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                raise InvalidModelFileError(f"a {side} feature is malformed")
+            width = entry.get("width")
+            if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+                raise InvalidModelFileError(f"{side} feature {entry['name']!r} has no valid width")
+            encoder = FeatureEncoder(entry["name"])
+            encoder.multi_valued = bool(entry.get("multi_valued"))
+            encoder.width = width
+            encoder.encoder = IdEncoder()
+            encoder.encoder.classes_ = _decode_ids(entry.get("labels"), f"{side} feature")
+            encoders.append(encoder)
+        width = sum(e.width for e in encoders)
+        codes = arrays.get(f"{side}_feature_codes", np.zeros((n + 1, 0), dtype=np.int32))
+        if codes.shape != (n + 1, width) or codes.dtype.kind not in "iu":
+            raise InvalidModelFileError(f"the {side} feature codes do not match the vocabulary")
+        bounds = np.repeat([e.n_known for e in encoders], [e.width for e in encoders])
+        if codes.size and ((codes < 0) | (codes > bounds)).any():
+            raise InvalidModelFileError(f"the {side} feature codes are out of range")
+        setattr(estimator, f"{side}_feature_encoders_", encoders)
+        setattr(estimator, f"{side}_feature_codes_", codes.astype(np.int32))
 
 
 def _write_atomically(path, meta, arrays, keras_file):
@@ -372,6 +426,7 @@ def _load_archive(archive, path):
                 raise InvalidModelFileError(f"{side}_bias is missing or does not match the vocabulary")
             setattr(estimator, f"{side}_bias_", values.astype(np.float64))
     else:
+        _restore_features(estimator, fitted, arrays, n_users, n_items)
         _restore_network(estimator, archive, fitted, n_users, n_items)
     if "seen_indptr" in arrays:
         estimator.seen_ = _seen_from_arrays(arrays, n_users, n_items)
@@ -427,6 +482,12 @@ def _restore_network(estimator, archive, fitted, n_users, n_items):
         raise InvalidModelFileError(
             f"its network has {shapes} embedding rows, but the vocabularies need "
             f"{(n_users + 1, n_items + 1)}"
+        )
+    width = 2 + sum(e.width for e in _feature_encoders(estimator))
+    if tuple(model.inputs[0].shape[1:]) != (width,):
+        raise InvalidModelFileError(
+            f"its network takes {tuple(model.inputs[0].shape[1:])} input columns, but the "
+            f"vocabularies and features need {width}"
         )
     estimator.model_ = model
     history = fitted.get("history")
