@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from sklearn.dummy import DummyRegressor
+from sklearn.ensemble import VotingRegressor
 from sklearn.model_selection import GridSearchCV, KFold
 
 from benchmarks.peers import CornacRegressor, SurpriseRegressor
+from benchmarks.protocols import ID_COLUMNS, ITEM_FEATURES, USER_FEATURES
 
 
 def _skmfnet():
@@ -63,16 +65,39 @@ QUICK_GRID = {"n_factors": [8, 32]}
 QUICK_GRID_EPOCHS = 2
 
 
-def make_grid_search(seed):
+#: Side information (benchmarks/protocols.py: side_information) as the estimator takes it.
+SIDE_PARAMS = dict(user_features=list(USER_FEATURES), item_features=list(ITEM_FEATURES))
+SIDE_COLUMNS = ID_COLUMNS + USER_FEATURES + ITEM_FEATURES
+#: Side information plus SVD++'s implicit term; learning rate and epochs chosen on
+#: a 90/10 split of u1.base (training data only) in an exploratory run.
+SIDE_IMPLICIT_PARAMS = dict(SIDE_PARAMS, implicit=True, learning_rate=0.005, epochs=12)
+#: Grid of "mf_side_grid", tuned by inner CV on each training fold only.
+SIDE_GRID = {"epochs": [8, 12], "alpha_implicit": [0.1, 0.5]}
+QUICK_SIDE_GRID = {"epochs": [2, 3]}
+
+
+def make_grid_search(seed, estimator=None, param_grid=None):
     _, _, EmbeddingMFRegressor = _skmfnet()
     return GridSearchCV(
-        EmbeddingMFRegressor(random_state=seed),
-        param_grid=GRID,
+        EmbeddingMFRegressor(random_state=seed) if estimator is None else estimator,
+        param_grid=GRID if param_grid is None else param_grid,
         scoring=GRID_SCORING,
         cv=KFold(GRID_INNER_FOLDS, shuffle=True, random_state=seed),
         refit=True,
         error_score="raise",  # a failed fit must stop the benchmark, not become NaN
         n_jobs=None,  # TensorFlow already uses every core
+    )
+
+
+#: Members of "mf_side_vote": scikit-learn's VotingRegressor averages the
+#: predictions of the same configuration fitted with different seeds.
+VOTE_SEEDS = 3
+
+
+def make_vote(seed, params):
+    _, _, EmbeddingMFRegressor = _skmfnet()
+    return VotingRegressor(
+        [(f"m{k}", EmbeddingMFRegressor(**params, random_state=seed + k)) for k in range(VOTE_SEEDS)]
     )
 
 
@@ -101,6 +126,7 @@ class Model:
     published_rmse: float | None = None
     published_source: str | None = None
     requires: tuple = ()  # top-level modules needed (peers: the "bench" extra)
+    columns: tuple = ID_COLUMNS  # columns of X the model gets
 
 
 _SURPRISE_FALLBACK = (
@@ -158,6 +184,46 @@ MODELS = {
             "estimator__epochs": QUICK_GRID_EPOCHS,
         },
         quick_default=True,
+    ),
+    "mf_side": Model(
+        make=lambda seed: _skmfnet()[2](**SIDE_PARAMS, random_state=seed),
+        label="EmbeddingMFRegressor(user_features, item_features)",
+        protocol="folds",
+        fallback="mu + known side's bias + the features' embeddings",
+        quick={"epochs": QUICK_EPOCHS},
+        columns=SIDE_COLUMNS,
+    ),
+    "mf_side_implicit": Model(
+        make=lambda seed: _skmfnet()[2](**SIDE_IMPLICIT_PARAMS, random_state=seed),
+        label="EmbeddingMFRegressor(features, implicit=True, learning_rate=0.005, epochs=12)",
+        protocol="folds",
+        fallback="mu + known side's bias + the features' embeddings",
+        quick={"epochs": QUICK_EPOCHS},
+        quick_default=True,
+        columns=SIDE_COLUMNS,
+    ),
+    "mf_side_vote": Model(
+        make=lambda seed: make_vote(seed, SIDE_IMPLICIT_PARAMS),
+        label=f"VotingRegressor of {VOTE_SEEDS} x mf_side_implicit (random_state seed, seed+1, ...)",
+        protocol="folds",
+        fallback="mean of the members' fallbacks",
+        quick=lambda seed: {f"m{k}__epochs": 2 for k in range(VOTE_SEEDS)},
+        columns=SIDE_COLUMNS,
+    ),
+    "mf_side_grid": Model(
+        make=lambda seed: make_grid_search(
+            seed,
+            _skmfnet()[2](**SIDE_IMPLICIT_PARAMS, random_state=seed),
+            SIDE_GRID,
+        ),
+        label="GridSearchCV(EmbeddingMFRegressor(features, implicit=True))",
+        protocol="folds",
+        fallback="mu + known side's bias + the features' embeddings",
+        quick=lambda seed: {
+            "param_grid": QUICK_SIDE_GRID,
+            "cv": KFold(2, shuffle=True, random_state=seed),
+        },
+        columns=SIDE_COLUMNS,
     ),
     "surprise_baselineonly": Model(
         make=lambda seed: SurpriseRegressor(algorithm="BaselineOnly"),

@@ -7,7 +7,10 @@
   u1.test.
 * ``folds`` and ``peers``: the canonical MovieLens 100K folds u1..u5
   (``PredefinedSplit(bunch.test_fold)``); every model is fitted on uK.base
-  and scored on uK.test, the same splits for every model of the run.
+  and scored on uK.test, the same splits for every model of the run.  Models
+  get the id columns only, except those declared with side information
+  (:func:`side_information`: the user's age group, gender and occupation,
+  the movie's genres and release-year group, all shipped with MovieLens).
 
 * ``ranking``: the same folds; each model recommends 10 items to every test
   user (items rated in training left out) and is scored against the test
@@ -31,9 +34,45 @@ RANKING_K = 10
 RANKING_THRESHOLD = 4.0
 
 
+#: The id columns every model gets, and the side-information columns of :func:`side_information`.
+ID_COLUMNS = ("user_id", "item_id")
+USER_FEATURES = ("age_group", "gender", "occupation")
+ITEM_FEATURES = ("genres", "year_group")
+#: Age groups of MovieLens 1M's users.dat (under 18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+).
+AGE_EDGES = [0, 18, 25, 35, 45, 50, 56, 200]
+#: Release-year groups: decades up to 1990, then single years (most movies are from the 1990s).
+YEAR_EDGES = [0, 1950, 1960, 1970, 1980, 1990, 1994, 1995, 1996, 1997, 1998, 3000]
+
+
+def side_information(bunch):
+    """Feature columns aligned with ``bunch.ratings``: who rated, what was rated.
+
+    Categorical labels, as :class:`~skmfnet.EmbeddingMFRegressor`'s
+    ``user_features``/``item_features`` take them: age and release year
+    bucketed with ``pandas.cut`` (left-closed), gender and occupation as they
+    are, genres as a list per movie (a multi-valued feature).  Movies without
+    a release date get a missing year group, which the estimator ignores.
+    """
+    import pandas as pd
+
+    users = bunch.users.assign(
+        age_group=pd.cut(bunch.users["age"], AGE_EDGES, right=False).astype(str)
+    )
+    items = bunch["items"]
+    year = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce").dt.year
+    items = items.assign(
+        genres=items["genres"].str.split("|"),
+        year_group=pd.cut(year, YEAR_EDGES, right=False).astype(str).where(year.notna(), None),
+    )
+    frame = bunch.ratings[list(ID_COLUMNS)].merge(
+        users[["user_id", *[c for c in USER_FEATURES]]], on="user_id", how="left"
+    ).merge(items[["item_id", *ITEM_FEATURES]], on="item_id", how="left")
+    return frame.drop(columns=list(ID_COLUMNS))
+
+
 @dataclass
 class Data:
-    X: "object"  # DataFrame (user_id, item_id): raw ids, as users pass them
+    X: "object"  # DataFrame: raw user_id, item_id as users pass them, then the side information
     y: np.ndarray
     folds: list  # folds[k] = (train_idx, test_idx) of u{k+1}.base / u{k+1}.test
     path: str
@@ -41,7 +80,7 @@ class Data:
 
 def load_movielens_100k(data_home=None):
     bunch = fetch_movielens("100k", data_home=data_home, verbose=False)
-    X = bunch.ratings[["user_id", "item_id"]]
+    X = bunch.ratings[list(ID_COLUMNS)].join(side_information(bunch))
     y = bunch.ratings["rating"].to_numpy(dtype=np.float64)
     folds = list(PredefinedSplit(bunch.test_fold).split())
     return Data(X=X, y=y, folds=folds, path=bunch.path)
@@ -60,6 +99,12 @@ def tutorial_split(data, seed, *, test_size, subsample=None):
         index, _ = train_test_split(index, train_size=subsample, random_state=seed)
     train, test = train_test_split(index, test_size=test_size, random_state=seed)
     return data.X.iloc[train], data.y[train], data.X.iloc[test], data.y[test]
+
+
+def columns(split, names):
+    """The (X_train, y_train, X_test, y_test) split with only the columns ``names`` of X."""
+    X_train, y_train, X_test, y_test = split
+    return X_train[list(names)], y_train, X_test[list(names)], y_test
 
 
 def unknown_counts(X_train, X_test):

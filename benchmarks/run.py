@@ -246,7 +246,7 @@ def main(argv=None):
         estimator = _make(name, args)
         if protocol == "tutorial":
             is_net = name == M.TUTORIAL_MODEL
-            res = P.fit_and_score(estimator, *split, validation=is_net)
+            res = P.fit_and_score(estimator, *P.columns(split, spec.columns), validation=is_net)
             res.update(label=spec.label, params=P.describe_params(estimator))
             if is_net:
                 res["published_rmse"] = M.TUTORIAL_PUBLISHED_RMSE
@@ -262,7 +262,9 @@ def main(argv=None):
             )
             tut["models"][name] = res
         elif protocol == "curve":
-            res = P.fit_and_score(estimator, *P.fold_split(data, 1), validation=True)
+            res = P.fit_and_score(
+                estimator, *P.columns(P.fold_split(data, 1), spec.columns), validation=True
+            )
             curves["EmbeddingMFRegressor() defaults, u1 (validation_data=u1.test)"] = res["history"]
             results["learning_curves"]["mf_default_u1"] = {
                 "note": "validation_data=u1.test: a diagnostic curve, not a score"
@@ -275,7 +277,7 @@ def main(argv=None):
                 **{k: res[k] for k in ("rmse", "mae", "fit_seconds", "epochs_run", "history")},
             }
         else:
-            split = P.fold_split(data, fold)
+            split = P.columns(P.fold_split(data, fold), spec.columns)
             res = P.fit_and_score(estimator, *split)
             if protocol == "ranking":
                 res.update(P.ranking_scores(estimator, split[2], split[3]))

@@ -102,7 +102,8 @@ def test_int_and_float_ids_keep_their_json_types(tmp_path):
     save_estimator(est, tmp_path / "m.skmf")
     with zipfile.ZipFile(tmp_path / "m.skmf") as archive:
         meta = json.loads(archive.read("skmfnet.json"))
-    assert meta["format"] == "skmfnet-model" and meta["format_version"] == FORMAT_VERSION
+    # models without side information are written as version 1, readable by older skmfnet
+    assert meta["format"] == "skmfnet-model" and meta["format_version"] == 1
     assert meta["fitted"]["user_ids"]["values"] == [1, "1"]
     assert [type(v) for v in meta["fitted"]["user_ids"]["values"]] == [int, str]
     assert [type(v) for v in meta["fitted"]["item_ids"]["values"]] == [float, float]
@@ -221,7 +222,7 @@ def bad_dtype(meta):
 @pytest.mark.parametrize(
     "change, match",
     [
-        (dict(meta=newer), "format version 2.*upgrade skmfnet"),
+        (dict(meta=newer), f"format version {FORMAT_VERSION + 1}.*upgrade skmfnet"),
         (dict(meta=unknown_param), "n_layers.*unknown.*upgrade"),
         (dict(meta=bad_ids), "user vocabulary holds an id of type list"),
         (dict(meta=other_format), "does not declare format"),
