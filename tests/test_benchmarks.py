@@ -18,7 +18,7 @@ from _data import REAL_HOME, REPO_ROOT, needs_real_100k
 
 RUN = REPO_ROOT / "benchmarks" / "run.py"
 QUICK_MODELS = {
-    "folds": {"dummy", "bias", "mf_default", "mf_grid"},
+    "folds": {"dummy", "bias", "mf_default", "mf_grid", "mf_side_implicit"},
     "peers": {"surprise_baselineonly", "surprise_svd", "cornac_mf"},
 }
 
@@ -83,6 +83,10 @@ def test_quick_run_end_to_end(tmp_path):
             assert math.isfinite(entry["rmse_mean"]) and 0.5 < entry["rmse_mean"] < 1.5, name
             assert [fold["fold"] for fold in entry["per_fold"]] == [1]
     assert results["protocols"]["folds"]["mf_grid"]["per_fold"][0]["best_params"]
+    # the side-information model ran, configured with the MovieLens feature columns
+    assert results["protocols"]["folds"]["mf_side_implicit"]["params"]["user_features"] == [
+        "age_group", "gender", "occupation"
+    ]
     # the baseline and Surprise's BaselineOnly are the same algorithm
     assert results["protocols"]["folds"]["bias"]["rmse_mean"] == pytest.approx(
         results["protocols"]["peers"]["surprise_baselineonly"]["rmse_mean"], abs=1e-6
