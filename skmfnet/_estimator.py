@@ -47,6 +47,7 @@ from ._mixins import RecommenderMixin
 from ._network import build_network
 from ._optimizers import LazyAdam
 from ._recommend import seen_matrix_from_rows
+from ._rowfit import fit_rows
 
 __all__ = ["EmbeddingMFRegressor", "TUTORIAL_PARAMS"]
 
@@ -240,7 +241,12 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         Keras optimizer, by name.  ``"lazy_adam"`` updates only the embedding
         rows present in each batch (and their moments), instead of Keras
         Adam's dense update of whole tables: much faster once vocabularies are
-        large (hundreds of thousands of ids), about equal on small ones.
+        large (hundreds of thousands of ids).  For the plain dot model
+        (``interaction="dot"``, ``regularization="batch"``,
+        ``loss="squared_error"``, no side information, implicit feedback or
+        distribution) it also trains through a hand-written step compiled with
+        XLA, a whole epoch per call, instead of ``keras.Model.fit``: the same
+        update rule and the same batches, several times faster.
     learning_rate : float, default=0.01
         Learning rate of the optimizer.
     loss : {"squared_error", "rmse"}, default="squared_error"
@@ -644,6 +650,22 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             )
             return
         validation = kwargs.pop("validation_data", None)
+        if self._compiled_rows():
+            self.history_ = fit_rows(
+                self.model_,
+                X,
+                y,
+                epochs=epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                alpha=self.alpha,
+                alpha_bias=self.alpha_bias,
+                seed=seed,
+                validation=validation,
+                callbacks=self._fit_callbacks,
+                verbose=self.verbose,
+            )
+            return
         history = self.model_.fit(
             batches,
             epochs=initial_epoch + epochs,
@@ -657,12 +679,25 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         )
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
 
+    def _compiled_rows(self):
+        """Whether fit takes the compiled row-sparse path (:mod:`skmfnet._rowfit`)."""
+        return (
+            self.optimizer == "lazy_adam"
+            and self.interaction == "dot"
+            and self.regularization == "batch"
+            and self.loss == "squared_error"
+            and self.distribution is None
+            and not self.implicit
+            and not (self.user_feature_encoders_ or self.item_feature_encoders_)
+        )
+
     def _initialize_callbacks(self):
         callbacks = []
         if self.early_stopping:
             callbacks.append(
                 keras.callbacks.EarlyStopping(
                     monitor="val_rmse",
+                    mode="min",
                     patience=self.n_iter_no_change,
                     restore_best_weights=True,
                 )

@@ -275,6 +275,8 @@ def build_network(
             return keras.initializers.Zeros()
         return keras.initializers.RandomNormal(0.0, init_std, seed=s)
 
+    # Keras rejects numpy integers as table sizes (the tutorial's ``user_id.max() + 1``)
+    n_users, n_items, n_factors = int(n_users), int(n_items), int(n_factors)
     factors = dict(alpha=alpha, regularization=regularization)
     biases = dict(alpha=alpha_bias, regularization=regularization)
     user_features, item_features = list(user_features), list(item_features)

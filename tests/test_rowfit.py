@@ -1,0 +1,94 @@
+"""The compiled row-sparse training path of optimizer="lazy_adam" (skmfnet._rowfit)."""
+
+import keras
+import numpy as np
+import pytest
+
+from skmfnet import EmbeddingMFRegressor
+from skmfnet._estimator import _steps_per_epoch, _training_batches
+from skmfnet._network import build_network
+from skmfnet._optimizers import LazyAdam
+from skmfnet._rowfit import fit_rows
+from skmfnet.datasets import make_ratings
+
+LAZY = dict(n_factors=4, epochs=3, batch_size=64, optimizer="lazy_adam", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    X, y = make_ratings(n_users=60, n_items=40, n_ratings=1500, return_X_y=True, random_state=0)
+    Xr = np.column_stack([X.user_id.factorize()[0] + 1, X.item_id.factorize()[0] + 1]).astype("int32")
+    return Xr, (y - y.mean()).astype("float32")
+
+
+def test_same_trajectory_as_keras_fit_with_lazy_adam(rows):
+    X, y = rows
+    params = dict(n_factors=4, alpha=0.1, alpha_bias=0.01, init_std=0.1, seed=0)
+    keras_model = build_network(X[:, 0].max(), X[:, 1].max(), **params)
+    compiled = build_network(X[:, 0].max(), X[:, 1].max(), **params)
+    keras_model.compile(
+        optimizer=LazyAdam(learning_rate=0.01),
+        loss="mean_squared_error",
+        metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+    )
+    expected = keras_model.fit(
+        _training_batches(X, y, batch_size=64, epochs=3, seed=5),
+        epochs=3, steps_per_epoch=_steps_per_epoch(len(y), 64), verbose=0, shuffle=False,
+    ).history
+    history = fit_rows(compiled, X, y, epochs=3, batch_size=64, learning_rate=0.01,
+                       alpha=0.1, alpha_bias=0.01, seed=5)
+    for key in ("loss", "rmse"):
+        np.testing.assert_allclose(history[key], expected[key], rtol=1e-5)
+    for a, b in zip(keras_model.weights, compiled.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_estimator_takes_the_compiled_path_only_for_the_plain_dot_model(tiny_ratings):
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(**LAZY).fit(X, y)
+    assert est._compiled_rows()
+    assert set(est.history_) == {"loss", "rmse"} and len(est.history_["rmse"]) == 3
+    for other in (dict(optimizer="adam"), dict(loss="rmse"), dict(implicit=True),
+                  dict(regularization="table"), dict(interaction="concat")):
+        assert not EmbeddingMFRegressor(**{**LAZY, **other}).fit(X, y)._compiled_rows()
+
+
+def test_compiled_path_is_reproducible_and_pickles(tiny_ratings):
+    import pickle
+
+    X, y = tiny_ratings
+    a = EmbeddingMFRegressor(**LAZY).fit(X, y)
+    b = EmbeddingMFRegressor(**LAZY).fit(X, y)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(a)).predict(X), a.predict(X))
+
+
+def test_compiled_path_validation_and_early_stopping(tiny_ratings):
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(**LAZY).fit(X[:100], y[:100], validation_data=(X[100:], y[100:]))
+    assert len(est.history_["val_rmse"]) == 3 and np.all(np.isfinite(est.history_["val_loss"]))
+    # a large step on few ratings overfits at once: patience 1 stops early, best weights back
+    est = EmbeddingMFRegressor(
+        **{**LAZY, "epochs": 40, "learning_rate": 0.5, "alpha": 0.0, "n_factors": 8},
+        early_stopping=True, n_iter_no_change=1,
+    ).fit(X, y)
+    val = est.history_["val_rmse"]
+    assert len(val) < 40
+    best = int(np.argmin(val))
+    assert len(val) == best + 2  # stopped one epoch after the best
+
+
+def test_optimizer_state_matches_keras_fit(rows):
+    X, y = rows
+    params = dict(n_factors=4, alpha=0.1, alpha_bias=0.01, init_std=0.1, seed=0)
+    models = [build_network(X[:, 0].max(), X[:, 1].max(), **params) for _ in range(2)]
+    for model in models:
+        model.compile(optimizer=LazyAdam(learning_rate=0.01), loss="mean_squared_error")
+    models[0].fit(_training_batches(X, y, batch_size=64, epochs=2, seed=1), epochs=2,
+                  steps_per_epoch=_steps_per_epoch(len(y), 64), verbose=0, shuffle=False)
+    fit_rows(models[1], X, y, epochs=2, batch_size=64, learning_rate=0.01, alpha=0.1,
+             alpha_bias=0.01, seed=1)
+    keras_opt, compiled_opt = (m.optimizer for m in models)
+    assert int(keras_opt.iterations) == int(compiled_opt.iterations) == 2 * (len(y) // 64)
+    for a, b in zip(keras_opt.variables, compiled_opt.variables):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, err_msg=a.path)
