@@ -54,7 +54,13 @@ class FeatureEncoder:
 
     @property
     def n_known(self):
+        """Number of labels seen in fit."""
         return self.encoder.n_known
+
+    @property
+    def classes_(self):
+        """The labels seen in fit, in order of first appearance (label k has code k + 1)."""
+        return self.encoder.classes_
 
     def fit_transform(self, values):
         values = np.asarray(values, dtype=object)

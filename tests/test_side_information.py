@@ -39,6 +39,7 @@ def test_scalar_feature_codes_missing_and_unknown_are_zero():
     assert codes.shape == (5, 1) and codes.dtype == np.int32
     assert codes[:, 0].tolist() == [1, 2, 0, 1, 0]
     assert not enc.multi_valued and enc.width == 1
+    assert list(enc.classes_) == ["M", "F"]
     assert enc.transform(np.array(["F", "X", None], dtype=object))[:, 0].tolist() == [2, 0, 0]
 
 
