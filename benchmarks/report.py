@@ -132,9 +132,14 @@ def markdown(results, published):
                 + (f"{pub:.3f} ({entry['published_source']})" if pub else "")
                 + " |"
             )
-        grid = cv.get("mf_grid")
-        if grid:
-            lines += ["", "Grid search (inner CV on each training fold only), chosen parameters:", ""]
+        for name, grid in cv.items():
+            if not any("best_params" in fold for fold in grid["per_fold"]):
+                continue
+            lines += [
+                "",
+                f"`{name}`: grid search (inner CV on each training fold only), chosen parameters:",
+                "",
+            ]
             for fold in grid["per_fold"]:
                 lines.append(
                     f"- u{fold['fold']}: {fold.get('best_params')} "
