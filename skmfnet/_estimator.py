@@ -638,11 +638,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         seed = self._seed()
         if seed is None:
             seed = int(np.random.randint(2**31 - 1))
-        batches = _training_batches(X, y, batch_size=self.batch_size, epochs=epochs, seed=seed)
         if self.distribution == "multi_worker":
             self.history_ = fit_multi_worker(
                 self.model_,
-                batches,
+                _training_batches(X, y, batch_size=self.batch_size, epochs=epochs, seed=seed),
                 epochs=epochs,
                 steps_per_epoch=_steps_per_epoch(len(y), self.batch_size),
                 global_batch_size=min(self.batch_size, len(y)),
@@ -667,7 +666,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             )
             return
         history = self.model_.fit(
-            batches,
+            _training_batches(X, y, batch_size=self.batch_size, epochs=epochs, seed=seed),
             epochs=initial_epoch + epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=_steps_per_epoch(len(y), self.batch_size),

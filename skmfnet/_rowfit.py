@@ -117,9 +117,13 @@ def fit_rows(
         tables[side].scatter_nd_update(index, new)
 
     @tf.function(jit_compile=True)
-    def run_epoch(batches_X, batches_y):
+    def run_epoch(X, y, order):
+        # the epoch's ratings are gathered batch by batch: no shuffled copy of
+        # the whole training set (X and y are arguments, not constants of the program)
         def body(s, total_loss, total_squared):
-            users, items, target = batches_X[s, :, 0], batches_X[s, :, 1], batches_y[s]
+            index = tf.slice(order, [s * batch], [batch])
+            pairs = tf.gather(X, index)
+            users, items, target = pairs[:, 0], pairs[:, 1], tf.gather(y, index)
             state_u, state_i = tf.gather(tables[0], users), tf.gather(tables[1], items)
             U, V = state_u[:, :width], state_i[:, :width]
             error = tf.reduce_sum(U[:, :K] * V[:, :K], axis=1) + U[:, K] + V[:, K] - target
@@ -144,13 +148,9 @@ def fit_rows(
         return total_loss / steps, total_squared / steps
 
     @tf.function  # StatelessShuffle has no XLA kernel: shuffle outside the compiled epoch
-    def epoch_batches(epoch):
-        order = tf.random.experimental.stateless_shuffle(
+    def epoch_order(epoch):
+        return tf.random.experimental.stateless_shuffle(
             tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
-        )[: steps * batch]
-        return (
-            tf.reshape(tf.gather(X, order), (steps, batch, 2)),
-            tf.reshape(tf.gather(y, order), (steps, batch)),
         )
 
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
@@ -158,7 +158,7 @@ def fit_rows(
     callback_list.on_train_begin()
     history = {}
     for epoch in range(epochs):
-        loss, squared = run_epoch(*epoch_batches(tf.constant(epoch, tf.int64)))
+        loss, squared = run_epoch(X, y, epoch_order(tf.constant(epoch, tf.int64)))
         for table, (factors, bias) in zip(tables, ((P, b_u), (Q, b_i))):
             factors.assign(table[:, :K])
             bias.assign(table[:, K:width])
