@@ -65,7 +65,7 @@ def side_information(bunch):
         year_group=pd.cut(year, YEAR_EDGES, right=False).astype(str).where(year.notna(), None),
     )
     frame = bunch.ratings[list(ID_COLUMNS)].merge(
-        users[["user_id", *[c for c in USER_FEATURES]]], on="user_id", how="left"
+        users[["user_id", *USER_FEATURES]], on="user_id", how="left"
     ).merge(items[["item_id", *ITEM_FEATURES]], on="item_id", how="left")
     return frame.drop(columns=list(ID_COLUMNS))
 

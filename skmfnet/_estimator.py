@@ -41,10 +41,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._distribute import DISTRIBUTIONS, fit_multi_worker, get_strategy
-from ._encoding import UNKNOWN_INDEX, IdEncoder, validate_user_item
+from ._encoding import IdEncoder, validate_user_item
 from ._features import FeatureEncoder, first_rows_table, resolve_feature_columns
 from ._mixins import RecommenderMixin
-from ._network import build_network
+from ._network import SCORE_BATCH, build_network, score_rows
 from ._optimizers import LazyAdam
 from ._recommend import seen_matrix_from_rows
 from ._rowfit import fit_rows
@@ -84,10 +84,6 @@ def _never(estimator):
     return False
 
 
-#: Rows per call when evaluating or predicting (no gradients: large is cheap).
-_EVAL_BATCH = 1 << 16
-
-
 def _training_batches(X, y, *, batch_size, epochs, seed):
     """Shuffled full batches for ``epochs`` epochs, as one tf.data pipeline.
 
@@ -117,7 +113,7 @@ def _steps_per_epoch(n_ratings, batch_size):
 
 
 def _eval_batches(X, y):
-    return tf.data.Dataset.from_tensor_slices((X, y)).batch(_EVAL_BATCH)
+    return tf.data.Dataset.from_tensor_slices((X, y)).batch(SCORE_BATCH)
 
 
 class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
@@ -246,7 +242,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         ``loss="squared_error"``, no side information, implicit feedback or
         distribution) it also trains through a hand-written step compiled with
         XLA, a whole epoch per call, instead of ``keras.Model.fit``: the same
-        update rule and the same batches, several times faster.
+        update rule and the same batches, several times faster
+        (``benchmarks/results/speed.md``).
     learning_rate : float, default=0.01
         Learning rate of the optimizer.
     loss : {"squared_error", "rmse"}, default="squared_error"
@@ -538,14 +535,16 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         self.item_feature_codes_ = first_rows_table(item_rows, item_codes, self.n_items_)
         rows = np.column_stack([user_rows, item_rows, user_codes, item_codes]).astype(np.int32)
 
-        seen = self._id_rows(all_users, all_items)
-        seen = seen[(seen != UNKNOWN_INDEX).all(axis=1)]  # ids only in the held-out part
-        self.seen_ = seen_matrix_from_rows(seen[:, 0], seen[:, 1], self.n_users_, self.n_items_)
+        training_pairs = seen_matrix_from_rows(user_rows, item_rows, self.n_users_, self.n_items_)
+        if len(all_users) == len(users):
+            self.seen_ = training_pairs
+        else:  # pairs held out for early stopping are seen too (pairs with new ids are dropped)
+            held = self._id_rows(all_users, all_items)
+            self.seen_ = seen_matrix_from_rows(held[:, 0], held[:, 1], self.n_users_, self.n_items_)
         # N(u) of the implicit term: the training pairs only (not the held-out ones)
-        self._implicit_history = None
-        if self.implicit:
-            history = seen_matrix_from_rows(user_rows, item_rows, self.n_users_, self.n_items_)
-            self._implicit_history = (history.indptr, history.indices)
+        self._implicit_history = (
+            (training_pairs.indptr, training_pairs.indices) if self.implicit else None
+        )
         self.mu_ = float(np.mean(y))
         self._n_train = len(y)
         self.rating_range_ = (float(np.min(y)), float(np.max(y)))
@@ -678,16 +677,20 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         )
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
 
+    def _plain_dot(self):
+        """Whether the fitted network is ``b_u + b_i + p_u . q_i`` of its four tables alone."""
+        return self.interaction == "dot" and not (
+            self.implicit or self.user_feature_encoders_ or self.item_feature_encoders_
+        )
+
     def _compiled_rows(self):
         """Whether fit takes the compiled row-sparse path (:mod:`skmfnet._rowfit`)."""
         return (
-            self.optimizer == "lazy_adam"
-            and self.interaction == "dot"
+            self._plain_dot()
+            and self.optimizer == "lazy_adam"
             and self.regularization == "batch"
             and self.loss == "squared_error"
             and self.distribution is None
-            and not self.implicit
-            and not (self.user_feature_encoders_ or self.item_feature_encoders_)
         )
 
     def _initialize_callbacks(self):
@@ -741,17 +744,6 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             ]
         ).astype(np.int32)
 
-    def _predict_raw(self, rows):
-        # The network called eagerly on large chunks: no tf.function to trace
-        # (keras.Model.predict would trace one per model and warn about
-        # retracing when many models predict in one process).
-        return np.concatenate(
-            [
-                keras.ops.convert_to_numpy(self.model_(rows[start : start + _EVAL_BATCH], training=False))
-                for start in range(0, len(rows), _EVAL_BATCH)
-            ]
-        ).reshape(-1)
-
     def predict(self, X):
         """Predict ratings.
 
@@ -771,7 +763,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         users, items, extras = validate_user_item(self, X, reset=False, with_features=True)
         rows = self._inputs(users, items, extras)
         # unknown ids are row 0, whose embeddings are zero (see the class docstring)
-        y_pred = self._predict_raw(rows).astype(np.float64) + self.mu_
+        y_pred = score_rows(self.model_, rows).astype(np.float64) + self.mu_
         if self.clip_predictions:
             np.clip(y_pred, *self.rating_range_, out=y_pred)
         return y_pred

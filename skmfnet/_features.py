@@ -33,7 +33,8 @@ def _is_list_like(value):
 
 
 def _is_missing(value):
-    return value is None or (isinstance(value, numbers.Real) and not np.isfinite(value)) or value is pd.NA
+    """None, NaN or pd.NA (what pandas's factorization leaves out)."""
+    return not _is_list_like(value) and bool(pd.isna(value))
 
 
 class FeatureEncoder:
@@ -77,7 +78,8 @@ class FeatureEncoder:
         self.encoder = IdEncoder()
         if not self.multi_valued:
             self.width = 1
-            return self.encoder.fit_transform(_scalars(values)).reshape(-1, 1)
+            # pandas's factorization leaves None, NaN and pd.NA out: code 0
+            return self.encoder.fit_transform(values).reshape(-1, 1)
         lengths, flat = _flatten(values)
         self.width = max(1, int(lengths.max(initial=0)))
         return _pad(self.encoder.fit_transform(flat), lengths, self.width)
@@ -90,7 +92,7 @@ class FeatureEncoder:
                     f"Feature column {self.name!r} held one label per row in fit; got list-like "
                     "values."
                 )
-            return self.encoder.transform(_scalars(values)).reshape(-1, 1)
+            return self.encoder.transform(values).reshape(-1, 1)
         bad = [v for v in values if not _is_list_like(v) and not _is_missing(v)]
         if bad:
             raise ValueError(
@@ -100,17 +102,12 @@ class FeatureEncoder:
         return _pad(self.encoder.transform(flat), lengths, self.width)
 
 
-def _scalars(values):
-    # None/NaN/pd.NA -> NaN, which pandas's factorization and get_indexer leave out (code 0)
-    return np.array([np.nan if _is_missing(v) else v for v in values], dtype=object)
-
-
 def _flatten(values):
     lists = [[] if _is_missing(v) else list(v) for v in values]
     lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
     flat = np.empty(int(lengths.sum()), dtype=object)
     flat[:] = [label for labels in lists for label in labels]
-    return lengths, _scalars(flat)
+    return lengths, flat
 
 
 def _pad(codes, lengths, width):

@@ -30,13 +30,33 @@ and ``b_i`` are, not how they meet:
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
-__all__ = ["build_network", "RowL2Embedding", "FeatureEmbedding", "ImplicitFeedback"]
+__all__ = ["build_network", "score_rows", "RowL2Embedding", "FeatureEmbedding", "ImplicitFeedback"]
 
 USER_FACTORS, ITEM_FACTORS = "user_factors", "item_factors"
 USER_BIAS, ITEM_BIAS = "user_bias", "item_bias"
 IMPLICIT = "implicit_feedback"
+
+#: Rows per call when scoring without gradients (large is cheap).
+SCORE_BATCH = 1 << 16
+
+
+def score_rows(model, rows):
+    """The network's centred scores of ``rows``, as a 1-D numpy array.
+
+    Calls the model eagerly on large chunks: no tf.function to trace
+    (``keras.Model.predict`` would trace one per model and warn about
+    retracing when many models predict in one process).
+    """
+    return np.concatenate(
+        [
+            keras.ops.convert_to_numpy(model(rows[start : start + SCORE_BATCH], training=False)).reshape(-1)
+            for start in range(0, len(rows), SCORE_BATCH)
+        ]
+        or [np.zeros(0, dtype=np.float32)]
+    )
 
 
 @keras.saving.register_keras_serializable(package="skmfnet")
@@ -129,8 +149,6 @@ class ImplicitFeedback(keras.layers.Layer):
         self.indices.assign(np.pad(indices, (0, max(self.n_pairs, 1) - len(indices))))
 
     def call(self, users, items):
-        import tensorflow as tf
-
         users = tf.cast(users, "int32")
         distinct, position = tf.unique(users)
         starts = tf.gather(self.indptr, distinct)

@@ -42,8 +42,6 @@ __all__ = ["recommend", "seen_matrix", "seen_matrix_from_rows"]
 
 #: Scores computed per block of users: at most this many (user, item) scores at once.
 _BLOCK_SCORES = 1 << 21
-#: Rows per call of the network for ``interaction="concat"``.
-_NETWORK_BATCH = 1 << 16
 
 
 def seen_matrix_from_rows(user_rows, item_rows, n_users, n_items):
@@ -172,10 +170,7 @@ class _Scorer:
 
             self.user_bias = table(USER_BIAS)[:, 0]
             self.item_bias = table(ITEM_BIAS)[:, 0]
-            plain = not (
-                estimator.user_feature_encoders_ or estimator.item_feature_encoders_ or estimator.implicit
-            )
-            if getattr(estimator, "interaction", "dot") == "dot" and plain:
+            if estimator._plain_dot():
                 self.kind = "dot"
                 self.P = table(USER_FACTORS)
                 self.Q = table(ITEM_FACTORS)
@@ -206,19 +201,14 @@ class _Scorer:
         return scores
 
     def _network(self, user_rows):
-        import keras
+        from ._network import score_rows
 
         n = self.n_items
         item_rows = np.arange(1, n + 1, dtype=np.int32)
         pairs = self.pair_inputs(
             np.repeat(np.asarray(user_rows, dtype=np.int32), n), np.tile(item_rows, len(user_rows))
         )
-        out = np.concatenate(
-            [
-                keras.ops.convert_to_numpy(self.model(pairs[s : s + _NETWORK_BATCH], training=False))
-                for s in range(0, len(pairs), _NETWORK_BATCH)
-            ]
-        ).reshape(len(user_rows), n)
+        out = score_rows(self.model, pairs).reshape(len(user_rows), n)
         return out.astype(np.float64) + self.mu
 
 

@@ -34,11 +34,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
+from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS, score_rows
 
 __all__ = ["fit_rows"]
-
-_EVAL_BATCH = 1 << 16
 
 
 def fit_rows(
@@ -209,12 +207,7 @@ def _evaluate(model, X, y, *, alpha, alpha_bias):
     """val_rmse and val_loss (MSE plus the per-rating penalty, as Keras's evaluate)."""
     X = np.asarray(X, dtype=np.int32)
     y = np.asarray(y, dtype=np.float64)
-    pred = np.concatenate(
-        [
-            keras.ops.convert_to_numpy(model(X[s : s + _EVAL_BATCH], training=False)).reshape(-1)
-            for s in range(0, len(X), _EVAL_BATCH)
-        ]
-    )
+    pred = score_rows(model, X)
     mse = float(np.mean((pred - y) ** 2))
     tables = {
         name: model.get_layer(name).embeddings.numpy()
