@@ -653,9 +653,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 self.model_,
                 X,
                 y,
+                optimizer=self.model_.optimizer,
                 epochs=epochs,
                 batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
                 alpha=self.alpha,
                 alpha_bias=self.alpha_bias,
                 seed=seed,
@@ -687,7 +687,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         """Whether fit takes the compiled row-sparse path (:mod:`skmfnet._rowfit`)."""
         return (
             self._plain_dot()
-            and self.optimizer == "lazy_adam"
+            and self.optimizer in ("lazy_adam", "sgd")
             and self.regularization == "batch"
             and self.loss == "squared_error"
             and self.distribution is None

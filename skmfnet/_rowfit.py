@@ -1,4 +1,4 @@
-"""Compiled, row-sparse training of the dot model: the fast path of ``optimizer="lazy_adam"``.
+"""Compiled, row-sparse training of the dot model: the fast path of ``optimizer="lazy_adam"`` and ``"sgd"``.
 
 Keras's ``Model.fit`` pays, per step, for a generic graph: the gradient of
 every layer, the optimizer's per-variable bookkeeping and the separate gather
@@ -9,12 +9,17 @@ with XLA (``tf.function(jit_compile=True)`` around a ``tf.while_loop`` over
 the epoch's batches):
 
 * each table is packed with its optimizer state, one row per id:
-  ``[factors | bias | Adam m | Adam v]``, so that a step is one gather and one
-  scatter per side;
+  ``[factors | bias | state]`` (Adam: first and second moments; SGD: none),
+  so that a step is one gather and one scatter per side;
 * the gradient of a row that occurs several times in the batch is summed
   (through a small int32 "owner" table: every occurrence of a row reads the
-  same batch position), then Adam's update is applied to that row only, with
-  the bias correction of the global step -- exactly :class:`LazyAdam`'s rule;
+  same batch position), the optimizer's rule is applied to
+  that row once, and only the first occurrence is written back (the others
+  are sent out of range, which XLA's scatter skips);
+* the rules are those of the Keras optimizers the estimator compiles, for
+  the rows in the batch only: :class:`skmfnet._optimizers.LazyAdam` (Adam
+  with the bias correction of the global step) and plain SGD (no momentum),
+  whose sparse update is Keras's own;
 * the objective is the same as the Keras network's: mean squared error of
   the centred ratings plus, per rating, ``alpha * (||p_u||^2 + ||q_i||^2) +
   alpha_bias * (b_u^2 + b_i^2)`` averaged over the batch
@@ -35,8 +40,53 @@ import numpy as np
 import tensorflow as tf
 
 from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS, score_rows
+from ._optimizers import LazyAdam
 
-__all__ = ["fit_rows"]
+__all__ = ["fit_rows", "supports"]
+
+
+def supports(optimizer):
+    """Whether :func:`fit_rows` implements ``optimizer``'s update rule exactly."""
+    if isinstance(optimizer, LazyAdam):
+        return not optimizer.amsgrad
+    return type(optimizer) is keras.optimizers.SGD and optimizer.momentum == 0
+
+
+class _Adam:
+    """LazyAdam's rule on the batch's rows; state ``[m | v]``."""
+
+    def __init__(self, optimizer, width):
+        self.width = width
+        self.slots = 2
+        self.lr = float(optimizer.learning_rate)
+        self.beta_1, self.beta_2 = float(optimizer.beta_1), float(optimizer.beta_2)
+        self.epsilon = float(optimizer.epsilon)
+
+    def apply(self, weights, state, g, step):
+        w, t = self.width, tf.cast(step, tf.float32)
+        m = self.beta_1 * state[:, :w] + (1 - self.beta_1) * g
+        v = self.beta_2 * state[:, w:] + (1 - self.beta_2) * g * g
+        rate = self.lr * tf.sqrt(1 - tf.pow(self.beta_2, t)) / (1 - tf.pow(self.beta_1, t))
+        return tf.concat([weights - rate * m / (tf.sqrt(v) + self.epsilon), m, v], axis=1)
+
+    def store(self, optimizer, index, state, columns):
+        w = self.width
+        optimizer._momentums[index].assign(state[:, :w][:, columns])
+        optimizer._velocities[index].assign(state[:, w:][:, columns])
+
+
+class _SGD:
+    """Plain gradient descent (Keras ``SGD`` without momentum); no state."""
+
+    def __init__(self, optimizer, width):
+        self.slots = 0
+        self.lr = float(optimizer.learning_rate)
+
+    def apply(self, weights, state, g, step):
+        return weights - self.lr * g
+
+    def store(self, optimizer, index, state, columns):
+        pass
 
 
 def fit_rows(
@@ -44,20 +94,17 @@ def fit_rows(
     X,
     y,
     *,
+    optimizer,
     epochs,
     batch_size,
-    learning_rate,
     alpha,
     alpha_bias,
     seed,
     validation=None,
     callbacks=(),
     verbose=0,
-    beta_1=0.9,
-    beta_2=0.999,
-    epsilon=1e-7,
 ):
-    """Train the four embedding tables of a dot network with LazyAdam, compiled.
+    """Train the four embedding tables of a dot network, compiled.
 
     Parameters
     ----------
@@ -69,6 +116,10 @@ def fit_rows(
         (user row, item row) of each training rating.
     y : ndarray of float32, shape (n,)
         Centred ratings.
+    optimizer : keras.optimizers.Optimizer
+        Its rule and hyperparameters (:func:`supports` must hold).  When it
+        is the model's optimizer, its state (moments, step count) is set at
+        the end to what ``Model.fit`` would have left.
     validation : tuple (X_val, y_val) or None
         Evaluated after each epoch (``val_loss``, ``val_rmse``).
     callbacks : list of keras.callbacks.Callback
@@ -81,13 +132,16 @@ def fit_rows(
         ``loss`` and ``rmse`` per epoch (means over the epoch's batches, as
         Keras reports them), and ``val_loss`` / ``val_rmse`` with validation.
     """
+    if not supports(optimizer):
+        raise ValueError(f"optimizer: the compiled path implements LazyAdam and SGD without momentum, got {optimizer!r}")
     P, b_u, Q, b_i = (model.get_layer(name).embeddings for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS))
     K = int(P.shape[1])
     width = K + 1  # factors and bias
+    rule = (_Adam if isinstance(optimizer, LazyAdam) else _SGD)(optimizer, width)
 
     def packed(factors, bias):
         weights = tf.concat([tf.convert_to_tensor(factors), tf.convert_to_tensor(bias)], axis=1)
-        return tf.Variable(tf.concat([weights, tf.zeros_like(weights), tf.zeros_like(weights)], axis=1))
+        return tf.Variable(tf.concat([weights] + [tf.zeros_like(weights)] * rule.slots, axis=1))
 
     tables = [packed(P, b_u), packed(Q, b_i)]
     owners = [tf.Variable(tf.zeros((int(t.shape[0]),), tf.int32)) for t in tables]
@@ -98,21 +152,20 @@ def fit_rows(
     n = int(y.shape[0])
     batch = min(batch_size, n)
     steps = max(1, n // batch)
-    lr = tf.constant(learning_rate, tf.float32)
 
     def update(side, rows, state, gradient):
         index = rows[:, None]
-        # every occurrence of a row reads the row's summed gradient and so
-        # writes the same new state: duplicate rows in the scatter are harmless
-        owners[side].scatter_nd_update(index, tf.range(batch))
+        # one occurrence of each row in the batch owns it (whichever write of
+        # the scatter wins): the gradients of all its occurrences are summed
+        # there, and only the owner is written back (the others' indices are
+        # out of range, which the scatter skips)
+        positions = tf.range(batch)
+        owners[side].scatter_nd_update(index, positions)
         segment = tf.gather(owners[side], rows)
         g = tf.gather(tf.math.unsorted_segment_sum(gradient, segment, batch), segment)
-        t = tf.cast(step, tf.float32)
-        m = beta_1 * state[:, width : 2 * width] + (1 - beta_1) * g
-        v = beta_2 * state[:, 2 * width :] + (1 - beta_2) * g * g
-        rate = lr * tf.sqrt(1 - tf.pow(beta_2, t)) / (1 - tf.pow(beta_1, t))
-        new = tf.concat([state[:, :width] - rate * m / (tf.sqrt(v) + epsilon), m, v], axis=1)
-        tables[side].scatter_nd_update(index, new)
+        new = rule.apply(state[:, :width], state[:, width:], g, step)
+        skip = tf.shape(tables[side], out_type=tf.int32)[0]
+        tables[side].scatter_nd_update(tf.where((segment == positions)[:, None], index, skip), new)
 
     @tf.function(jit_compile=True)
     def run_epoch(X, y, order):
@@ -173,21 +226,20 @@ def fit_rows(
         if model.stop_training:
             break
     callback_list.on_train_end()
-    _store_optimizer_state(model, tables, step, K)
+    if optimizer is getattr(model, "optimizer", None):
+        _store_optimizer_state(model, rule, tables, step, K)
     return history
 
 
-def _store_optimizer_state(model, tables, step, K):
-    """Copy the moments and step count into the model's (Lazy)Adam.
+def _store_optimizer_state(model, rule, tables, step, K):
+    """Copy the optimizer's state (moments, step count) into the model's optimizer.
 
     The compiled Keras model then holds the optimizer state it would have
     after ``Model.fit`` (saved with it, and ready to continue training).
     Moments are those of the last epoch, also when early stopping restored
     earlier weights (as with ``Model.fit``).
     """
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:  # an uncompiled model
-        return
+    optimizer = model.optimizer
     variables = {v.path.split("/")[0]: v for v in model.trainable_variables}
     optimizer.build(model.trainable_variables)
     layout = {
@@ -196,10 +248,7 @@ def _store_optimizer_state(model, tables, step, K):
     }
     width = K + 1
     for name, (side, columns) in layout.items():
-        index = optimizer._get_variable_index(variables[name])
-        state = tables[side]
-        optimizer._momentums[index].assign(state[:, width:][:, columns])
-        optimizer._velocities[index].assign(state[:, 2 * width :][:, columns])
+        rule.store(optimizer, optimizer._get_variable_index(variables[name]), tables[side][:, width:], columns)
     optimizer.iterations.assign(step)
 
 
