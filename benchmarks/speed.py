@@ -14,7 +14,10 @@ Three protocols, each measured in one run so that ratios compare like with like:
   for ``--epochs`` epochs, seconds per
   epoch and ratings per second (from a second, one-epoch fit:
   ``(T(epochs) - T(1)) / (epochs - 1)``), peak resident memory of the process,
-  and prediction throughput (pairs per second).
+  prediction throughput (pairs per second) and RMSE on ``--test-ratings``
+  further ratings of the same model (so that speed is not bought with
+  accuracy).  skmfnet runs twice: with ``optimizer="lazy_adam"`` and with
+  ``optimizer="sgd"`` (``SKMFNET_SGD``), both on the compiled path.
 * ``tutorial``: seconds per epoch of the tutorial network against its
   arithmetic bound: FLOPs of its Dense layers per rating (forward and
   backward: 3 x 2 x weights) x ratings / this machine's measured float32
@@ -48,7 +51,14 @@ from benchmarks.peers import CornacRegressor, SurpriseRegressor  # noqa: E402
 from benchmarks.report import machine_info  # noqa: E402
 
 PROTOCOLS = ("ml100k", "synthetic", "tutorial")
-LIBRARIES = ("skmfnet", "surprise", "cornac")
+LIBRARIES = ("skmfnet", "skmfnet-sgd", "surprise", "cornac")
+# skmfnet with plain SGD on the compiled path.  The batch loss is a mean, so
+# the learning rate is large (per rating it is 2 * lr / batch_size); factors
+# start at std 0.1 (SGD hardly moves away from the defaults' near-zero start).
+# Chosen by test RMSE after 20 epochs on other data than the benchmark's:
+# make_ratings(162_000, 59_000, 5_000_000, random_state=1), 90/10 split,
+# among learning_rate 5-40, alpha 0.02-0.1 and init_std 0.001 or 0.1.
+SKMFNET_SGD = dict(optimizer="sgd", learning_rate=30.0, init_std=0.1, alpha=0.05)
 CORNAC_README = dict(k=10, max_iter=25, learning_rate=0.01, lambda_reg=0.02, use_bias=True)
 
 
@@ -89,6 +99,10 @@ def _make_estimator(library, n_factors, epochs, seed):
         from skmfnet import EmbeddingMFRegressor
 
         return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, optimizer="lazy_adam", random_state=seed)
+    if library == "skmfnet-sgd":
+        from skmfnet import EmbeddingMFRegressor
+
+        return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed, **SKMFNET_SGD)
     if library == "surprise":
         return SurpriseRegressor("SVD", params={"n_factors": n_factors, "n_epochs": epochs}, random_state=seed)
     return CornacRegressor("MF", params={**CORNAC_README, "k": n_factors, "max_iter": epochs}, seed=seed)
@@ -99,6 +113,7 @@ def _worker(args):
     arrays = np.load(args.data)
     X = pd.DataFrame({"user_id": arrays["users"], "item_id": arrays["items"]})
     y = pd.Series(arrays["ratings"])
+    X, X_test, y, y_test = X.iloc[: args.n_ratings], X.iloc[args.n_ratings :], y.iloc[: args.n_ratings], y.iloc[args.n_ratings :]
     # untimed warm-up on a slice: the process's one-time costs (library imports,
     # TensorFlow's initialisation) are not part of any timed fit
     _make_estimator(args.library, args.n_factors, 1, args.seed).fit(X.iloc[:2000], y.iloc[:2000])
@@ -110,9 +125,8 @@ def _worker(args):
         if epochs == args.epochs:
             model = fitted
         del fitted
-    pairs = X.iloc[: min(len(X), args.predict_pairs)]
     start = time.perf_counter()
-    model.predict(pairs)
+    predictions = model.predict(X_test)
     predict_s = time.perf_counter() - start
     per_epoch = (times[args.epochs] - times[1]) / max(args.epochs - 1, 1)
     print(json.dumps({
@@ -120,7 +134,8 @@ def _worker(args):
         "one_epoch_fit_s": times[1],
         "epoch_s": per_epoch,
         "ratings_per_s": len(y) / per_epoch if per_epoch > 0 else None,
-        "predict_pairs_per_s": len(pairs) / predict_s,
+        "predict_pairs_per_s": len(X_test) / predict_s,
+        "test_rmse": _rmse(predictions, y_test),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }))
 
@@ -128,12 +143,15 @@ def _worker(args):
 def run_synthetic(args):
     from skmfnet.datasets import make_ratings
 
+    # the ratings after the first n_ratings are the test set: pairs are drawn
+    # independently, so they are a random sample of the same model's ratings
     X, y = make_ratings(
-        162_000, 59_000, args.n_ratings, n_factors=8, noise=0.8, rating_scale=(1, 5),
+        162_000, 59_000, args.n_ratings + args.test_ratings, n_factors=8, noise=0.8, rating_scale=(1, 5),
         return_X_y=True, random_state=args.seed,
     )
     results = {"n_ratings": args.n_ratings, "n_users": 162_000, "n_items": 59_000,
-               "n_factors": args.n_factors, "epochs": args.epochs, "libraries": {}}
+               "n_factors": args.n_factors, "epochs": args.epochs, "test_ratings": args.test_ratings,
+               "libraries": {}}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "ratings.npz")
         np.savez(path, users=X["user_id"].to_numpy(), items=X["item_id"].to_numpy(), ratings=y.to_numpy())
@@ -143,7 +161,7 @@ def run_synthetic(args):
             out = subprocess.run(
                 [sys.executable, __file__, "--worker", "--library", library, "--data", path,
                  "--n-factors", str(args.n_factors), "--epochs", str(args.epochs),
-                 "--seed", str(args.seed), "--predict-pairs", str(args.predict_pairs)],
+                 "--seed", str(args.seed), "--n-ratings", str(args.n_ratings)],
                 capture_output=True, text=True, check=True,
             )
             results["libraries"][library] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -205,12 +223,27 @@ def markdown(results):
         s = results["synthetic"]
         lines += [f"## Synthetic ratings: {s['n_ratings']:,} ratings, {s['n_users']:,} users, "
                   f"{s['n_items']:,} items, K={s['n_factors']}, {s['epochs']} epochs", "",
-                  "| Library | End-to-end fit s | s / epoch | M ratings / s / epoch | Peak RSS GiB | M predictions / s |",
-                  "|---|---|---|---|---|---|"]
-        for lib, r in s["libraries"].items():
+                  f"Test RMSE on {s.get('test_ratings', 0):,} further ratings of the same model. Ratios: "
+                  "throughput per epoch and predictions per second over Surprise's, "
+                  "end-to-end fit time over Cornac's.", "",
+                  "| Library | End-to-end fit s | s / epoch | M ratings / s / epoch | Peak RSS GiB "
+                  "| M predictions / s | Test RMSE | Epoch throughput / Surprise | Fit time / Cornac "
+                  "| Predictions / Surprise |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        libs = s["libraries"]
+
+        def ratio(lib, key, ref):
+            if ref not in libs or not libs[lib].get(key) or not libs[ref].get(key):
+                return "n/a"
+            return f"{libs[lib][key] / libs[ref][key]:.2f}"
+
+        for lib, r in libs.items():
             rps = r["ratings_per_s"] / 1e6 if r["ratings_per_s"] else float("nan")
+            rmse = f"{r['test_rmse']:.4f}" if "test_rmse" in r else "n/a"
             lines.append(f"| {lib} | {r['fit_s']:.1f} | {r['epoch_s']:.2f} | {rps:.2f} | "
-                         f"{r['peak_rss_gib']:.2f} | {r['predict_pairs_per_s'] / 1e6:.3f} |")
+                         f"{r['peak_rss_gib']:.2f} | {r['predict_pairs_per_s'] / 1e6:.3f} | {rmse} | "
+                         f"{ratio(lib, 'ratings_per_s', 'surprise')} | {ratio(lib, 'fit_s', 'cornac')} | "
+                         f"{ratio(lib, 'predict_pairs_per_s', 'surprise')} |")
         lines.append("")
     if "tutorial" in results:
         t = results["tutorial"]
@@ -229,7 +262,8 @@ def main(argv=None):
     parser.add_argument("--n-ratings", type=int, default=25_000_000)
     parser.add_argument("--n-factors", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--predict-pairs", type=int, default=1_000_000)
+    parser.add_argument("--test-ratings", type=int, default=1_000_000,
+                        help="synthetic: held-out ratings for RMSE and prediction throughput")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -240,10 +240,14 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         large (hundreds of thousands of ids).  For the plain dot model
         (``interaction="dot"``, ``regularization="batch"``,
         ``loss="squared_error"``, no side information, implicit feedback or
-        distribution) it also trains through a hand-written step compiled with
-        XLA, a whole epoch per call, instead of ``keras.Model.fit``: the same
-        update rule and the same batches, several times faster
-        (``benchmarks/results/speed.md``).
+        distribution), ``"lazy_adam"`` and ``"sgd"`` train through a
+        hand-written step compiled with XLA, a whole epoch per call, instead
+        of ``keras.Model.fit``: the same update rule and the same batches,
+        several times faster (``benchmarks/results/speed.md``).  ``"sgd"``
+        (Keras ``SGD``, no momentum) is the fastest of the two per epoch; it
+        needs a large ``learning_rate`` (the loss is a mean over the batch)
+        and a larger ``init_std`` than the defaults (``benchmarks/speed.py`` has
+        a configuration for tens of millions of ratings).
     learning_rate : float, default=0.01
         Learning rate of the optimizer.
     loss : {"squared_error", "rmse"}, default="squared_error"
@@ -609,11 +613,13 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             alpha_implicit=self.alpha_implicit,
             seed=self._seed(),
         )
+        # Keras refuses an integer learning rate (learning_rate=5 is a valid Real here)
+        learning_rate = float(self.learning_rate)
         if self.optimizer == "lazy_adam":
-            optimizer = LazyAdam(learning_rate=self.learning_rate)
+            optimizer = LazyAdam(learning_rate=learning_rate)
         else:
             optimizer = keras.optimizers.get(
-                {"class_name": self.optimizer, "config": {"learning_rate": self.learning_rate}}
+                {"class_name": self.optimizer, "config": {"learning_rate": learning_rate}}
             )
         model.compile(
             optimizer=optimizer,

@@ -102,3 +102,25 @@ def test_quick_run_end_to_end(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     table = (tmp_path / "results.md").read_text()
     assert "not measured here" in table and "GLocal-K" in table
+
+
+def test_speed_synthetic_protocol_end_to_end(tmp_path):
+    """benchmarks/speed.py's synthetic protocol, tiny: every library fits, predicts and is scored."""
+    for module in ("surprise", "cornac"):
+        pytest.importorskip(module)
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "speed.py"), "--protocols", "synthetic",
+         "--n-ratings", "4000", "--test-ratings", "1000", "--epochs", "2", "--output", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "speed.json").read_text())
+    synthetic = results["synthetic"]
+    assert synthetic["n_ratings"] == 4000 and synthetic["test_ratings"] == 1000
+    assert set(synthetic["libraries"]) == {"skmfnet", "skmfnet-sgd", "surprise", "cornac"}
+    for library, r in synthetic["libraries"].items():
+        assert r["fit_s"] > 0 and r["predict_pairs_per_s"] > 0 and r["peak_rss_gib"] > 0, library
+        # ratings on a 1-5 scale: any fitted model is far below the scale's width
+        assert 0.3 < r["test_rmse"] < 2.0, library
+    table = (tmp_path / "speed.md").read_text()
+    assert "| skmfnet-sgd |" in table and "Epoch throughput / Surprise" in table

@@ -56,7 +56,8 @@ def test_estimator_takes_the_compiled_path_only_for_the_plain_dot_model(tiny_rat
     est = EmbeddingMFRegressor(**LAZY).fit(X, y)
     assert est._compiled_rows()
     assert set(est.history_) == {"loss", "rmse"} and len(est.history_["rmse"]) == 3
-    assert EmbeddingMFRegressor(**{**LAZY, "optimizer": "sgd"}).fit(X, y)._compiled_rows()
+    # an integer learning rate is a valid Real (Keras alone would refuse it)
+    assert EmbeddingMFRegressor(**{**LAZY, "optimizer": "sgd", "learning_rate": 2}).fit(X, y)._compiled_rows()
     for other in (dict(optimizer="adam"), dict(optimizer="adagrad"), dict(loss="rmse"), dict(implicit=True),
                   dict(regularization="table"), dict(interaction="concat")):
         assert not EmbeddingMFRegressor(**{**LAZY, **other}).fit(X, y)._compiled_rows()
