@@ -13,9 +13,9 @@ the epoch's batches):
   so that a step is one gather and one scatter per side;
 * the gradient of a row that occurs several times in the batch is summed
   (through a small int32 "owner" table: every occurrence of a row reads the
-  same batch position), the optimizer's rule is applied to
-  that row once, and only the first occurrence is written back (the others
-  are sent out of range, which XLA's scatter skips);
+  same batch position, its owner), the optimizer's rule is applied to that
+  sum, and only the owner is written back (the other occurrences are sent out
+  of range, which XLA's scatter skips, on any device);
 * the rules are those of the Keras optimizers the estimator compiles, for
   the rows in the batch only: :class:`skmfnet._optimizers.LazyAdam` (Adam
   with the bias correction of the global step) and plain SGD (no momentum),
