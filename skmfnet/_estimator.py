@@ -105,7 +105,12 @@ def _training_batches(X, y, *, batch_size, epochs, seed):
 
     batches = tf.data.Dataset.range(epochs).flat_map(epoch_batches)
     batches = batches.map(lambda idx: (tf.gather(X, idx), tf.gather(y, idx)))
-    return batches.prefetch(tf.data.AUTOTUNE)
+    # tf.data's autotuner off: on 2 cores it left the training step on one
+    # core for whole epochs in about half the fits (the tutorial network's
+    # epoch took 8 s instead of 3.5 s; benchmarks/results/speed_tutorial)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def _steps_per_epoch(n_ratings, batch_size):
