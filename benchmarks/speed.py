@@ -189,9 +189,8 @@ def _matmul_flops_per_s(batch):
 def run_tutorial(seed, epochs=2, repeats=3):
     """Seconds per epoch against the bound, each measured ``repeats`` times, interleaved.
 
-    Single measurements vary on this shared machine (the tutorial's epoch
-    time has been bimodal, about 3.5 s or 8 s, cause not found); the medians
-    are reported, with every repetition in the JSON.
+    Single measurements vary on this shared machine; the medians are
+    reported, with every repetition in the JSON.
     """
     from skmfnet import TUTORIAL_PARAMS, EmbeddingMFRegressor
     from skmfnet.datasets import fetch_movielens
