@@ -47,7 +47,7 @@ from ._mixins import RecommenderMixin
 from ._network import SCORE_BATCH, build_network, score_rows
 from ._optimizers import LazyAdam
 from ._recommend import seen_matrix_from_rows
-from ._rowfit import fit_rows
+from ._rowfit import fit_rows, supports
 
 __all__ = ["EmbeddingMFRegressor", "TUTORIAL_PARAMS"]
 
@@ -106,8 +106,9 @@ def _training_batches(X, y, *, batch_size, epochs, seed):
     batches = tf.data.Dataset.range(epochs).flat_map(epoch_batches)
     batches = batches.map(lambda idx: (tf.gather(X, idx), tf.gather(y, idx)))
     # tf.data's autotuner off: on 2 cores it left the training step on one
-    # core for whole epochs in about half the fits (the tutorial network's
-    # epoch took 8 s instead of 3.5 s; benchmarks/results/speed_tutorial)
+    # core for whole epochs in some fits (the tutorial network's epoch took
+    # about 8 s instead of under 4 s: benchmarks/results/speed.md before this
+    # change, speed_tutorial/ after it)
     options = tf.data.Options()
     options.autotune.enabled = False
     return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
@@ -698,7 +699,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         """Whether fit takes the compiled row-sparse path (:mod:`skmfnet._rowfit`)."""
         return (
             self._plain_dot()
-            and self.optimizer in ("lazy_adam", "sgd")
+            and supports(self.model_.optimizer)
             and self.regularization == "batch"
             and self.loss == "squared_error"
             and self.distribution is None
