@@ -4,6 +4,7 @@ Pure numpy and scikit-learn: importing this module does not import
 TensorFlow, Keras or scikeras, so the baseline is cheap to load and fit.
 """
 
+import copy
 import numbers
 
 import numpy as np
@@ -12,8 +13,8 @@ from sklearn.utils import RegressorTags
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import IdEncoder, validate_user_item
-from ._mixins import RecommenderMixin
+from ._encoding import IdEncoder, validate_user_item, warn_if_no_id_known
+from ._mixins import RecommenderMixin, restore_on_failure
 from ._recommend import seen_matrix_from_rows
 
 __all__ = ["BiasBaselineRegressor"]
@@ -95,6 +96,10 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
         ``(n_users_ + 1, n_items_ + 1)``; :meth:`recommend` leaves them out.
     rating_range_ : tuple of float
         (min, max) of the training ratings, the clipping range.
+    fitted_params_ : dict
+        The parameters of the fit that produced this model
+        (``get_params()`` then): ``predict``, ``recommend`` and ``save`` read
+        these, so ``set_params`` takes effect at the next fit.
     n_features_in_ : int
         Always 2.
     feature_names_in_ : ndarray of str
@@ -143,7 +148,6 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
         tags.input_tags.categorical = True  # ids are labels, not magnitudes
         return tags
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Learn the id vocabularies, the mean rating and the biases.
 
@@ -158,6 +162,12 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
         -------
         self : BiasBaselineRegressor
         """
+        # a fit that fails leaves the estimator as it was (fitted or not)
+        with restore_on_failure(self):
+            return self._fit(X, y)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit(self, X, y):
         users, items, y = validate_user_item(self, X, y, reset=True)
         user_encoder, item_encoder = IdEncoder(), IdEncoder()
         user_rows = user_encoder.fit_transform(users)
@@ -181,6 +191,7 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
                 / user_denom
             )
 
+        self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))
         self.user_encoder_ = user_encoder
         self.item_encoder_ = item_encoder
         self.n_users_ = user_encoder.n_known
@@ -204,15 +215,15 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_pairs,), float64
             ``mu_ + b_u + b_i``, with bias 0 for unknown ids, clipped to
-            ``rating_range_`` when ``clip_predictions`` is True.
+            ``rating_range_`` when ``clip_predictions`` was True in fit.  When
+            no user and no item of ``X`` was seen in fit, a ``UserWarning``
+            says so (most often ids of another type).
         """
         check_is_fitted(self, "user_bias_")
         users, items = validate_user_item(self, X, reset=False)
-        y_pred = (
-            self.mu_
-            + self.user_bias_[self.user_encoder_.transform(users)]
-            + self.item_bias_[self.item_encoder_.transform(items)]
-        )
-        if self.clip_predictions:
+        user_rows, item_rows = self.user_encoder_.transform(users), self.item_encoder_.transform(items)
+        warn_if_no_id_known(user_rows, item_rows, self.user_encoder_, self.item_encoder_, users, items)
+        y_pred = self.mu_ + self.user_bias_[user_rows] + self.item_bias_[item_rows]
+        if self.fitted_params_["clip_predictions"]:
             np.clip(y_pred, *self.rating_range_, out=y_pred)
         return y_pred

@@ -11,13 +11,14 @@ ids apart (index 0) to apply their documented fallback.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
 
-__all__ = ["IdEncoder", "UNKNOWN_INDEX", "validate_user_item"]
+__all__ = ["IdEncoder", "UNKNOWN_INDEX", "validate_user_item", "warn_if_no_id_known"]
 
 #: Embedding row used for ids not seen in ``fit``.
 UNKNOWN_INDEX = 0
@@ -103,6 +104,10 @@ def validate_user_item(estimator, X, y="no_validation", *, reset, with_features=
         ensure_min_samples=1,
         accept_sparse=False,
     )
+    # a DataFrame's columns keep their own dtypes: validate_data makes one array
+    # of their common type (a float feature column would turn int ids into
+    # floats, merging ids above 2**53), so the columns are taken from the frame
+    frame = X if hasattr(X, "iloc") and hasattr(X, "columns") else None
     if not (hasattr(X, "__array__") or hasattr(X, "iloc") or sp.issparse(X)):
         # a plain list: numpy would turn [["alice", 1]] into strings, and 1 into "1"
         X = np.array(X, dtype=object)
@@ -112,13 +117,59 @@ def validate_user_item(estimator, X, y="no_validation", *, reset, with_features=
     else:
         # validate_data rejects y=None, NaN/inf in y and a length mismatch with X
         X, y = validate_data(estimator, X, y, y_numeric=True, multi_output=False, **common)
-        y = np.asarray(y, dtype=np.float64)
+        y = _check_ratings(y)
     if X.shape[1] != 2 and not (with_features and X.shape[1] > 2):
         expected = "at least 2 columns (user id, item id, then features)" if with_features else (
             "exactly 2 columns (user id, item id)"
         )
         raise ValueError(f"X must have {expected}; got {X.shape[1]} column(s) with shape {X.shape}.")
-    users = _check_column(X[:, 0], 0)
-    items = _check_column(X[:, 1], 1)
-    out = (users, items) + ((X[:, 2:],) if with_features else ())
+    if frame is not None:
+        users, items = frame.iloc[:, 0].to_numpy(), frame.iloc[:, 1].to_numpy()
+        extras = frame.iloc[:, 2:].to_numpy(dtype=object)
+    else:
+        users, items, extras = X[:, 0], X[:, 1], X[:, 2:]
+    users = _check_column(users, 0)
+    items = _check_column(items, 1)
+    out = (users, items) + ((extras,) if with_features else ())
     return out if predicting else out + (y,)
+
+
+def _check_ratings(y):
+    """``y`` as float64, refusing what scikit-learn's finite check misses.
+
+    ``validate_data`` checks numeric dtypes for NaN and infinity, but an object
+    array holding ``None`` passes it and becomes NaN in the cast.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"y contains missing or non-finite ratings (NaN, inf or None) at {len(rows)} "
+            f"row(s) starting with rows {rows[:5].tolist()}; every rating must be a finite "
+            "number: drop or fill those rows first."
+        )
+    return y
+
+
+def warn_if_no_id_known(user_rows, item_rows, user_encoder, item_encoder, users, items):
+    """Warn when not one id of ``X`` was seen in fit: most likely ids of another type.
+
+    Every prediction is then the fallback of unknown ids, which is rarely what
+    the caller meant (e.g. string ids against a model fitted on integers).
+    """
+    if len(user_rows) == 0 or (user_rows != UNKNOWN_INDEX).any() or (item_rows != UNKNOWN_INDEX).any():
+        return
+    types = ""
+    kinds = [(np.asarray(users).dtype, user_encoder.classes_.dtype), (np.asarray(items).dtype, item_encoder.classes_.dtype)]
+    if any(given.kind != fitted.kind for given, fitted in kinds):
+        types = (
+            f" X's id columns have dtypes ({kinds[0][0]}, {kinds[1][0]}) but the ids seen in fit "
+            f"have ({kinds[0][1]}, {kinds[1][1]}): \"42\" and 42 are different ids."
+        )
+    warnings.warn(
+        f"None of the {len(user_rows)} (user, item) pairs of X has a user or an item seen in "
+        f"fit; every prediction is the fallback for unknown ids.{types}",
+        UserWarning,
+        stacklevel=3,
+    )

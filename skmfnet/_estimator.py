@@ -27,11 +27,11 @@ replaced here:
   explicitly instead.
 """
 
+import copy
 import numbers
 
 import keras
 import numpy as np
-import tensorflow as tf
 from scikeras.wrappers import KerasRegressor
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import train_test_split
@@ -40,14 +40,40 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._distribute import DISTRIBUTIONS, fit_multi_worker, get_strategy
-from ._encoding import IdEncoder, validate_user_item
-from ._features import FeatureEncoder, first_rows_table, resolve_feature_columns
-from ._mixins import RecommenderMixin
-from ._network import SCORE_BATCH, build_network, score_rows
-from ._optimizers import LazyAdam
+from ._distribute import DISTRIBUTIONS, get_strategy
+from ._encoding import validate_user_item, warn_if_no_id_known
+from ._mixins import RecommenderMixin, restore_on_failure
+from ._network import build_network, score_rows
+from ._preparation import encode, fit_encoding, id_rows, pair_inputs
 from ._recommend import seen_matrix_from_rows
-from ._rowfit import fit_rows, supports
+from ._training import compile_network, train, uses_compiled_path
+
+
+
+def _undo_scikeras_patches():
+    """Give Keras back its own pickling, which scikeras's import replaces globally.
+
+    ``import scikeras`` sets ``__reduce__`` on ``keras.Model``, ``Loss``,
+    ``Metric`` and ``Optimizer`` (and ``Model.__deepcopy__``) for every Keras
+    user of the process.  Keras 3 pickles and deep-copies these objects
+    itself, so importing skmfnet removes those class attributes again (only
+    where they are still scikeras's) and the package relies on Keras alone.
+    """
+    from scikeras import _saving_utils
+
+    patched = {
+        (keras.Model, "__reduce__"): _saving_utils.pack_keras_model,
+        (keras.Model, "__deepcopy__"): _saving_utils.deepcopy_model,
+        (keras.losses.Loss, "__reduce__"): _saving_utils.pack_keras_loss,
+        (keras.metrics.Metric, "__reduce__"): _saving_utils.pack_keras_metric,
+        (keras.optimizers.Optimizer, "__reduce__"): _saving_utils.pack_keras_optimizer,
+    }
+    for (cls, name), function in patched.items():
+        if cls.__dict__.get(name) is function:
+            delattr(cls, name)
+
+
+_undo_scikeras_patches()
 
 __all__ = ["EmbeddingMFRegressor", "TUTORIAL_PARAMS"]
 
@@ -73,53 +99,8 @@ TUTORIAL_PARAMS = dict(
 _OPTIMIZERS = {"adam", "lazy_adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam"}
 
 
-@keras.saving.register_keras_serializable(package="skmfnet")
-def root_mean_squared_error(y_true, y_pred):
-    """The tutorial's loss: square root of the batch's mean squared error."""
-    y_true = keras.ops.cast(y_true, y_pred.dtype)
-    return keras.ops.sqrt(keras.ops.mean(keras.ops.square(y_pred - y_true)))
-
-
 def _never(estimator):
     return False
-
-
-def _training_batches(X, y, *, batch_size, epochs, seed):
-    """Shuffled full batches for ``epochs`` epochs, as one tf.data pipeline.
-
-    Epoch ``e`` is a permutation of the ratings drawn with the stateless seed
-    ``(seed, e)``, cut into ``n // batch_size`` full batches (the remainder,
-    different every epoch, is left out).  Equal batch shapes mean the training
-    step is traced once; the per-epoch work is one shuffle op and one gather per
-    batch, with no Python per batch and no global random state.
-
-    """
-    X, y = tf.constant(X), tf.constant(y)
-    n = int(y.shape[0])
-    steps = _steps_per_epoch(n, batch_size)
-    batch_size = min(batch_size, n)
-
-    def epoch_batches(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
-        return tf.data.Dataset.from_tensor_slices(tf.reshape(order[: steps * batch_size], (steps, batch_size)))
-
-    batches = tf.data.Dataset.range(epochs).flat_map(epoch_batches)
-    batches = batches.map(lambda idx: (tf.gather(X, idx), tf.gather(y, idx)))
-    # tf.data's autotuner off: on 2 cores it left the training step on one
-    # core for whole epochs in some fits (the tutorial network's epoch took
-    # about 8 s instead of under 4 s: benchmarks/results/speed.md before this
-    # change, speed_tutorial/ after it)
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-def _steps_per_epoch(n_ratings, batch_size):
-    return max(1, n_ratings // batch_size)
-
-
-def _eval_batches(X, y):
-    return tf.data.Dataset.from_tensor_slices((X, y)).batch(SCORE_BATCH)
 
 
 class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
@@ -241,19 +222,14 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         of the rated item.  Used only when ``implicit`` is True.
     optimizer : {"adam", "lazy_adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam"}, default="adam"
         Keras optimizer, by name.  ``"lazy_adam"`` updates only the embedding
-        rows present in each batch (and their moments), instead of Keras
-        Adam's dense update of whole tables: much faster once vocabularies are
-        large (hundreds of thousands of ids).  For the plain dot model
+        rows present in each batch (and their moments) instead of Keras
+        Adam's dense update of whole tables.  For the plain dot model
         (``interaction="dot"``, ``regularization="batch"``,
         ``loss="squared_error"``, no side information, implicit feedback or
-        distribution), ``"lazy_adam"`` and ``"sgd"`` train through a
-        hand-written step compiled with XLA, a whole epoch per call, instead
-        of ``keras.Model.fit``: the same update rule and the same batches,
-        several times faster (``benchmarks/results/speed.md``).  ``"sgd"``
-        (Keras ``SGD``, no momentum) is the fastest of the two per epoch; it
-        needs a large ``learning_rate`` (the loss is a mean over the batch)
-        and a larger ``init_std`` than the defaults (``benchmarks/speed.py`` has
-        a configuration for tens of millions of ratings).
+        distribution), ``"lazy_adam"`` and ``"sgd"`` train through a compiled
+        row-sparse loop with the same update rule and batches as
+        ``keras.Model.fit``.  The "Training speed" section of the benchmarks page says
+        when to use which; ``benchmarks/results/speed.md`` has the figures.
     learning_rate : float, default=0.01
         Learning rate of the optimizer.
     loss : {"squared_error", "rmse"}, default="squared_error"
@@ -303,6 +279,13 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     user_encoder_, item_encoder_ : IdEncoder
         Vocabularies of the ids seen in fit; ``user_encoder_.classes_`` lists
         the known user ids.
+    fitted_params_ : dict
+        The parameters of the fit that produced this model
+        (``get_params()`` then): ``predict``, ``recommend`` and ``save`` read
+        these, so ``set_params`` takes effect at the next fit.
+    user_feature_columns_, item_feature_columns_ : list of (str, int)
+        Name and position in ``X`` of each feature column (empty without side
+        information).
     user_feature_encoders_, item_feature_encoders_ : list of FeatureEncoder
         One per feature column (empty without side information);
         ``encoder.classes_`` of each lists the labels seen in fit.
@@ -467,17 +450,69 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         -------
         self : EmbeddingMFRegressor
         """
-        try:
+        # a fit that fails, for bad input or during training, leaves the
+        # estimator as it was: still fitted with its previous model, or unfitted
+        with restore_on_failure(self):
             return self._fit_ratings(X, y, validation_data)
-        except BaseException:
-            # never leave a half-fitted estimator behind: a failed fit unfits it
-            params = set(self._get_param_names())
-            for name in [k for k in vars(self) if k not in params]:
-                delattr(self, name)
-            raise
 
     def _fit_ratings(self, X, y, validation_data):
         self._validate_params()
+        self._check_combinations(validation_data)
+        users, items, extras, y = validate_user_item(self, X, y, reset=True, with_features=True)
+        all_users, all_items = users, items  # pairs held out for early stopping are seen too
+
+        if validation_data is None and self.early_stopping:
+            if len(y) < 2:
+                raise ValueError(
+                    f"early_stopping=True needs at least 2 ratings to hold out a validation set; "
+                    f"got {len(y)}. Set early_stopping=False."
+                )
+            train_part, val_part = train_test_split(
+                np.arange(len(y)),
+                test_size=self.validation_fraction,
+                random_state=self._seed(),
+            )
+            validation = (users[val_part], items[val_part], extras[val_part], y[val_part])
+            users, items, extras, y = users[train_part], items[train_part], extras[train_part], y[train_part]
+        elif validation_data is not None:
+            X_val, y_val = validation_data
+            validation = validate_user_item(self, X_val, y_val, reset=False, with_features=True)
+        else:
+            validation = None
+
+        # fitted state: the parameters of this fit, then the encoding
+        self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))
+        encoding, rows = fit_encoding(self, users, items, extras)
+        for name, value in encoding._asdict().items():
+            setattr(self, name, value)
+        user_rows, item_rows = rows[:, 0], rows[:, 1]
+        training_pairs = seen_matrix_from_rows(user_rows, item_rows, self.n_users_, self.n_items_)
+        if len(all_users) == len(users):
+            self.seen_ = training_pairs
+        else:  # pairs held out for early stopping are seen too (pairs with new ids are dropped)
+            held = id_rows(self, all_users, all_items)
+            self.seen_ = seen_matrix_from_rows(held[:, 0], held[:, 1], self.n_users_, self.n_items_)
+        # N(u) of the implicit term: the training pairs only (not the held-out ones)
+        self._implicit_history = (
+            (training_pairs.indptr, training_pairs.indices) if self.implicit else None
+        )
+        self.mu_ = float(np.mean(y))
+        self._n_train = len(y)
+        self.rating_range_ = (float(np.min(y)), float(np.max(y)))
+
+        fit_kwargs = {}
+        if validation is not None:
+            val_users, val_items, val_extras, val_y = validation
+            fit_kwargs["validation_data"] = (
+                encode(self, val_users, val_items, val_extras),
+                (val_y - self.mu_).astype(np.float32),
+            )
+        super().fit(rows, (y - self.mu_).astype(np.float32), **fit_kwargs)
+        del self._implicit_history  # now in the network's weights
+        return self
+
+    def _check_combinations(self, validation_data):
+        """Refuse parameter combinations that ``_parameter_constraints`` cannot express."""
         if self.interaction == "dot" and len(self.hidden_layer_sizes) > 0:
             raise ValueError(
                 "hidden_layer_sizes must be () when interaction='dot'; got "
@@ -508,67 +543,6 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                     "distribution='multi_worker' trains with loss='squared_error', without "
                     f"early stopping or validation_data; got {', '.join(unsupported)}."
                 )
-        users, items, extras, y = validate_user_item(self, X, y, reset=True, with_features=True)
-        user_columns, item_columns = resolve_feature_columns(self, 2 + extras.shape[1])
-        all_users, all_items = users, items  # pairs held out for early stopping are seen too
-
-        if validation_data is None and self.early_stopping:
-            if len(y) < 2:
-                raise ValueError(
-                    f"early_stopping=True needs at least 2 ratings to hold out a validation set; "
-                    f"got {len(y)}. Set early_stopping=False."
-                )
-            train, val = train_test_split(
-                np.arange(len(y)),
-                test_size=self.validation_fraction,
-                random_state=self._seed(),
-            )
-            validation = (users[val], items[val], extras[val], y[val])
-            users, items, extras, y = users[train], items[train], extras[train], y[train]
-        elif validation_data is not None:
-            X_val, y_val = validation_data
-            validation = validate_user_item(self, X_val, y_val, reset=False, with_features=True)
-        else:
-            validation = None
-
-        self.user_encoder_ = IdEncoder()
-        self.item_encoder_ = IdEncoder()
-        user_rows = self.user_encoder_.fit_transform(users)
-        item_rows = self.item_encoder_.fit_transform(items)
-        self.n_users_ = self.user_encoder_.n_known
-        self.n_items_ = self.item_encoder_.n_known
-        self.user_feature_encoders_ = [FeatureEncoder(name) for name, _ in user_columns]
-        self.item_feature_encoders_ = [FeatureEncoder(name) for name, _ in item_columns]
-        user_codes = self._feature_codes(self.user_feature_encoders_, user_columns, extras, fit=True)
-        item_codes = self._feature_codes(self.item_feature_encoders_, item_columns, extras, fit=True)
-        self.user_feature_codes_ = first_rows_table(user_rows, user_codes, self.n_users_)
-        self.item_feature_codes_ = first_rows_table(item_rows, item_codes, self.n_items_)
-        rows = np.column_stack([user_rows, item_rows, user_codes, item_codes]).astype(np.int32)
-
-        training_pairs = seen_matrix_from_rows(user_rows, item_rows, self.n_users_, self.n_items_)
-        if len(all_users) == len(users):
-            self.seen_ = training_pairs
-        else:  # pairs held out for early stopping are seen too (pairs with new ids are dropped)
-            held = self._id_rows(all_users, all_items)
-            self.seen_ = seen_matrix_from_rows(held[:, 0], held[:, 1], self.n_users_, self.n_items_)
-        # N(u) of the implicit term: the training pairs only (not the held-out ones)
-        self._implicit_history = (
-            (training_pairs.indptr, training_pairs.indices) if self.implicit else None
-        )
-        self.mu_ = float(np.mean(y))
-        self._n_train = len(y)
-        self.rating_range_ = (float(np.min(y)), float(np.max(y)))
-
-        fit_kwargs = {}
-        if validation is not None:
-            val_users, val_items, val_extras, val_y = validation
-            fit_kwargs["validation_data"] = (
-                self._inputs(val_users, val_items, val_extras),
-                (val_y - self.mu_).astype(np.float32),
-            )
-        super().fit(rows, (y - self.mu_).astype(np.float32), **fit_kwargs)
-        del self._implicit_history  # now in the network's weights
-        return self
 
     def _seed(self):
         """An int seed derived from random_state (None stays None)."""
@@ -581,7 +555,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         copy.set_state(self.random_state.get_state())
         return int(copy.randint(2**31 - 1))
 
-    # scikeras hooks --------------------------------------------------------
+    # scikeras hooks (called by KerasRegressor.fit, so during fit) ------------
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         # Ids were validated and encoded before scikeras sees them (see module docstring).
         return X, y
@@ -609,32 +583,20 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             alpha_bias=self.alpha_bias,
             regularization=self.regularization,
             init_std=self.init_std,
-            user_features=[
-                (e.name, e.n_known, e.width) for e in self.user_feature_encoders_
-            ],
-            item_features=[
-                (e.name, e.n_known, e.width) for e in self.item_feature_encoders_
-            ],
+            user_features=[(e.name, e.n_known, e.width) for e in self.user_feature_encoders_],
+            item_features=[(e.name, e.n_known, e.width) for e in self.item_feature_encoders_],
             implicit=self._implicit_history,
             alpha_implicit=self.alpha_implicit,
             seed=self._seed(),
         )
-        # Keras refuses an integer learning rate (learning_rate=5 is a valid Real here)
-        learning_rate = float(self.learning_rate)
-        if self.optimizer == "lazy_adam":
-            optimizer = LazyAdam(learning_rate=learning_rate)
-        else:
-            optimizer = keras.optimizers.get(
-                {"class_name": self.optimizer, "config": {"learning_rate": learning_rate}}
-            )
-        model.compile(
-            optimizer=optimizer,
-            loss=root_mean_squared_error if self.loss == "rmse" else "mean_squared_error",
-            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
-            # a whole epoch per call of the compiled step: no Python between batches
-            steps_per_execution=_steps_per_epoch(self._n_train, self.batch_size),
+        return compile_network(
+            model,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            loss=self.loss,
+            n_train=self._n_train,
+            batch_size=self.batch_size,
         )
-        return model
 
     def _build_keras_model(self):
         # scikeras would build (and fit) inside ``tensorflow_random_state``, which
@@ -646,63 +608,30 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         return self._keras_build_fn()
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
-        seed = self._seed()
-        if seed is None:
-            seed = int(np.random.randint(2**31 - 1))
-        if self.distribution == "multi_worker":
-            self.history_ = fit_multi_worker(
-                self.model_,
-                _training_batches(X, y, batch_size=self.batch_size, epochs=epochs, seed=seed),
-                epochs=epochs,
-                steps_per_epoch=_steps_per_epoch(len(y), self.batch_size),
-                global_batch_size=min(self.batch_size, len(y)),
-                verbose=self.verbose,
-            )
-            return
-        validation = kwargs.pop("validation_data", None)
-        if self._compiled_rows():
-            self.history_ = fit_rows(
-                self.model_,
-                X,
-                y,
-                optimizer=self.model_.optimizer,
-                epochs=epochs,
-                batch_size=self.batch_size,
-                alpha=self.alpha,
-                alpha_bias=self.alpha_bias,
-                seed=seed,
-                validation=validation,
-                callbacks=self._fit_callbacks,
-                verbose=self.verbose,
-            )
-            return
-        history = self.model_.fit(
-            _training_batches(X, y, batch_size=self.batch_size, epochs=epochs, seed=seed),
-            epochs=initial_epoch + epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=_steps_per_epoch(len(y), self.batch_size),
-            verbose=self.verbose,
+        self.history_ = train(
+            self.model_,
+            X,
+            y,
+            epochs=epochs,
+            batch_size=self.batch_size,
+            seed=self._seed(),
+            compiled_path=self._compiled_rows(),
+            alpha=self.alpha,
+            alpha_bias=self.alpha_bias,
+            multi_worker=self.distribution == "multi_worker",
+            validation=kwargs.pop("validation_data", None),
             callbacks=self._fit_callbacks,
-            validation_data=None if validation is None else _eval_batches(*validation),
-            shuffle=False,  # the pipeline shuffles
-            **kwargs,
-        )
-        self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
-
-    def _plain_dot(self):
-        """Whether the fitted network is ``b_u + b_i + p_u . q_i`` of its four tables alone."""
-        return self.interaction == "dot" and not (
-            self.implicit or self.user_feature_encoders_ or self.item_feature_encoders_
+            verbose=self.verbose,
         )
 
     def _compiled_rows(self):
-        """Whether fit takes the compiled row-sparse path (:mod:`skmfnet._rowfit`)."""
-        return (
-            self._plain_dot()
-            and supports(self.model_.optimizer)
-            and self.regularization == "batch"
-            and self.loss == "squared_error"
-            and self.distribution is None
+        """Whether this fit takes the compiled row-sparse path (:mod:`skmfnet._rowfit`)."""
+        return uses_compiled_path(
+            self.model_,
+            plain_dot=self._plain_dot(),
+            regularization=self.fitted_params_["regularization"],
+            loss=self.fitted_params_["loss"],
+            distribution=self.fitted_params_["distribution"],
         )
 
     def _initialize_callbacks(self):
@@ -719,42 +648,17 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         self._fit_callbacks = callbacks
         self._predict_callbacks = []
 
-    # -------------------------------------------------------------- predict
-    def _id_rows(self, users, items):
-        return np.column_stack(
-            [self.user_encoder_.transform(users), self.item_encoder_.transform(items)]
+    # --------------------------------------------- predict (fitted state only)
+    def _plain_dot(self):
+        """Whether the fitted network is ``b_u + b_i + p_u . q_i`` of its four tables alone."""
+        params = self.fitted_params_
+        return params["interaction"] == "dot" and not (
+            params["implicit"] or self.user_feature_encoders_ or self.item_feature_encoders_
         )
-
-    @staticmethod
-    def _feature_codes(encoders, columns, extras, *, fit):
-        """int32 codes of one side's feature columns, ``(n, total width)``."""
-        codes = [
-            encoder.fit_transform(extras[:, position - 2]) if fit else encoder.transform(extras[:, position - 2])
-            for encoder, (_, position) in zip(encoders, columns)
-        ]
-        return np.hstack(codes) if codes else np.zeros((len(extras), 0), dtype=np.int32)
-
-    def _inputs(self, users, items, extras):
-        """The network's input for raw ids and feature columns."""
-        user_columns, item_columns = resolve_feature_columns(self, 2 + extras.shape[1])
-        return np.column_stack(
-            [
-                self._id_rows(users, items),
-                self._feature_codes(self.user_feature_encoders_, user_columns, extras, fit=False),
-                self._feature_codes(self.item_feature_encoders_, item_columns, extras, fit=False),
-            ]
-        ).astype(np.int32)
 
     def _pair_inputs(self, user_rows, item_rows):
         """The network's input for encoded rows, with the features stored at fit."""
-        return np.column_stack(
-            [
-                user_rows,
-                item_rows,
-                self.user_feature_codes_[user_rows],
-                self.item_feature_codes_[item_rows],
-            ]
-        ).astype(np.int32)
+        return pair_inputs(self, user_rows, item_rows)
 
     def predict(self, X):
         """Predict ratings.
@@ -769,14 +673,16 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         -------
         y_pred : ndarray of shape (n_pairs,), float64
             Predicted ratings; unknown ids fall back as described in the class
-            docstring.
+            docstring.  When no user and no item of ``X`` was seen in fit, a
+            ``UserWarning`` says so (most often ids of another type).
         """
         check_is_fitted(self, "model_")
         users, items, extras = validate_user_item(self, X, reset=False, with_features=True)
-        rows = self._inputs(users, items, extras)
+        rows = encode(self, users, items, extras)
+        warn_if_no_id_known(rows[:, 0], rows[:, 1], self.user_encoder_, self.item_encoder_, users, items)
         # unknown ids are row 0, whose embeddings are zero (see the class docstring)
         y_pred = score_rows(self.model_, rows).astype(np.float64) + self.mu_
-        if self.clip_predictions:
+        if self.fitted_params_["clip_predictions"]:
             np.clip(y_pred, *self.rating_range_, out=y_pred)
         return y_pred
 

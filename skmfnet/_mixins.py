@@ -1,6 +1,26 @@
 """What every rating estimator of the package offers beyond fit/predict."""
 
-__all__ = ["RecommenderMixin"]
+import contextlib
+
+__all__ = ["RecommenderMixin", "restore_on_failure"]
+
+
+@contextlib.contextmanager
+def restore_on_failure(estimator):
+    """Put back the estimator's attributes if the block raises.
+
+    A fit that fails (bad input, or an error or interruption during training)
+    then leaves the estimator exactly as before the call: still fitted with
+    its previous model, or still unfitted.  Only the attribute bindings are
+    restored; fitted objects are replaced by ``fit``, never mutated in place.
+    """
+    saved = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(saved)
+        raise
 
 
 class RecommenderMixin:

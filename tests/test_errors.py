@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
-from skmfnet import EmbeddingMFRegressor
+from skmfnet import BiasBaselineRegressor, EmbeddingMFRegressor
 
 FAST = dict(n_factors=2, epochs=1, batch_size=16, early_stopping=False, random_state=0)
 X_OK = [[1, 10], [2, 10], [1, 11]]
@@ -46,11 +46,50 @@ def test_sparse_X_is_rejected():
         EmbeddingMFRegressor(**FAST).fit(sp.csr_matrix(np.array(X_OK)), Y_OK)
 
 
-def test_failed_refit_leaves_no_half_fitted_estimator():
-    est = fitted()
-    with pytest.raises(ValueError, match="exactly 2 columns"):
+ESTIMATORS = [
+    pytest.param(lambda: EmbeddingMFRegressor(**FAST), id="mf"),
+    pytest.param(lambda: BiasBaselineRegressor(), id="baseline"),
+]
+
+
+@pytest.mark.parametrize("make", ESTIMATORS)
+def test_failed_refit_on_bad_input_keeps_the_previous_model(make):
+    est = make().fit(X_OK, Y_OK)
+    before = est.predict(X_OK)
+    fitted = {k: v for k, v in vars(est).items() if k.endswith("_")}
+    with pytest.raises(ValueError, match="exactly 2 columns|not named"):
         est.fit([[1, 10, 0]], [4.0])
-    assert not hasattr(est, "n_features_in_")
+    with pytest.raises(ValueError, match="y contains"):
+        est.fit(X_OK, [4.0, None, 5.0])
+    assert {k: v for k, v in vars(est).items() if k.endswith("_")}.keys() == fitted.keys()
+    assert all(getattr(est, k) is v for k, v in fitted.items())
+    np.testing.assert_array_equal(est.predict(X_OK), before)
+
+
+def test_failed_refit_during_training_keeps_the_previous_model(monkeypatch):
+    import skmfnet._estimator as module
+
+    est = EmbeddingMFRegressor(**FAST).fit(X_OK, Y_OK)
+    before = est.predict(X_OK)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit([[5, 50], [6, 50]], [1.0, 2.0])
+    assert est.n_users_ == 2
+    np.testing.assert_array_equal(est.predict(X_OK), before)
+
+
+@pytest.mark.parametrize("make", ESTIMATORS)
+@pytest.mark.parametrize(
+    "y", [[4.0, None, 5.0], np.array([4.0, None, 5.0], dtype=object)], ids=["list", "object-array"]
+)
+def test_none_in_y_is_refused_like_nan(make, y):
+    est = make()
+    with pytest.raises(ValueError, match=r"y contains missing or non-finite ratings .* rows \[1\]"):
+        est.fit(X_OK, y)
     with pytest.raises(NotFittedError):
         est.predict(X_OK)
 

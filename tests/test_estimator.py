@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from skmfnet import TUTORIAL_PARAMS, EmbeddingMFRegressor
-from skmfnet._estimator import root_mean_squared_error
+from skmfnet._training import root_mean_squared_error
 
 FAST = dict(n_factors=3, epochs=2, batch_size=32, early_stopping=False, random_state=0)
 
@@ -195,7 +195,12 @@ def test_same_random_state_gives_identical_predictions(tiny_ratings):
 def test_random_state_instance_is_accepted(tiny_ratings):
     X, y = tiny_ratings
     rs = np.random.RandomState(3)
-    EmbeddingMFRegressor(**{**FAST, "random_state": rs}).fit(X, y)
+    state = rs.get_state()[1].copy()
+    a = EmbeddingMFRegressor(**{**FAST, "random_state": rs}).fit(X, y).predict(X)
+    # the caller's generator is not advanced, so the same instance gives the same fit
+    np.testing.assert_array_equal(rs.get_state()[1], state)
+    b = EmbeddingMFRegressor(**{**FAST, "random_state": rs}).fit(X, y).predict(X)
+    np.testing.assert_array_equal(a, b)
 
 
 def test_history_records_rmse_per_epoch(tiny_ratings):
@@ -216,15 +221,22 @@ def test_history_rmse_matches_predictions_on_validation_data(tiny_ratings):
 
 
 def test_early_stopping_holds_out_validation_and_stops(low_rank_ratings):
+    from sklearn.model_selection import train_test_split
+
     X, y, _, _ = low_rank_ratings
     est = EmbeddingMFRegressor(
         n_factors=4, epochs=200, batch_size=512, learning_rate=0.05, alpha=0.0,
         early_stopping=True, validation_fraction=0.2, n_iter_no_change=2, random_state=0,
+        clip_predictions=False,
     ).fit(X, y)
-    n_epochs = len(est.history_["val_rmse"])
-    assert n_epochs < 200
-    # the restored weights are those of the best validation epoch, not the last
-    assert min(est.history_["val_rmse"]) < est.history_["val_rmse"][-1] or n_epochs <= 3
+    val_rmse = est.history_["val_rmse"]
+    assert len(val_rmse) < 200
+    # the returned model is the best epoch's: its RMSE on the held-out ratings
+    # (the estimator's own split) is the best of the history, not the last one
+    _, val = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0)
+    returned = rmse(est.predict(X.iloc[val]), np.asarray(y)[val])
+    assert returned == pytest.approx(min(val_rmse), rel=1e-5)
+    assert min(val_rmse) < val_rmse[-1]
 
 
 def test_clip_predictions(tiny_ratings):
@@ -292,3 +304,52 @@ def test_lazy_adam_estimator_fits_and_pickles(tiny_ratings):
     est = EmbeddingMFRegressor(**{**FAST, "optimizer": "lazy_adam"}).fit(X, y)
     assert est.model_.optimizer.__class__.__name__ == "LazyAdam"
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(X), est.predict(X))
+
+
+def test_int_ids_keep_their_type_beside_a_float_feature():
+    # a float feature column (a year with NaN) made the whole X float64: int ids
+    # became floats and ids above 2**53 merged into one
+    big = 2**53
+    X = pd.DataFrame({
+        "user": np.array([big, big + 1, big, big + 1], dtype=np.int64),
+        "item": [1, 1, 2, 2],
+        "year": [1990.0, np.nan, 1990.0, np.nan],
+    })
+    est = EmbeddingMFRegressor(**FAST, user_features=["year"]).fit(X, [5.0, 1.0, 4.0, 2.0])
+    assert est.n_users_ == 2
+    assert est.user_encoder_.classes_.dtype == np.int64
+    assert est.item_encoder_.classes_.dtype == np.int64
+    assert list(est.user_encoder_.classes_) == [big, big + 1]
+
+
+def test_each_id_column_keeps_its_own_dtype():
+    X = pd.DataFrame({"user": ["007", "008", "007"], "item": [3, 4, 4]})
+    est = EmbeddingMFRegressor(**FAST).fit(X, [4.0, 3.0, 5.0])
+    assert list(est.user_encoder_.classes_) == ["007", "008"]
+    assert est.item_encoder_.classes_.dtype == np.int64
+
+
+def test_predict_warns_when_no_id_is_known(tiny_ratings):
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(**FAST).fit(X, y)
+    strings = X.astype(str)
+    with pytest.warns(UserWarning, match=r"None of the \d+ \(user, item\) pairs .* dtypes \(object, object\)"):
+        pred = est.predict(strings)
+    np.testing.assert_allclose(pred, est.mu_)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.predict(X)  # known ids: no warning
+
+
+def test_predict_and_recommend_read_fitted_state_only(tiny_ratings):
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(**{**FAST, "interaction": "concat", "learning_rate": 0.5}).fit(X, y)
+    pred, top = est.predict(X), est.recommend(n=5)
+    # set_params after fit changes nothing until the next fit
+    est.set_params(interaction="dot", clip_predictions=not est.clip_predictions,
+                   user_features=["nothing"], implicit=True)
+    np.testing.assert_array_equal(est.predict(X), pred)
+    pd.testing.assert_frame_equal(est.recommend(n=5), top)
+    assert est.fitted_params_["interaction"] == "concat"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from skmfnet import EmbeddingMFRegressor
-from skmfnet._estimator import _steps_per_epoch, _training_batches
+from skmfnet._training import steps_per_epoch as _steps_per_epoch, training_batches as _training_batches
 from skmfnet._network import build_network
 from skmfnet._optimizers import LazyAdam
 from skmfnet._rowfit import fit_rows

@@ -105,10 +105,20 @@ def test_grid_search_over_n_factors(low_rank_ratings, n_jobs):
     search = GridSearchCV(base, {"n_factors": [1, 4]}, cv=2,
                           scoring="neg_root_mean_squared_error", n_jobs=n_jobs)
     search.fit(X, y)
-    assert search.best_params_["n_factors"] in (1, 4)
-    assert search.cv_results_["mean_test_score"].shape == (2,)
-    assert search.best_estimator_.n_factors == search.best_params_["n_factors"]
-    assert np.all(np.isfinite(search.predict(X)))
+    # every candidate's fold scores are those of that candidate fitted alone on
+    # the same folds, so n_factors reached the estimator
+    for k, params in enumerate(search.cv_results_["params"]):
+        alone = cross_val_score(clone(base).set_params(**params), X, y, cv=2,
+                                scoring="neg_root_mean_squared_error")
+        folds = [search.cv_results_[f"split{f}_test_score"][k] for f in range(2)]
+        np.testing.assert_allclose(folds, alone, rtol=1e-6)
+    assert search.cv_results_["mean_test_score"][0] != search.cv_results_["mean_test_score"][1]
+    best = int(np.argmax(search.cv_results_["mean_test_score"]))
+    assert search.best_params_ == search.cv_results_["params"][best]
+    # the refit is a fit of the best candidate on all the data
+    alone = clone(base).set_params(**search.best_params_).fit(X, y)
+    assert search.best_estimator_.model_.get_layer("user_factors").embeddings.shape[1] == search.best_params_["n_factors"]
+    np.testing.assert_allclose(search.predict(X), alone.predict(X), rtol=1e-6)
 
 
 def test_grid_search_results_do_not_depend_on_n_jobs(low_rank_ratings):
@@ -129,3 +139,20 @@ def test_voting_regressor(tiny_ratings):
     vote.fit(X, y)
     mf = vote.named_estimators_["mf"].predict(X)
     np.testing.assert_allclose(vote.predict(X), (mf + np.mean(y)) / 2, rtol=1e-6)
+
+
+def test_keras_pickles_models_without_scikeras_patches(tiny_ratings):
+    # scikeras's import replaces keras.Model.__reduce__ (and more) globally;
+    # importing skmfnet gives Keras its own back, and pickling still works
+    import pickle
+
+    import keras
+    import scikeras._saving_utils as patches
+
+    assert keras.Model.__dict__.get("__reduce__") is not patches.pack_keras_model
+    assert keras.Model.__dict__.get("__deepcopy__") is not patches.deepcopy_model
+    assert keras.optimizers.Optimizer.__dict__.get("__reduce__") is not patches.pack_keras_optimizer
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(n_factors=2, epochs=2, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(X), est.predict(X))
+    np.testing.assert_array_equal(copy.deepcopy(est).predict(X), est.predict(X))

@@ -1,0 +1,186 @@
+"""Training the network: compile it, pick one of the three training loops, run it.
+
+The data reaching this module are already encoded (int32 network rows, see
+:mod:`skmfnet._preparation`) and centred on ``mu``; what leaves it is a
+fitted ``keras.Model`` and its per-epoch history.  The estimator decides
+nothing about training beyond calling :func:`compile_network` and
+:func:`train` with its fitted hyperparameters.
+
+The three loops, in the order :func:`train` tries them:
+
+``distribution="multi_worker"``
+    :func:`skmfnet._distribute.fit_multi_worker`: the tf.distribute guide's
+    custom loop (Keras 3.15's ``Model.fit`` cannot train under
+    ``MultiWorkerMirroredStrategy``).
+the compiled row-sparse path
+    :func:`skmfnet._rowfit.fit_rows` for the plain dot model with an optimizer
+    whose rule it implements exactly (:func:`uses_compiled_path`).
+``keras.Model.fit``
+    everything else, on the shuffled batches of :func:`training_batches`.
+
+All three see the same batches: epoch ``e`` is the stateless shuffle of
+seed ``(seed, e)`` cut into ``n // batch_size`` full batches.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ._distribute import fit_multi_worker
+from ._network import SCORE_BATCH
+from ._optimizers import LazyAdam
+from ._rowfit import fit_rows, supports
+
+__all__ = [
+    "compile_network",
+    "root_mean_squared_error",
+    "steps_per_epoch",
+    "train",
+    "training_batches",
+    "uses_compiled_path",
+]
+
+
+@keras.saving.register_keras_serializable(package="skmfnet")
+def root_mean_squared_error(y_true, y_pred):
+    """The tutorial's loss: square root of the batch's mean squared error."""
+    y_true = keras.ops.cast(y_true, y_pred.dtype)
+    return keras.ops.sqrt(keras.ops.mean(keras.ops.square(y_pred - y_true)))
+
+
+def steps_per_epoch(n_ratings, batch_size):
+    """Full batches per epoch (at least one: a batch of all ratings when there are fewer)."""
+    return max(1, n_ratings // batch_size)
+
+
+def training_batches(X, y, *, batch_size, epochs, seed):
+    """Shuffled full batches for ``epochs`` epochs, as one tf.data pipeline.
+
+    Epoch ``e`` is a permutation of the ratings drawn with the stateless seed
+    ``(seed, e)``, cut into ``n // batch_size`` full batches (the remainder,
+    different every epoch, is left out).  Equal batch shapes mean the training
+    step is traced once; the per-epoch work is one shuffle op and one gather per
+    batch, with no Python per batch and no global random state.
+    """
+    X, y = tf.constant(X), tf.constant(y)
+    n = int(y.shape[0])
+    steps = steps_per_epoch(n, batch_size)
+    batch_size = min(batch_size, n)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(order[: steps * batch_size], (steps, batch_size)))
+
+    batches = tf.data.Dataset.range(epochs).flat_map(epoch_batches)
+    batches = batches.map(lambda idx: (tf.gather(X, idx), tf.gather(y, idx)))
+    # tf.data's autotuner off: on 2 cores it left the training step on one
+    # core for whole epochs in some fits (the tutorial network's epoch took
+    # about 8 s instead of under 4 s: benchmarks/results/speed.md before this
+    # change, speed_tutorial/ after it)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def compile_network(model, *, optimizer, learning_rate, loss, n_train, batch_size):
+    """Compile ``model`` with the named optimizer and loss, a whole epoch per execution."""
+    # Keras refuses an integer learning rate (learning_rate=5 is a valid Real here)
+    learning_rate = float(learning_rate)
+    if optimizer == "lazy_adam":
+        optimizer = LazyAdam(learning_rate=learning_rate)
+    else:
+        optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
+    model.compile(
+        optimizer=optimizer,
+        loss=root_mean_squared_error if loss == "rmse" else "mean_squared_error",
+        metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+        # a whole epoch per call of the compiled step: no Python between batches
+        steps_per_execution=steps_per_epoch(n_train, batch_size),
+    )
+    return model
+
+
+def uses_compiled_path(model, *, plain_dot, regularization, loss, distribution):
+    """Whether :func:`train` takes the compiled row-sparse path (:mod:`skmfnet._rowfit`)."""
+    return (
+        plain_dot
+        and supports(model.optimizer)
+        and regularization == "batch"
+        and loss == "squared_error"
+        and distribution is None
+    )
+
+
+def train(
+    model,
+    X,
+    y,
+    *,
+    epochs,
+    batch_size,
+    seed,
+    compiled_path,
+    alpha,
+    alpha_bias,
+    multi_worker=False,
+    validation=None,
+    callbacks=(),
+    verbose=0,
+):
+    """Train a compiled network on encoded rows ``X`` and centred ratings ``y``.
+
+    Parameters
+    ----------
+    compiled_path : bool
+        Take :func:`skmfnet._rowfit.fit_rows` (see :func:`uses_compiled_path`).
+    multi_worker : bool
+        The model was built under a ``MultiWorkerMirroredStrategy``.
+    validation : tuple (X_val, y_val) or None
+        Encoded, centred ratings evaluated after each epoch.
+    callbacks : list of keras.callbacks.Callback
+
+    Returns
+    -------
+    history : dict of list of float
+        Per epoch ``loss`` and ``rmse``, plus ``val_loss`` and ``val_rmse``
+        with validation.
+    """
+    if seed is None:
+        seed = int(np.random.randint(2**31 - 1))
+    steps = steps_per_epoch(len(y), batch_size)
+    if multi_worker:
+        return fit_multi_worker(
+            model,
+            training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed),
+            epochs=epochs,
+            steps_per_epoch=steps,
+            global_batch_size=min(batch_size, len(y)),
+            verbose=verbose,
+        )
+    if compiled_path:
+        return fit_rows(
+            model,
+            X,
+            y,
+            optimizer=model.optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            alpha=alpha,
+            alpha_bias=alpha_bias,
+            seed=seed,
+            validation=validation,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    history = model.fit(
+        training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed),
+        epochs=epochs,
+        steps_per_epoch=steps,
+        verbose=verbose,
+        callbacks=list(callbacks),
+        validation_data=None
+        if validation is None
+        else tf.data.Dataset.from_tensor_slices(validation).batch(SCORE_BATCH),
+        shuffle=False,  # the pipeline shuffles
+    )
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
