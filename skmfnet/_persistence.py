@@ -17,11 +17,37 @@ Unlike a pickle, loading a model file executes no code from the file:
 * ``arrays.npz`` holds numeric arrays (the biases of
   :class:`~skmfnet.BiasBaselineRegressor`, the ``seen_`` matrix of training
   pairs when the estimator has one, the feature codes of every known user and
-  item), read with ``allow_pickle=False``.
+  item), read from their ``.npy`` headers and data: object arrays (pickles)
+  are refused.
 
 A file is written to a temporary file in the destination folder, flushed to
 disk and renamed over the destination in one step, so an interrupted save
 never leaves a half-written model behind.
+
+A crafted file must not exhaust memory either, and neither Keras nor numpy
+checks a size before allocating it: ``keras.saving.load_model`` builds every
+layer (allocating its tables) from the config before reading a weight, and
+numpy allocates the shape an array header declares before reading its data.
+So :func:`load_estimator` checks by hand, before either is called:
+
+* every zip member's declared uncompressed size against a cap, and reads it
+  bounded by that cap: ``skmfnet.json`` has a fixed generous cap; the others
+  are capped by what the vocabularies and parameters of ``skmfnet.json``
+  need;
+* ``skmfnet.json``: no ``NaN``/``Infinity``, no nesting deeper than the
+  parser allows; parameters pass the estimator's ``_parameter_constraints``;
+  ``mu`` and the rating range finite, the range not inverted;
+* every ``.npy`` header in ``arrays.npz`` (dtype, shape) against the
+  vocabulary sizes, before its data is read; float arrays finite;
+* ``config.json`` of ``model.keras``: each layer's declared sizes (Embedding
+  ``input_dim``/``output_dim``, ImplicitFeedback ``n_users``/``n_items``/
+  ``n_pairs``/``n_factors``, Dense ``units`` and input width, the input
+  width) equal what the vocabularies and parameters need, and no layer is
+  foreign to a skmfnet network; the weights file is no larger than those
+  shapes need and not too small to hold them.  After loading, every weight
+  is finite.
+
+Anything else is refused with :class:`InvalidModelFileError`.
 """
 
 import io
@@ -36,6 +62,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["FORMAT_VERSION", "InvalidModelFileError", "load_estimator", "save_estimator"]
@@ -110,7 +137,8 @@ def _decode_ids(entry, side):
 # ------------------------------------------------------------------- params
 def _encode_params(estimator):
     params = {}
-    for name, value in estimator.get_params(deep=False).items():
+    # the parameters of the fit that made the model, not any set_params since
+    for name, value in estimator.fitted_params_.items():
         if name == "random_state" and isinstance(value, np.random.RandomState):
             value = None  # only seeds fitting; documented in save_estimator
         if isinstance(value, tuple):
@@ -131,6 +159,7 @@ def _is_json_value(value):
 
 
 def _decode_params(cls, params):
+    """A new estimator with the saved parameters, validated as fit would validate them."""
     if not isinstance(params, dict):
         raise InvalidModelFileError("the estimator parameters are missing")
     defaults = cls().get_params(deep=False)
@@ -141,7 +170,17 @@ def _decode_params(cls, params):
             "the file was probably written by a newer version: upgrade skmfnet"
         )
     # parameters whose default is a tuple were stored as JSON lists
-    return {k: tuple(v) if isinstance(defaults[k], tuple) and isinstance(v, list) else v for k, v in params.items()}
+    params = {k: tuple(v) if isinstance(defaults[k], tuple) and isinstance(v, list) else v for k, v in params.items()}
+    estimator = cls(**params)
+    try:
+        estimator._validate_params()  # scikit-learn's parameter constraints, as fit checks them
+    except InvalidParameterError as exc:
+        raise InvalidModelFileError(f"its parameters are invalid: {exc}") from None
+    estimator.fitted_params_ = estimator.get_params(deep=False)
+    sizes = params.get("hidden_layer_sizes", ())
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
+        raise InvalidModelFileError(f"hidden_layer_sizes is {list(sizes)!r}; expected positive integers")
+    return estimator
 
 
 # --------------------------------------------------------------------- save
@@ -253,39 +292,6 @@ def _feature_encoders(estimator):
     )
 
 
-def _restore_features(estimator, fitted, arrays, n_users, n_items):
-    """Feature encoders and code tables (empty for files without side information)."""
-    from ._encoding import IdEncoder
-    from ._features import FeatureEncoder
-
-    for side, n in (("user", n_users), ("item", n_items)):
-        entries = fitted.get(f"{side}_features", [])
-        if not isinstance(entries, list):
-            raise InvalidModelFileError(f"{side}_features is malformed")
-        encoders = []
-        for entry in entries:
-            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-                raise InvalidModelFileError(f"a {side} feature is malformed")
-            width = entry.get("width")
-            if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-                raise InvalidModelFileError(f"{side} feature {entry['name']!r} has no valid width")
-            encoder = FeatureEncoder(entry["name"])
-            encoder.multi_valued = bool(entry.get("multi_valued"))
-            encoder.width = width
-            encoder.encoder = IdEncoder()
-            encoder.encoder.classes_ = _decode_ids(entry.get("labels"), f"{side} feature")
-            encoders.append(encoder)
-        width = sum(e.width for e in encoders)
-        codes = arrays.get(f"{side}_feature_codes", np.zeros((n + 1, 0), dtype=np.int32))
-        if codes.shape != (n + 1, width) or codes.dtype.kind not in "iu":
-            raise InvalidModelFileError(f"the {side} feature codes do not match the vocabulary")
-        bounds = np.repeat([e.n_known for e in encoders], [e.width for e in encoders])
-        if codes.size and ((codes < 0) | (codes > bounds)).any():
-            raise InvalidModelFileError(f"the {side} feature codes are out of range")
-        setattr(estimator, f"{side}_feature_encoders_", encoders)
-        setattr(estimator, f"{side}_feature_codes_", codes.astype(np.int32))
-
-
 def _write_atomically(path, meta, arrays, keras_file):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -325,7 +331,7 @@ def load_estimator(path):
     """Load an estimator saved by :func:`save_estimator`.
 
     Reading executes no code from the file: JSON is parsed with
-    :mod:`json`, arrays are read with ``allow_pickle=False`` and the Keras
+    :mod:`json`, arrays from their ``.npy`` headers (object arrays refused) and the Keras
     network with ``keras.saving.load_model(..., safe_mode=True)``.
     Predictions of the loaded estimator equal those of the saved one exactly.
 
@@ -344,7 +350,9 @@ def load_estimator(path):
     InvalidModelFileError
         (a :class:`ValueError`) If the file is not a skmfnet model file (for
         example a pickle), is truncated or damaged, or was written in a newer
-        format version than this skmfnet reads (the message says to upgrade).
+        format version than this skmfnet reads (the message says to upgrade),
+        or declares sizes, numbers or parameters that its vocabularies and
+        this skmfnet do not allow (checked before anything is allocated).
     OSError
         If the file cannot be read (:class:`FileNotFoundError` when missing).
 
@@ -374,12 +382,7 @@ def load_estimator(path):
 
 
 def _load_archive(archive, path):
-    try:
-        meta = json.loads(archive.read(_META).decode("utf-8"))
-    except KeyError:
-        raise InvalidModelFileError(f"it has no {_META}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidModelFileError(f"{_META} is not valid JSON ({exc})") from None
+    meta = _parse_json(_read_member(archive, _META, _MAX_META_BYTES), _META)
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT_NAME:
         raise InvalidModelFileError(f"{_META} does not declare format {_FORMAT_NAME!r}")
     version = meta.get("format_version")
@@ -396,7 +399,7 @@ def _load_archive(archive, path):
     import importlib
 
     cls = getattr(importlib.import_module(_ESTIMATORS[name], __package__), name)
-    estimator = cls(**_decode_params(cls, meta.get("params")))
+    estimator = _decode_params(cls, meta.get("params"))
     fitted = meta.get("fitted")
     if not isinstance(fitted, dict):
         raise InvalidModelFileError("the fitted state is missing")
@@ -409,45 +412,261 @@ def _load_archive(archive, path):
         setattr(estimator, f"{side}_encoder_", encoder)
     n_users, n_items = estimator.user_encoder_.n_known, estimator.item_encoder_.n_known
     estimator.n_users_, estimator.n_items_ = n_users, n_items
-    estimator.mu_ = _number(fitted.get("mu"), "mu")
-    rating_range = fitted.get("rating_range")
-    if not isinstance(rating_range, list) or len(rating_range) != 2:
-        raise InvalidModelFileError("rating_range is missing or malformed")
-    estimator.rating_range_ = tuple(_number(v, "rating_range") for v in rating_range)
-    estimator.n_features_in_ = int(_number(fitted.get("n_features_in"), "n_features_in"))
-    if fitted.get("feature_names_in") is not None:
-        estimator.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
+    _restore_numbers(estimator, fitted)
 
-    arrays = _read_arrays(archive) if _ARRAYS in archive.namelist() else {}
+    features = {} if name == "BiasBaselineRegressor" else _decode_features(fitted)
+    expected = _expected_arrays(name, features, n_users, n_items)
+    arrays = _read_arrays(archive, expected) if _ARRAYS in archive.namelist() else {}
     if name == "BiasBaselineRegressor":
-        for side, n in (("user", n_users), ("item", n_items)):
-            values = arrays.get(f"{side}_bias")
-            if values is None or values.shape != (n + 1,) or values.dtype.kind != "f":
-                raise InvalidModelFileError(f"{side}_bias is missing or does not match the vocabulary")
-            setattr(estimator, f"{side}_bias_", values.astype(np.float64))
+        for side in ("user", "item"):
+            if f"{side}_bias" not in arrays:
+                raise InvalidModelFileError(f"{_ARRAYS} has no {side}_bias")
+            setattr(estimator, f"{side}_bias_", arrays[f"{side}_bias"].astype(np.float64))
     else:
-        _restore_features(estimator, fitted, arrays, n_users, n_items)
+        _restore_features(estimator, features, arrays, n_users, n_items)
         _restore_network(estimator, archive, fitted, n_users, n_items)
     if "seen_indptr" in arrays:
         estimator.seen_ = _seen_from_arrays(arrays, n_users, n_items)
     return estimator
 
 
+# ------------------------------------------------- checks before allocating
+# Keras builds every layer of a saved network (allocating its tables) before
+# it reads a single weight, and numpy allocates the shape an array header
+# declares before reading its data: neither checks sizes against anything.
+# So every size a file declares is checked here, by hand, against what the
+# vocabularies and parameters of skmfnet.json need, before either is called.
+
+#: Most bytes skmfnet.json may inflate to: the ids of millions of users and items.
+_MAX_META_BYTES = 256 * 2**20
+#: Most bytes the Keras archive's config.json and metadata.json may inflate to.
+_MAX_KERAS_CONFIG_BYTES = 4 * 2**20
+#: Allowance for the fixed overhead of a member (zip, npy and HDF5 headers).
+_SLACK = 2**20
+#: Keras weights stored per network weight: the weight, optimizer slots, 8 bytes each at most.
+_BYTES_PER_WEIGHT = 4 * 8
+_KERAS_CONFIG, _KERAS_METADATA, _KERAS_WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
+#: Layers of a skmfnet network that hold no weights (operations on tensors).
+_WEIGHTLESS_LAYERS = {"InputLayer", "GetItem", "Add", "Multiply", "Sum", "Concatenate"}
+_EMBEDDING_LAYERS = {"RowL2Embedding", "FeatureEmbedding", "Embedding"}
+
+
+def _read_member(archive, name, limit, label=None):
+    """The bytes of a zip member, refused unread if its header declares more than ``limit``.
+
+    The read itself is bounded too (``zipfile`` stops at the declared size and
+    checks the CRC), so a member cannot inflate past ``limit`` either way.
+    """
+    label = label or name
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise InvalidModelFileError(f"it has no {label}") from None
+    _check_member_size(info, limit, label)
+    with archive.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidModelFileError(f"{label} inflates to more than {limit} bytes")
+    return data
+
+
+def _check_member_size(info, limit, label):
+    if info.file_size > limit:
+        raise InvalidModelFileError(
+            f"{label} declares {info.file_size} bytes uncompressed; its vocabularies and "
+            f"parameters need at most {limit}"
+        )
+
+
+def _refuse_constant(name):
+    raise InvalidModelFileError(f"holds the constant {name}; numbers must be finite")
+
+
+def _parse_json(data, label):
+    """JSON without NaN or Infinity; too deep nesting is refused, not a RecursionError."""
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+    except InvalidModelFileError as exc:
+        raise InvalidModelFileError(f"{label} {exc}") from None
+    except RecursionError:
+        raise InvalidModelFileError(
+            f"{label} is nested deeper than the JSON parser allows; model files nest a few levels"
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidModelFileError(f"{label} is not valid JSON ({exc})") from None
+
+
+def _restore_numbers(estimator, fitted):
+    """``mu_``, ``rating_range_``, ``n_features_in_``, ``feature_names_in_``: finite and consistent."""
+    estimator.mu_ = _number(fitted.get("mu"), "mu")
+    rating_range = fitted.get("rating_range")
+    if not isinstance(rating_range, list) or len(rating_range) != 2:
+        raise InvalidModelFileError(f"rating_range is {rating_range!r}; expected [lowest, highest]")
+    low, high = (_number(v, "rating_range") for v in rating_range)
+    if low > high:
+        raise InvalidModelFileError(
+            f"rating_range {rating_range} is inverted; expected [lowest, highest] with low <= high"
+        )
+    estimator.rating_range_ = (low, high)
+    n_features = fitted.get("n_features_in")
+    if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 2:
+        raise InvalidModelFileError(f"n_features_in is {n_features!r}; expected an integer >= 2")
+    estimator.n_features_in_ = n_features
+    names = fitted.get("feature_names_in")
+    if names is not None:
+        if not isinstance(names, list) or len(names) != n_features or not all(isinstance(v, str) for v in names):
+            raise InvalidModelFileError(
+                f"feature_names_in is malformed; expected {n_features} strings (n_features_in)"
+            )
+        estimator.feature_names_in_ = np.asarray(names, dtype=object)
+    n_train = fitted.get("n_train")
+    if n_train is not None and (not isinstance(n_train, int) or isinstance(n_train, bool) or n_train < 1):
+        raise InvalidModelFileError(f"n_train is {n_train!r}; expected a positive integer or null")
+
+
 def _number(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidModelFileError(f"{what} is missing or not a number")
-    return float(value)
+    value = float(value)  # OverflowError impossible: json gives ints only from digits, floats may be inf
+    if not np.isfinite(value):
+        raise InvalidModelFileError(f"{what} is {value}; expected a finite number")
+    return value
 
 
-def _read_arrays(archive):
-    with np.load(io.BytesIO(archive.read(_ARRAYS)), allow_pickle=False) as npz:
-        return {key: npz[key] for key in npz.files}
+def _decode_features(fitted):
+    """Feature encoders of each side (empty lists for files without side information)."""
+    from ._encoding import IdEncoder
+    from ._features import FeatureEncoder
+
+    features = {}
+    for side in ("user", "item"):
+        entries = fitted.get(f"{side}_features", [])
+        if not isinstance(entries, list):
+            raise InvalidModelFileError(f"{side}_features is malformed")
+        encoders = []
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                raise InvalidModelFileError(f"a {side} feature is malformed")
+            width = entry.get("width")
+            if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+                raise InvalidModelFileError(f"{side} feature {entry['name']!r} has no valid width")
+            encoder = FeatureEncoder(entry["name"])
+            encoder.multi_valued = bool(entry.get("multi_valued"))
+            encoder.width = width
+            encoder.encoder = IdEncoder()
+            encoder.encoder.classes_ = _decode_ids(entry.get("labels"), f"{side} feature")
+            encoders.append(encoder)
+        features[side] = encoders
+    return features
+
+
+def _expected_arrays(name, features, n_users, n_items):
+    """Name -> (shape, dtype kinds) of every array the file may hold.
+
+    A shape ``(None, bound)`` is one-dimensional with at most ``bound`` entries.
+    """
+    expected = {
+        "seen_indptr": ((n_users + 2,), "iu"),
+        "seen_indices": ((None, (n_users + 1) * (n_items + 1)), "iu"),
+    }
+    if name == "BiasBaselineRegressor":
+        expected["user_bias"] = ((n_users + 1,), "f")
+        expected["item_bias"] = ((n_items + 1,), "f")
+    for side, n in (("user", n_users), ("item", n_items)):
+        if features.get(side):
+            expected[f"{side}_feature_codes"] = ((n + 1, sum(e.width for e in features[side])), "iu")
+    return expected
+
+
+def _npy_limit(shape):
+    """Bytes an .npy member of ``shape`` may take: 8-byte items plus its header."""
+    n = shape[1] if shape[0] is None else int(np.prod(shape, dtype=object))
+    return 8 * n + 4096
+
+
+def _read_arrays(archive, expected):
+    """The arrays of arrays.npz, each header checked against ``expected`` before its data is read."""
+    data = _read_member(archive, _ARRAYS, sum(_npy_limit(s) for s, _ in expected.values()) + _SLACK)
+    arrays = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as npz:
+        for info in npz.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            label = f"{_ARRAYS}: {key}"
+            if key not in expected or key in arrays:
+                raise InvalidModelFileError(
+                    f"{_ARRAYS} holds an unexpected member {info.filename!r}; expected "
+                    f"{sorted(k + '.npy' for k in expected)}"
+                )
+            shape, kinds = expected[key]
+            _check_member_size(info, _npy_limit(shape), label)
+            with npz.open(info) as member:
+                arrays[key] = _read_npy(member, shape, kinds, label)
+    return arrays
+
+
+def _read_npy(member, expected_shape, kinds, label):
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise InvalidModelFileError(f"{label} has npy format version {version}; expected 1.0 or 2.0")
+    if dtype.hasobject or dtype.kind not in kinds or dtype.itemsize > 8 or dtype.fields:
+        raise InvalidModelFileError(
+            f"{label} has dtype {dtype}; expected {'floats' if kinds == 'f' else 'integers'} of at most 8 bytes"
+        )
+    if expected_shape[0] is None:
+        if len(shape) != 1 or not 0 <= shape[0] <= expected_shape[1]:
+            raise InvalidModelFileError(
+                f"{label} has shape {shape}; expected one dimension of at most {expected_shape[1]} "
+                "entries for these vocabularies"
+            )
+    elif tuple(shape) != tuple(expected_shape):
+        raise InvalidModelFileError(f"{label} has shape {shape}, expected {expected_shape} for these vocabularies")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    data = member.read(nbytes + 1)
+    if len(data) != nbytes:
+        raise InvalidModelFileError(f"{label} holds {len(data)} bytes of data; its shape needs {nbytes}")
+    values = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    if kinds == "f" and not np.isfinite(values).all():
+        raise InvalidModelFileError(f"{label} is not finite (it holds NaN or infinite values)")
+    return values.copy()
+
+
+def _restore_features(estimator, features, arrays, n_users, n_items):
+    """Feature encoders and code tables (empty for files without side information)."""
+    for side, n in (("user", n_users), ("item", n_items)):
+        encoders = features[side]
+        width = sum(e.width for e in encoders)
+        codes = arrays.get(f"{side}_feature_codes", np.zeros((n + 1, 0), dtype=np.int32))
+        if codes.shape != (n + 1, width):
+            raise InvalidModelFileError(f"the {side} feature codes do not match the vocabulary")
+        bounds = np.repeat([e.n_known for e in encoders], [e.width for e in encoders])
+        if codes.size and ((codes < 0) | (codes > bounds)).any():
+            raise InvalidModelFileError(f"the {side} feature codes are out of range")
+        setattr(estimator, f"{side}_feature_encoders_", encoders)
+        setattr(estimator, f"{side}_feature_codes_", codes.astype(np.int32))
+    from ._features import resolve_feature_columns
+
+    try:
+        columns = resolve_feature_columns(estimator, estimator.n_features_in_)
+    except ValueError as exc:
+        raise InvalidModelFileError(f"its feature parameters do not match its columns: {exc}") from None
+    for side, side_columns in zip(("user", "item"), columns):
+        names = [e.name for e in getattr(estimator, f"{side}_feature_encoders_")]
+        if [str(name) for name, _ in side_columns] != [str(n) for n in names]:
+            raise InvalidModelFileError(
+                f"its {side}_features name columns {[n for n, _ in side_columns]}, but its "
+                f"feature encoders are for {names}"
+            )
+        setattr(estimator, f"{side}_feature_columns_", list(side_columns))
 
 
 def _seen_from_arrays(arrays, n_users, n_items):
     indptr, indices = arrays.get("seen_indptr"), arrays.get("seen_indices")
-    if indices is None or indptr.shape != (n_users + 2,) or indptr.dtype.kind not in "iu":
-        raise InvalidModelFileError("the seen matrix does not match the vocabulary")
+    if indices is None:
+        raise InvalidModelFileError(f"{_ARRAYS} has seen_indptr but no seen_indices")
     seen = sp.csr_matrix(
         (np.ones(len(indices), dtype=bool), indices, indptr), shape=(n_users + 1, n_items + 1)
     )
@@ -455,45 +674,169 @@ def _seen_from_arrays(arrays, n_users, n_items):
     return seen
 
 
+def _network_layers(estimator, n_users, n_items, n_train):
+    """What each weighted layer of the network must declare, from vocabularies and parameters.
+
+    Returns name -> (layer classes, {config field: expected value}); an
+    expected value ``(None, bound)`` is an integer from 0 to ``bound``.
+    A Dense layer's ``input_width`` is the last entry of its build input shape.
+    """
+    k = estimator.n_factors
+    layers = {}
+    for side, n in (("user", n_users), ("item", n_items)):
+        layers[f"{side}_factors"] = (_EMBEDDING_LAYERS, {"input_dim": n + 1, "output_dim": k})
+        layers[f"{side}_bias"] = (_EMBEDDING_LAYERS, {"input_dim": n + 1, "output_dim": 1})
+    encoders = [("user", e) for e in estimator.user_feature_encoders_]
+    encoders += [("item", e) for e in estimator.item_feature_encoders_]
+    for index, (side, encoder) in enumerate(encoders):
+        for kind, dim in (("factors", k), ("bias", 1)):
+            layers[f"{side}_feature_{index}_{kind}"] = (
+                _EMBEDDING_LAYERS, {"input_dim": encoder.n_known + 1, "output_dim": dim}
+            )
+    if estimator.implicit:
+        pairs = (n_users + 1) * (n_items + 1)
+        layers["implicit_feedback"] = (
+            {"ImplicitFeedback"},
+            {"n_users": n_users + 1, "n_items": n_items + 1, "n_factors": k,
+             "n_pairs": (None, pairs if n_train is None else min(pairs, n_train))},
+        )
+    if estimator.interaction == "concat":
+        widths = [2 * k + 2, *estimator.hidden_layer_sizes, 1]
+        names = [f"hidden_{i}" for i in range(len(widths) - 2)] + ["score"]
+        for name, width_in, width_out in zip(names, widths, widths[1:]):
+            layers[name] = ({"Dense"}, {"units": width_out, "input_width": width_in})
+    return layers
+
+
+def _n_weights(layers, pairs=True):
+    """Weights of the network ``layers`` describes (``pairs=False``: without implicit feedback's pairs)."""
+    total = 0
+    for _, fields in layers.values():
+        if "input_dim" in fields:
+            total += fields["input_dim"] * fields["output_dim"]
+        elif "units" in fields:
+            total += (fields["input_width"] + 1) * fields["units"]
+        else:  # implicit feedback: y, indptr, indices
+            total += fields["n_items"] * fields["n_factors"] + fields["n_users"] + (fields["n_pairs"][1] + 1) * pairs
+    return total
+
+
+def _check_keras_config(config, layers, n_columns):
+    """Every layer of the Keras config declares the sizes ``layers`` expects, and no other layer."""
+    where = f"{_KERAS}/{_KERAS_CONFIG}"
+    try:
+        entries = config["config"]["layers"]
+        if config["class_name"] != "Functional" or not isinstance(entries, list):
+            raise TypeError
+        entries = {entry["name"]: entry for entry in entries}
+        classes = {name: entry["class_name"] for name, entry in entries.items()}
+        configs = {name: entry["config"] for name, entry in entries.items()}
+        if not all(isinstance(c, dict) for c in configs.values()):
+            raise TypeError
+    except (KeyError, TypeError):
+        raise InvalidModelFileError(f"{where} does not describe a Keras functional network") from None
+    for name, cls in classes.items():
+        if name in layers:
+            allowed, fields = layers[name]
+            if cls not in allowed:
+                raise InvalidModelFileError(f"{where}: layer {name!r} is a {cls}; expected {sorted(allowed)}")
+            for field, expected in fields.items():
+                if field == "input_width":
+                    shape = (entries[name].get("build_config") or {}).get("input_shape")
+                    value = shape[-1] if isinstance(shape, list) and shape else shape
+                    field = "input width"
+                else:
+                    value = configs[name].get(field)
+                _check_declared(where, name, field, value, expected)
+        elif cls == "InputLayer":
+            shape = configs[name].get("batch_shape")
+            if shape != [None, n_columns]:
+                raise InvalidModelFileError(
+                    f"{where}: input {name!r} declares batch_shape {shape!r}; expected [None, {n_columns}] "
+                    "(user row, item row and feature codes)"
+                )
+        elif cls not in _WEIGHTLESS_LAYERS:
+            raise InvalidModelFileError(
+                f"{where}: layer {name!r} of class {cls} is not part of a skmfnet network"
+            )
+    missing = sorted(set(layers) - set(entries))
+    if missing:
+        raise InvalidModelFileError(f"{where} lacks the layers {missing} that these parameters need")
+
+
+def _check_declared(where, name, field, value, expected):
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(expected, tuple):
+        if not is_int or not 0 <= value <= expected[1]:
+            raise InvalidModelFileError(
+                f"{where}: layer {name!r} declares {field} {value!r}; expected at most {expected[1]} "
+                f"for the vocabularies of {_META}"
+            )
+    elif not is_int or value != expected:
+        raise InvalidModelFileError(
+            f"{where}: layer {name!r} declares {field} {value!r}; expected {expected} from the "
+            f"vocabularies and parameters of {_META}"
+        )
+
+
+def _read_keras_archive(archive, estimator, n_users, n_items, n_train):
+    """The bytes of model.keras, once every size it declares is checked."""
+    layers = _network_layers(estimator, n_users, n_items, n_train)
+    weights_limit = _BYTES_PER_WEIGHT * _n_weights(layers) + _SLACK
+    data = _read_member(archive, _KERAS, weights_limit + 2 * _MAX_KERAS_CONFIG_BYTES + _SLACK)
+    try:
+        inner = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise InvalidModelFileError(f"{_KERAS} is not a Keras archive ({exc})") from None
+    with inner:
+        limits = {
+            _KERAS_CONFIG: _MAX_KERAS_CONFIG_BYTES,
+            _KERAS_METADATA: _MAX_KERAS_CONFIG_BYTES,
+            _KERAS_WEIGHTS: weights_limit,
+        }
+        for info in inner.infolist():
+            if info.filename not in limits:
+                raise InvalidModelFileError(
+                    f"{_KERAS} holds an unexpected member {info.filename!r}; expected {sorted(limits)}"
+                )
+            _check_member_size(info, limits[info.filename], f"{_KERAS}/{info.filename}")
+        # Keras stores every weight uncompressed, 2 bytes at least: a smaller file cannot hold them
+        needed = 2 * _n_weights(layers, pairs=False)
+        if _KERAS_WEIGHTS not in inner.namelist() or inner.getinfo(_KERAS_WEIGHTS).file_size < needed:
+            raise InvalidModelFileError(
+                f"{_KERAS}/{_KERAS_WEIGHTS} is missing or smaller than the {needed} bytes that the "
+                f"{_n_weights(layers, pairs=False)} weights of these vocabularies and parameters need"
+            )
+        where = f"{_KERAS}/{_KERAS_CONFIG}"
+        config = _parse_json(_read_member(inner, _KERAS_CONFIG, _MAX_KERAS_CONFIG_BYTES, where), where)
+    n_columns = 2 + sum(e.width for e in _feature_encoders(estimator))
+    _check_keras_config(config, layers, n_columns)
+    return data
+
+
 def _restore_network(estimator, archive, fitted, n_users, n_items):
     import keras
 
-    from ._network import ITEM_BIAS, USER_BIAS
-
-    if _KERAS not in archive.namelist():
-        raise InvalidModelFileError(f"it has no {_KERAS}")
+    data = _read_keras_archive(archive, estimator, n_users, n_items, fitted.get("n_train"))
     with tempfile.TemporaryDirectory() as workdir:
         keras_path = Path(workdir) / _KERAS
-        keras_path.write_bytes(archive.read(_KERAS))
+        keras_path.write_bytes(data)
         try:
             model = keras.saving.load_model(keras_path, safe_mode=True)
         except Exception as exc:  # Keras raises many types for damaged archives
             raise InvalidModelFileError(
                 f"its Keras network could not be loaded in safe mode ({type(exc).__name__}: {exc})"
             ) from None
-    try:
-        shapes = (
-            model.get_layer(USER_BIAS).embeddings.shape[0],
-            model.get_layer(ITEM_BIAS).embeddings.shape[0],
-        )
-    except (ValueError, AttributeError):
-        raise InvalidModelFileError("its Keras network is not a skmfnet network") from None
-    if tuple(shapes) != (n_users + 1, n_items + 1):
-        raise InvalidModelFileError(
-            f"its network has {shapes} embedding rows, but the vocabularies need "
-            f"{(n_users + 1, n_items + 1)}"
-        )
-    width = 2 + sum(e.width for e in _feature_encoders(estimator))
-    if tuple(model.inputs[0].shape[1:]) != (width,):
-        raise InvalidModelFileError(
-            f"its network takes {tuple(model.inputs[0].shape[1:])} input columns, but the "
-            f"vocabularies and features need {width}"
-        )
+    for weight in model.weights:
+        if not np.isfinite(keras.ops.convert_to_numpy(weight)).all():
+            raise InvalidModelFileError(
+                f"its network's weight {weight.path} is not finite (it holds NaN or infinite values)"
+            )
     estimator.model_ = model
     history = fitted.get("history")
     estimator.history_ = history if isinstance(history, dict) else {}
     n_train = fitted.get("n_train")
-    estimator._n_train = int(n_train) if isinstance(n_train, int) else 1
+    estimator._n_train = n_train if isinstance(n_train, int) else 1
     # scikeras's bookkeeping of a fitted KerasRegressor (not used by predict)
     random_state = estimator.random_state
     estimator._random_state = random_state if isinstance(random_state, numbers.Integral) else None

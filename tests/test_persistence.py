@@ -37,19 +37,34 @@ def models(ratings):
             regularization="table", init_std=None, loss="rmse", optimizer="sgd", **FAST
         ).fit(X, y),
         "lazy-adam": EmbeddingMFRegressor(optimizer="lazy_adam", **FAST).fit(X, y),
+        "implicit": EmbeddingMFRegressor(implicit=True, **FAST).fit(X, y),
+        "side-information": EmbeddingMFRegressor(
+            user_features=["group"], item_features=["tags"], **FAST
+        ).fit(with_features(X), y),
         "bias": BiasBaselineRegressor(reg_user=3.0).fit(X, y),
     }
+
+
+def with_features(X):
+    """X with a single-valued user feature and a multi-valued item feature."""
+    items = X["item_id"].to_numpy()
+    tags = [["a", "b"] if i % 3 == 0 else (["c"] if i % 3 == 1 else []) for i in items]
+    return X.assign(group=np.where(X["user_id"].to_numpy() % 2 == 0, "hi", "lo"), tags=tags)
 
 
 def queries(X):
     """Training pairs plus pairs with an unknown user, an unknown item, and both."""
     extra = pd.DataFrame({"user_id": [999, 0, 999], "item_id": [0, 999, 998]})
+    if "tags" in X:
+        extra = with_features(extra)
     return pd.concat([X, extra], ignore_index=True)
 
 
-@pytest.mark.parametrize("kind", ["dot", "concat-table", "lazy-adam", "bias"])
+@pytest.mark.parametrize("kind", ["dot", "concat-table", "lazy-adam", "implicit", "side-information", "bias"])
 def test_round_trip_gives_identical_predictions(models, ratings, tmp_path, kind):
     X, _ = ratings
+    if kind == "side-information":
+        X = with_features(X)
     est = models[kind]
     path = tmp_path / "model.skmf"
     save_estimator(est, path)
@@ -226,12 +241,12 @@ def bad_dtype(meta):
         (dict(meta=unknown_param), "n_layers.*unknown.*upgrade"),
         (dict(meta=bad_ids), "user vocabulary holds an id of type list"),
         (dict(meta=other_format), "does not declare format"),
-        (dict(meta=fewer_users), "embedding rows"),
+        (dict(meta=fewer_users), r"shape \(27,\), expected \(26,\)|input_dim 26; expected 25"),
         (dict(meta=bad_dtype), "unusable dtype"),
         (dict(drop=("skmfnet.json",)), "no skmfnet.json"),
         (dict(drop=("model.keras",)), "no model.keras"),
         (dict(replace={"skmfnet.json": b"{not json"}), "not valid JSON"),
-        (dict(replace={"model.keras": b"PK\x03\x04 broken"}), "could not be loaded in safe mode"),
+        (dict(replace={"model.keras": b"PK\x03\x04 broken"}), "model.keras is not a Keras archive"),
     ],
     ids=["newer-version", "unknown-param", "bad-id", "other-format", "vocabulary-mismatch",
          "bad-dtype", "no-json", "no-network", "bad-json", "bad-network"],
@@ -295,7 +310,7 @@ def test_lambda_layer_is_refused_by_safe_mode(saved, tmp_path):
     evil.save(keras_path)
     path = tmp_path / "evil.skmf"
     rewrite(saved, path, replace={"model.keras": keras_path.read_bytes()})
-    with pytest.raises(InvalidModelFileError, match="safe mode.*(Lambda|lambda|unsafe)"):
+    with pytest.raises(InvalidModelFileError, match="class Lambda is not part of a skmfnet network"):
         load_estimator(path)
 
 
@@ -311,3 +326,230 @@ def test_save_is_a_zip_with_documented_members(saved):
 
     assert meta["skmfnet_version"] == skmfnet.__version__
     assert os.access(saved, os.R_OK)
+
+
+# ------------------------------------------- crafted files (sizes, numbers)
+# Each file is refused from what it declares, before numpy or Keras allocates
+# the sizes it declares: keras.saving.load_model is never called for them.
+def saved_as(models, tmp_path, kind):
+    path = tmp_path / f"{kind}.skmf"
+    save_estimator(models[kind], path)
+    return path
+
+
+def edit_json_text(old, new):
+    """Replace text in skmfnet.json (for constants json.dumps would not write)."""
+    def change(data):
+        text = json.dumps(json.loads(data), indent=1)
+        assert old in text
+        return text.replace(old, new, 1).encode()
+    return change
+
+
+def overflowing_rating_range(data):
+    """A rating range whose high end, 1e999, json parses as inf (not a NaN/Infinity constant)."""
+    meta = json.loads(data)
+    meta["fitted"]["rating_range"] = [1.0, 12345.5]
+    return json.dumps(meta).replace("12345.5", "1e999").encode()
+
+
+def rewrite_keras(src, dst, change_config):
+    """Copy a model file, changing the config.json of its Keras archive."""
+    with zipfile.ZipFile(src) as old:
+        inner = old.read("model.keras")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(inner)) as old, zipfile.ZipFile(buffer, "w") as new:
+        for info in old.infolist():
+            data = old.read(info.filename)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                change_config(config)
+                data = json.dumps(config).encode()
+            new.writestr(info.filename, data)
+    rewrite(src, dst, replace={"model.keras": buffer.getvalue()})
+
+
+def keras_layers(config):
+    return {layer["name"]: layer for layer in config["config"]["layers"]}
+
+
+def set_layer(name, **values):
+    def change(config):
+        layer = keras_layers(config)[name]
+        for key, value in values.items():
+            if key == "input_shape":
+                layer["build_config"]["input_shape"] = value
+            else:
+                layer["config"][key] = value
+    return change
+
+
+def npz_bytes(arrays, declared_shapes=None):
+    """An npz of ``arrays``; ``declared_shapes`` changes the shape some headers declare (not the data)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for key, value in arrays.items():
+            value = np.asarray(value)
+            member = io.BytesIO()
+            header = np.lib.format.header_data_from_array_1_0(value)
+            header["shape"] = (declared_shapes or {}).get(key, value.shape)
+            np.lib.format.write_array_header_1_0(member, header)
+            member.write(value.tobytes() if value.dtype != object else b"")
+            archive.writestr(f"{key}.npy", member.getvalue())
+    return buffer.getvalue()
+
+
+def bias_arrays(est, **changes):
+    arrays = {"user_bias": est.user_bias_, "item_bias": est.item_bias_,
+              "seen_indptr": est.seen_.indptr.astype(np.int64),
+              "seen_indices": est.seen_.indices.astype(np.int64)}
+    arrays.update(changes)
+    return arrays
+
+
+def declare_size(path, member, size):
+    """Make the central directory declare ``size`` uncompressed bytes for ``member`` (data unchanged)."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        start = archive.start_dir
+    position = start
+    while data[position : position + 4] == b"PK\x01\x02":
+        n, m, k = (int.from_bytes(data[position + o : position + o + 2], "little") for o in (28, 30, 32))
+        if data[position + 46 : position + 46 + n].decode() == member:
+            data[position + 24 : position + 28] = size.to_bytes(4, "little")
+        position += 46 + n + m + k
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def keras_never_loads(monkeypatch):
+    import keras
+
+    def fail(*args, **kwargs):
+        pytest.fail("keras.saving.load_model was called on a file whose declared sizes are wrong")
+
+    monkeypatch.setattr(keras.saving, "load_model", fail)
+
+
+@pytest.mark.parametrize(
+    "kind, change, match",
+    [
+        ("dot", dict(replace={"skmfnet.json": b"[" * 100_000 + b"]" * 100_000}), "skmfnet.json.*nested deeper"),
+        ("dot", dict(replace={"skmfnet.json": b'{"format": NaN}'}), "skmfnet.json.*NaN.*finite"),
+        ("dot", dict(edit=edit_json_text('"mu": ', '"mu": NaN, "x": ')), "NaN.*finite"),
+        ("dot", dict(edit=edit_json_text('"mu": ', '"mu": Infinity, "x": ')), "Infinity.*finite"),
+        ("dot", dict(edit=edit_json_text('"mu": ', '"mu": 1e999, "x": ')), "mu is inf.*finite"),
+        ("bias", dict(edit=overflowing_rating_range), "rating_range is inf.*finite"),
+        ("bias", dict(meta=lambda m: {**m, "fitted": {**m["fitted"], "rating_range": [5.0, 1.0]}}),
+         r"rating_range \[5.0, 1.0\].*low.*high"),
+        ("dot", dict(meta=lambda m: {**m, "params": {**m["params"], "n_factors": "lots"}}),
+         "parameter.*n_factors.*'lots'"),
+        ("dot", dict(meta=lambda m: {**m, "params": {**m["params"], "epochs": -1}}), "parameter.*epochs.*-1"),
+        ("bias", dict(meta=lambda m: {**m, "params": {**m["params"], "n_iter": 2.5}}), "parameter.*n_iter"),
+        ("dot", dict(meta=lambda m: {**m, "fitted": {**m["fitted"], "n_features_in": 1e300}}),
+         "n_features_in"),
+        ("bias", dict(meta=fewer_users), r"user_bias.*shape \(26,\).*expected \(25,\)"),
+    ],
+    ids=["deep-json", "nan-constant", "mu-nan", "mu-infinity", "mu-overflow", "infinite-rating-range",
+         "inverted-rating-range", "n_factors-lots", "negative-epochs", "fractional-n_iter",
+         "huge-n_features_in", "bias-vocabulary-mismatch"],
+)
+def test_crafted_metadata_is_refused(models, tmp_path, kind, change, match):
+    path, good = tmp_path / "bad.skmf", saved_as(models, tmp_path, kind)
+    if "edit" in change:
+        with zipfile.ZipFile(good) as archive:
+            change = dict(replace={"skmfnet.json": change["edit"](archive.read("skmfnet.json"))})
+    rewrite(good, path, **change)
+    with pytest.raises(InvalidModelFileError, match=match):
+        load_estimator(path)
+
+
+@pytest.mark.parametrize(
+    "kind, change, match",
+    [
+        ("dot", set_layer("user_bias", input_dim=10**8), "user_bias.*input_dim 100000000.*expected 26"),
+        ("dot", set_layer("user_factors", input_dim=10**8, output_dim=10**8), "user_factors.*100000000"),
+        ("dot", set_layer("item_factors", output_dim=10**6), "item_factors.*output_dim 1000000.*expected 3"),
+        ("implicit", set_layer("implicit_feedback", n_pairs=10**12), "implicit_feedback.*n_pairs 1000000000000"),
+        ("implicit", set_layer("implicit_feedback", n_factors=10**7), "implicit_feedback.*n_factors 10000000"),
+        ("concat-table", set_layer("hidden_0", units=10**6), "hidden_0.*units 1000000.*expected 4"),
+        ("concat-table", set_layer("hidden_0", input_shape=[None, 10**8]), "hidden_0.*input.*100000000.*expected 8"),
+        ("side-information", set_layer("item_feature_1_factors", input_dim=10**8),
+         "item_feature_1_factors.*input_dim 100000000.*expected 4"),
+        ("dot", set_layer("user_item_rows", batch_shape=[None, 10**9]), "user_item_rows.*1000000000.*expected.*2"),
+        ("dot", lambda config: config["config"]["layers"].append(
+            {"module": "keras.layers", "class_name": "Dense", "registered_name": None, "name": "extra",
+             "config": {"name": "extra", "units": 10**5}, "build_config": {"input_shape": [None, 10**5]},
+             "inbound_nodes": []}),
+         "extra.*not part of a skmfnet network"),
+    ],
+    ids=["embedding-input_dim-1e8", "embedding-both-dims", "embedding-output_dim", "implicit-n_pairs",
+         "implicit-n_factors", "dense-units", "dense-input-width", "feature-table", "input-width",
+         "extra-layer"],
+)
+def test_absurd_keras_sizes_are_refused_before_keras_loads(models, tmp_path, keras_never_loads, kind, change, match):
+    path = tmp_path / "bad.skmf"
+    rewrite_keras(saved_as(models, tmp_path, kind), path, change)
+    with pytest.raises(InvalidModelFileError, match=match):
+        load_estimator(path)
+
+
+@pytest.mark.parametrize(
+    "arrays, match",
+    [
+        (dict(declared={"user_bias": (10**12,)}), r"user_bias.*shape \(1000000000000,\).*expected \(26,\)"),
+        (dict(declared={"seen_indices": (10**12,)}), r"seen_indices.*shape \(1000000000000,\)"),
+        (dict(changes={"user_bias": np.zeros(26, dtype=object)}), "user_bias.*dtype"),
+        (dict(changes={"item_bias": np.full(19, np.nan)}), "item_bias.*not finite"),
+    ],
+    ids=["npz-shape-1e12", "npz-seen-shape-1e12", "npz-object-array", "npz-nan-bias"],
+)
+def test_crafted_arrays_are_refused_before_reading(models, tmp_path, arrays, match):
+    est = models["bias"]
+    data = npz_bytes(bias_arrays(est, **arrays.get("changes", {})), arrays.get("declared"))
+    path = tmp_path / "bad.skmf"
+    rewrite(saved_as(models, tmp_path, "bias"), path, replace={"arrays.npz": data})
+    with pytest.raises(InvalidModelFileError, match=match):
+        load_estimator(path)
+
+
+def test_network_with_nan_weights_is_refused(models, tmp_path):
+    import keras
+
+    model = keras.models.clone_model(models["dot"].model_)
+    model.set_weights([np.full_like(w, np.nan) for w in models["dot"].model_.get_weights()])
+    model.save(tmp_path / "nan.keras")
+    path = tmp_path / "bad.skmf"
+    rewrite(saved_as(models, tmp_path, "dot"), path, replace={"model.keras": (tmp_path / "nan.keras").read_bytes()})
+    with pytest.raises(InvalidModelFileError, match="user_factors.*not finite"):
+        load_estimator(path)
+
+
+@pytest.mark.parametrize("member", ["skmfnet.json", "model.keras", "arrays.npz"])
+def test_member_declaring_more_than_its_cap_is_refused_unread(models, tmp_path, member, monkeypatch):
+    """A member whose header declares 4 GB is refused from the header, whatever its data."""
+    path = tmp_path / "bad.skmf"
+    rewrite(saved_as(models, tmp_path, "implicit"), path)
+    declare_size(path, member, 4_000_000_000)
+
+    def no_read(*args, **kwargs):
+        pytest.fail("a member larger than its cap was read")
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", no_read)
+    with pytest.raises(InvalidModelFileError, match=f"{member} declares 4000000000 bytes.*at most"):
+        load_estimator(path)
+
+
+def test_zip_bomb_is_refused_before_inflating(models, tmp_path):
+    """A model.keras that truly inflates to 64 MB (64 KB on disk): far more than the network needs."""
+    path = tmp_path / "bomb.skmf"
+    with zipfile.ZipFile(saved_as(models, tmp_path, "dot")) as archive:
+        real = archive.read("model.keras")
+    rewrite(saved_as(models, tmp_path, "dot"), path, replace={"model.keras": real + bytes(64 * 2**20)})
+    rewritten = tmp_path / "bomb-deflated.skmf"
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as new:
+        for name in old.namelist():
+            new.writestr(name, old.read(name))
+    assert rewritten.stat().st_size < 2**20
+    with pytest.raises(InvalidModelFileError, match="model.keras declares [0-9]+ bytes.*at most"):
+        load_estimator(rewritten)
