@@ -217,13 +217,32 @@ def _top_n(scores, n):
 
     Returns (columns, values) of shape (n_rows, min(n, n_columns)); rows with
     fewer finite scores are padded with -inf values (dropped by the caller).
-    Ties are broken by the lower column.
+    Ties are broken by the lower column, at the cut too: the result equals
+    the first n columns of a stable sort of ``-scores``.  NaN scores count as
+    -inf.
+
+    ``np.argpartition`` keeps the n largest in linear time but picks
+    arbitrary members of a tie that straddles the cut; in the rows where
+    that happens (more than n scores at least the n-th largest), the kept
+    columns are chosen again by value: every column above the n-th largest
+    score, then the lowest columns equal to it until there are n.
     """
-    n = min(n, scores.shape[1])
-    if n < scores.shape[1]:
+    n_rows, n_columns = scores.shape
+    n = min(n, n_columns)
+    if np.isnan(scores).any():
+        scores = np.where(np.isnan(scores), -np.inf, scores)
+    if n < n_columns:
         cols = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+        boundary = np.take_along_axis(scores, cols, axis=1).min(axis=1, keepdims=True)
+        straddle = np.flatnonzero((scores >= boundary).sum(axis=1) > n)
+        if len(straddle):
+            sub, cut = scores[straddle], boundary[straddle]
+            above, at = sub > cut, sub == cut
+            needed = n - above.sum(axis=1, keepdims=True)  # columns equal to the cut still to take
+            keep = above | (at & (np.cumsum(at, axis=1, dtype=np.int32) <= needed))
+            cols[straddle] = np.nonzero(keep)[1].reshape(len(straddle), n)
     else:
-        cols = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
+        cols = np.broadcast_to(np.arange(n_columns), scores.shape).copy()
     values = np.take_along_axis(scores, cols, axis=1)
     order = np.lexsort((cols, -values), axis=1)  # by score descending, then column
     return np.take_along_axis(cols, order, axis=1), np.take_along_axis(values, order, axis=1)

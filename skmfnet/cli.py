@@ -8,21 +8,29 @@ A thin layer over the public API::
     skmfnet recommend model.skmf --user 42 -n 10
 
 Tables are CSV (``.tsv``: tab-separated) or Parquet (``.parquet``, needs
-pyarrow), read with pandas' default type inference; the user, item and rating
-columns are found by name (``--user-col`` etc., else the usual names such as
-``user_id``/``item_id``/``rating``).  Results go to standard output as CSV
-unless ``--output`` names a file; progress and messages go to standard error
-(``--quiet`` silences them).
+pyarrow); the user, item and rating columns are found by name (``--user-col``
+etc., else the usual names such as ``user_id``/``item_id``/``rating``).
+``fit`` reads ratings with pandas' default type inference; ``predict`` reads
+the id columns of its pairs as text and converts them to the types of the
+model's ids, as ``recommend`` does with ``--user``.  Results go to standard
+output as CSV unless ``--output`` names a file; progress and messages go to
+standard error (``--quiet`` silences them; ``--verbose`` adds TensorFlow's
+own start-up messages, hidden otherwise).
+
+The arguments are parsed before anything imports TensorFlow, so that its
+logging is configured (``TF_CPP_MIN_LOG_LEVEL``) before it starts.
 
 Exit status: 0 on success, 2 on a usage or input error (missing file or
-column, bad number, damaged model file), reported as one line on standard
-error without a traceback, 130 when interrupted.
+column, bad number or id, damaged model file, output that cannot be
+written), reported as one line on standard error without a traceback, 130
+when interrupted.
 """
 
 import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -82,7 +90,12 @@ def _positive_float(text):
     return value
 
 
-def _read_table(path):
+def _read_table(path, text_columns=False):
+    """The table at ``path``; with ``text_columns``, CSV and TSV columns are read as text.
+
+    As text, only empty cells are missing values (NaN); ``NA`` or ``null``
+    stay ids.  Parquet columns keep the types stored in the file.
+    """
     import pandas as pd
 
     path = Path(path)
@@ -99,7 +112,10 @@ def _read_table(path):
                 raise UsageError(
                     f"reading Parquet files such as {path} needs pyarrow: pip install pyarrow"
                 ) from None
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        sep = "\t" if suffix == ".tsv" else ","
+        if text_columns:
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+        return pd.read_csv(path, sep=sep)
     except UsageError:
         raise
     except pd.errors.EmptyDataError:
@@ -128,6 +144,22 @@ def _column(frame, requested, candidates, what, path, option):
     )
 
 
+def _check_output(output, what=""):
+    """Fail early, before the work, when ``output`` names a folder or a file in no folder."""
+    if output is None:
+        return
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(f"cannot write {what}{path}: it is a folder")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {what}{path}: folder {path.parent} does not exist")
+
+
+def _os_error(exc):
+    """The reason of an OSError without its errno and file name: 'Permission denied'."""
+    return exc.strerror or _one_line(exc)
+
+
 def _write_table(frame, output):
     """CSV to stdout, or atomically to ``output`` (CSV, TSV or Parquet by suffix)."""
     if output is None:
@@ -135,9 +167,11 @@ def _write_table(frame, output):
         sys.stdout.flush()
         return
     path = Path(output)
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _check_output(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {_os_error(exc)}") from None
     os.close(fd)
     try:
         suffix = path.suffix.lower()
@@ -149,9 +183,11 @@ def _write_table(frame, output):
         else:
             frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",", lineterminator="\n")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write {path}: {_os_error(exc)}") from None
         raise
 
 
@@ -159,18 +195,25 @@ def _one_line(exc):
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _load_model(path):
+def _load_model(path, args):
     from ._persistence import InvalidModelFileError, load_estimator
 
     path = Path(path)
     if not path.exists():
         raise UsageError(f"model file not found: {path}")
+    if path.is_dir():
+        raise UsageError(f"model file {path} is a folder")
     try:
-        return load_estimator(path)
+        with _tensorflow_start_up_hidden(not args.verbose):  # a network's model file imports TensorFlow
+            return load_estimator(path)
     except InvalidModelFileError as exc:
         raise UsageError(_one_line(exc)) from None
     except OSError as exc:
-        raise UsageError(f"cannot read model file {path}: {_one_line(exc)}") from None
+        raise UsageError(f"cannot read model file {path}: {_os_error(exc)}") from None
+    except Exception as exc:  # a damaged file can fail in ways load_estimator does not anticipate
+        raise UsageError(
+            f"{path} is not a valid skmfnet model file: {type(exc).__name__}: {_one_line(exc)}"
+        ) from None
 
 
 def _log(args, message):
@@ -189,6 +232,7 @@ def _progress(args, **kwargs):
 def _fetch(args):
     from .datasets import fetch_movielens
 
+    _check_output(args.output)
     try:
         data = fetch_movielens(
             args.variant,
@@ -223,9 +267,7 @@ def _fit(args):
     import numpy as np
     import pandas as pd
 
-    folder = Path(args.model).parent
-    if not folder.is_dir():
-        raise UsageError(f"cannot write model file {args.model}: folder {folder} does not exist")
+    _check_output(args.model, what="model file ")
     frame = _read_table(args.data)
     columns = [
         _column(frame, args.user_col, _USER_COLUMNS, "user id", args.data, "--user-col"),
@@ -254,7 +296,8 @@ def _fit(args):
             )
         estimator = BiasBaselineRegressor()
     else:
-        from ._estimator import EmbeddingMFRegressor
+        with _tensorflow_start_up_hidden(not args.verbose):
+            from ._estimator import EmbeddingMFRegressor
 
         verbose = 0 if args.quiet else (1 if sys.stderr.isatty() else 2)
         estimator = EmbeddingMFRegressor(random_state=args.random_state, verbose=verbose, **mf_params)
@@ -270,7 +313,7 @@ def _fit(args):
     try:
         save_estimator(estimator, args.model)
     except OSError as exc:
-        raise UsageError(f"cannot write model file {args.model}: {_one_line(exc)}") from None
+        raise UsageError(f"cannot write model file {args.model}: {_os_error(exc)}") from None
     except ValueError as exc:  # ids of an unsupported type
         raise UsageError(_one_line(exc)) from None
     _log(args, f"wrote {args.model}")
@@ -279,20 +322,35 @@ def _fit(args):
 
 def _predict(args):
     import numpy as np
+    import pandas as pd
 
-    estimator = _load_model(args.model)
-    frame = _read_table(args.pairs)
+    _check_output(args.output)
+    estimator = _load_model(args.model, args)
+    frame = _read_table(args.pairs, text_columns=True)
     columns = [
         _column(frame, args.user_col, _USER_COLUMNS, "user id", args.pairs, "--user-col"),
         _column(frame, args.item_col, _ITEM_COLUMNS, "item id", args.pairs, "--item-col"),
     ]
     if columns[0] == columns[1]:
         raise UsageError(f"the user and item columns must differ; got {columns}")
-    X = frame[columns]
-    if hasattr(estimator, "feature_names_in_"):
-        # predict checks column names against those of fit; the file's may differ
-        X = X.set_axis(list(estimator.feature_names_in_), axis=1)
-    else:
+    # the file's ids as the model types its ids: "007" stays "007" for string ids, is 7 for integers
+    first_line = 1 if Path(args.pairs).suffix.lower() in (".parquet", ".pq") else 2
+    ids = [
+        _ids_like(
+            frame[column],
+            getattr(estimator, f"{side}_encoder_").classes_,
+            side,
+            lambda i, column=column: f"{'row' if first_line == 1 else 'line'} {i + first_line} of "
+            f"{args.pairs}, column {column!r}",
+        )
+        for side, column in zip(("user", "item"), columns)
+    ]
+    # predict checks column names against those of fit; the file's may differ
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and np.ndim(names) != 1:
+        raise UsageError(f"{args.model} is not a valid skmfnet model file: feature_names_in {names!r} is not a list")
+    X = pd.DataFrame(dict(zip([0, 1] if names is None else list(names), ids)))
+    if names is None:
         X = X.to_numpy()
     predictions = np.empty(len(X))
     try:
@@ -303,39 +361,77 @@ def _predict(args):
                 bar.update(len(chunk))
     except ValueError as exc:  # missing ids
         raise UsageError(_one_line(exc)) from None
+    except TypeError as exc:  # a model file whose fitted state is damaged
+        raise UsageError(f"cannot predict with {args.model}: {type(exc).__name__}: {_one_line(exc)}") from None
     _write_table(frame[columns].assign(prediction=predictions), args.output)
     return 0
+
+
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+
+
+def _ids_like(values, classes, side, where):
+    """The ids ``values`` (a Series, of text when read from CSV) typed as the model's ``classes``.
+
+    Integer vocabularies take integers only (``"007"`` is 7; ``"abc"`` or
+    ``"2.5"`` is an error naming the place ``where(i)`` of the first one);
+    float vocabularies take numbers; string vocabularies take the text as
+    it is.  A vocabulary mixing types (possible through the Python API) gets,
+    for each value, the first of its text, integer and float readings that is
+    a known id.  Missing values (empty cells) are an error.
+    """
+    import numpy as np
+    import pandas as pd
+
+    def fail(bad, reason):
+        rows = np.flatnonzero(np.asarray(bad))
+        count = f"{len(rows)} such value{'s' if len(rows) > 1 else ''}"
+        raise UsageError(f"{where(rows[0])}: {reason(values.iloc[rows[0]])} ({count})")
+
+    missing = values.isna().to_numpy()
+    if missing.any():
+        fail(missing, lambda v: f"the {side} id is missing")
+    kind = classes.dtype.kind
+    if kind in "iu":
+        if values.dtype.kind in "iu":
+            return values.to_numpy()
+        text = values.astype(str)
+        integer = text.str.fullmatch(_INTEGER).to_numpy(dtype=bool)
+        if not integer.all():
+            fail(~integer, lambda v: f"{v!r} is not an integer, and the model's {side} ids are integers")
+        try:
+            return np.array([int(t) for t in text], dtype=classes.dtype)
+        except OverflowError:
+            fail(np.ones(len(text), dtype=bool), lambda v: f"an id is out of the range of the model's {side} ids")
+    if kind == "f":
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        if np.isnan(numbers).any():
+            fail(np.isnan(numbers), lambda v: f"{v!r} is not a number, and the model's {side} ids are numbers")
+        return numbers
+    text = values.astype(str).to_numpy(dtype=object)
+    if all(isinstance(c, str) for c in classes):
+        return text
+    known = set(classes)
+
+    def reading(t):
+        candidates = [t]
+        for convert in (int, float):
+            with contextlib.suppress(ValueError):
+                candidates.append(convert(t))
+        return next((c for c in candidates if c in known), t)
+
+    readings = {t: reading(t) for t in pd.unique(text)}
+    out = np.empty(len(text), dtype=object)
+    out[:] = [readings[t] for t in text]
+    return out
 
 
 def _user_ids(estimator, texts):
     """Convert --user strings to ids of the type of the model's user vocabulary."""
     import pandas as pd
 
-    classes = estimator.user_encoder_.classes_
-    kind = classes.dtype.kind
-    known = set(classes)
-    users = []
-    for text in texts:
-        if kind in "iu":
-            try:
-                users.append(int(text))
-            except ValueError:
-                raise UsageError(f"--user {text!r}: the model's user ids are integers") from None
-        elif kind == "f":
-            try:
-                users.append(float(text))
-            except ValueError:
-                raise UsageError(f"--user {text!r}: the model's user ids are numbers") from None
-        elif isinstance(classes.dtype, pd.StringDtype) or kind in "OSU":
-            # strings, or a mix of types: the first reading of the text that is a known id
-            candidates = [text]
-            for convert in (int, float):
-                with contextlib.suppress(ValueError):
-                    candidates.append(convert(text))
-            users.append(next((c for c in candidates if c in known), text))
-        else:
-            users.append(text)
-    return users
+    ids = _ids_like(pd.Series(texts, dtype=object), estimator.user_encoder_.classes_, "user", lambda i: "--user")
+    return ids.tolist()  # Python scalars: their repr in messages is the id as typed
 
 
 def _recommend(args):
@@ -343,7 +439,8 @@ def _recommend(args):
 
     from ._recommend import recommend
 
-    estimator = _load_model(args.model)
+    _check_output(args.output)
+    estimator = _load_model(args.model, args)
     if args.all_users:
         users = list(estimator.user_encoder_.classes_)
     else:
@@ -363,21 +460,37 @@ def _recommend(args):
             "--include-seen, or refit the model with 'skmfnet fit'"
         )
     parts = []
-    with _progress(args, total=len(users), unit="user", desc="recommend") as bar:
-        for start in range(0, len(users), _RECOMMEND_CHUNK):
-            chunk = users[start : start + _RECOMMEND_CHUNK]
-            parts.append(recommend(estimator, chunk, n=args.n, exclude_seen=exclude_seen))
-            bar.update(len(chunk))
+    try:
+        with _progress(args, total=len(users), unit="user", desc="recommend") as bar:
+            for start in range(0, len(users), _RECOMMEND_CHUNK):
+                chunk = users[start : start + _RECOMMEND_CHUNK]
+                parts.append(recommend(estimator, chunk, n=args.n, exclude_seen=exclude_seen))
+                bar.update(len(chunk))
+    except (ValueError, TypeError) as exc:  # a model file whose fitted state is damaged
+        raise UsageError(f"cannot recommend with {args.model}: {type(exc).__name__}: {_one_line(exc)}") from None
     _write_table(pd.concat(parts, ignore_index=True), args.output)
     return 0
 
 
 # ------------------------------------------------------------------- parser
+def _global_options(parser, default):
+    """-q and --verbose, accepted before the command and after it.
+
+    The command's copies default to ``argparse.SUPPRESS`` so that, when not
+    given after the command, they do not overwrite what was given before it.
+    """
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars or messages")
+    parser.add_argument(
+        "--verbose", action="store_true", default=default,
+        help="also TensorFlow's start-up messages (hidden by default) and debug messages",
+    )
+
+
 def _parser():
     from . import __version__
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
+    _global_options(common, default=argparse.SUPPRESS)
 
     parser = _Parser(
         prog="skmfnet",
@@ -385,6 +498,7 @@ def _parser():
         epilog="Run 'skmfnet COMMAND --help' for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"skmfnet {__version__}")
+    _global_options(parser, default=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     fetch = commands.add_parser(
@@ -465,13 +579,19 @@ def main(argv=None):
         0 on success, 2 on a usage or input error (one line on stderr), 130
         when interrupted.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         try:
+            # parsed before anything imports TensorFlow (the commands import it when they need it)
             args = _parser().parse_args(argv)
         except SystemExit as exc:  # --help, --version
             return exc.code if isinstance(exc.code, int) else 0
-        with _logging_to_stderr(enabled=not args.quiet):
+        if args.quiet and args.verbose:
+            raise UsageError("--quiet and --verbose exclude each other")
+        if not args.verbose:
+            # before TensorFlow starts: its C++ logging (INFO to ERROR, including the "failed
+            # call to cuInit" of machines without a GPU) is off; an explicit setting is kept
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        with _logging_to_stderr(level=None if args.quiet else logging.DEBUG if args.verbose else logging.INFO):
             return args.run(args)
     except UsageError as exc:
         print(f"skmfnet: error: {exc}", file=sys.stderr)
@@ -493,21 +613,80 @@ class _StderrHandler(logging.Handler):
         print(self.format(record), file=sys.stderr)
 
 
+#: Python loggers of TensorFlow and absl: only errors unless --verbose.
+_QUIET_LOGGERS = ("tensorflow", "absl")
+
+
 @contextlib.contextmanager
-def _logging_to_stderr(enabled):
-    """Show the package's INFO messages (e.g. download progress) while a command runs."""
-    if not enabled:
-        yield
-        return
+def _logging_to_stderr(level):
+    """While a command runs: the package's messages from ``level`` on, on stderr (None: none).
+
+    Below DEBUG (that is, without --verbose), TensorFlow's and absl's Python
+    loggers are limited to errors.
+    """
+    saved = {name: logging.getLogger(name).level for name in ("skmfnet", *_QUIET_LOGGERS)}
     logger = logging.getLogger("skmfnet")
-    handler, level = _StderrHandler(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    handler = _StderrHandler()
+    if level is not None:
+        logger.addHandler(handler)
+        logger.setLevel(level)
+    if level != logging.DEBUG:
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         yield
     finally:
         logger.removeHandler(handler)
-        logger.setLevel(level)
+        for name, old in saved.items():
+            logging.getLogger(name).setLevel(old)
+
+
+#: A line of TensorFlow's C++ logging (absl format), or absl's notice that precedes it.
+_NATIVE_LOG_LINE = re.compile(
+    r"(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] .*)"
+)
+
+
+@contextlib.contextmanager
+def _tensorflow_start_up_hidden(enabled):
+    """Hide the lines TensorFlow's C++ libraries write to stderr while they load.
+
+    Some are written before absl's logging is initialised (e.g. "Could not
+    find cuda drivers"), so ``TF_CPP_MIN_LOG_LEVEL`` does not apply to them.
+    While the block runs, file descriptor 2 goes to a temporary file; then
+    every line of it that is not in TensorFlow's log format is written back
+    to ``sys.stderr``.  Nothing is done when TensorFlow is already imported.
+    """
+    if not enabled or "tensorflow" in sys.modules:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no file descriptor 2
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept, in_record = [], False
+            for line in captured.read().decode("utf-8", "replace").splitlines():
+                # a record may run over several lines: drop those up to the next record
+                if _NATIVE_LOG_LINE.fullmatch(line):
+                    in_record = True
+                elif not (in_record and not line.startswith(("Traceback", "skmfnet"))):
+                    in_record = False
+                    kept.append(line)
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
 
 
 if __name__ == "__main__":

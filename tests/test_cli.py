@@ -1,9 +1,13 @@
 """The skmfnet command, end to end in a temporary folder on small synthetic ratings."""
 
 import io
+import json
 import os
+import re
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -167,6 +171,26 @@ def test_fetch_real_100k_to_csv(tmp_path, capsys):
 
 
 # --------------------------------------------------------------- user errors
+def _rewrite_model(source, target, change):
+    """Copy a model file, applying ``change`` to its JSON metadata."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for name in zin.namelist():
+            content = zin.read(name)
+            if name.endswith(".json"):
+                meta = json.loads(content)
+                change(meta)
+                content = json.dumps(meta).encode()
+            zout.writestr(name, content)
+
+
+@pytest.fixture(scope="module")
+def damaged_models(workdir, bias_model):
+    """Model files whose metadata is well-formed JSON with values the loader does not expect."""
+    _rewrite_model(bias_model, workdir / "overflow.skmf", lambda m: m["fitted"].update(n_features_in=1e400))
+    _rewrite_model(bias_model, workdir / "names.skmf", lambda m: m["fitted"].update(feature_names_in=5))
+    return workdir
+
+
 @pytest.fixture(scope="module")
 def bad_files(workdir):
     (workdir / "empty.csv").write_text("")
@@ -201,19 +225,24 @@ def bad_files(workdir):
         (["predict", "{d}/bias.skmf", "{d}/missing.csv"], "file not found"),
         (["predict", "{d}/bias.skmf", "{d}/binary.csv"], "cannot read .*binary.csv"),
         (["predict", "{d}/bias.skmf", "{d}/pairs.csv", "--item-col", "movie"], "no column 'movie'"),
-        (["recommend", "{d}/bias.skmf", "--user", "abc"], "--user 'abc': the model's user ids are integers"),
+        (["recommend", "{d}/bias.skmf", "--user", "abc"], "--user: 'abc' is not an integer, and the model's user ids"),
         (["recommend", "{d}/bias.skmf", "--user", "1", "-n", "ten"], "argument -n: expected a positive integer"),
         (["recommend", "{d}/bias.skmf"], "one of the arguments --user/-u --all-users is required"),
         (["recommend", "{d}/garbage.skmf", "--user", "1"], "not a valid skmfnet model file"),
+        (["predict", "{d}/bias.skmf", "{d}/pairs.csv", "-o", "{d}"], "cannot write .*: it is a folder"),
+        (["recommend", "{d}/bias.skmf", "-u", "1", "--output", "{d}"], "cannot write .*: it is a folder"),
+        (["fit", "{d}/ratings.csv", "-m", "{d}", "--estimator", "bias"], "cannot write model file .*: it is a folder"),
+        (["predict", "{d}/overflow.skmf", "{d}/pairs.csv"], "overflow.skmf is not a valid skmfnet model file"),
+        (["predict", "{d}/names.skmf", "{d}/pairs.csv"], "names.skmf"),
+        (["recommend", "{d}/overflow.skmf", "--all-users"], "overflow.skmf is not a valid skmfnet model file"),
+        (["-q", "--verbose", "recommend", "{d}/bias.skmf", "-u", "1"], "--quiet and --verbose"),
         (["fetch", "200k"], "invalid choice: '200k'"),
         (["train", "x"], "invalid choice: 'train'"),
         ([], "required: COMMAND"),
     ],
     ids=lambda v: None if isinstance(v, list) else v[:30],
 )
-def test_user_errors_exit_2_with_one_line(bad_files, bias_model, capsys, args, match):
-    import re
-
+def test_user_errors_exit_2_with_one_line(bad_files, damaged_models, capsys, args, match):
     args = [a.format(d=bad_files) for a in args]
     assert main(args) == 2
     captured = capsys.readouterr()
@@ -262,3 +291,114 @@ def test_python_dash_m_in_a_subprocess(workdir, bias_model):
     )
     assert bad.returncode == 2
     assert bad.stderr.strip() == "skmfnet: error: model file not found: missing.skmf"
+
+
+def test_unwritable_output_folder(tmp_path, workdir, bias_model, capsys):
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # root writes into read-only folders
+        if not Path("/sys").is_dir():
+            pytest.skip("running as root, and no /sys to stand for a folder nobody may write")
+        folder = Path("/sys")
+    else:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+    out = folder / "predictions.csv"
+    assert main(["predict", str(bias_model), str(workdir / "pairs.csv"), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"skmfnet: error: cannot write {re.escape(str(out))}: Permission denied\n", err), err
+    assert not out.exists()
+
+
+# ------------------------------------------------------------ global options
+@pytest.mark.parametrize(
+    "where", ["before", "after"], ids=["before-the-command", "after-the-command"]
+)
+def test_quiet_before_or_after_the_command(workdir, capsys, where):
+    command = ["fit", str(workdir / "ratings.csv"), "-m", str(workdir / "q.skmf"), "--estimator", "bias"]
+    args = ["-q", *command] if where == "before" else [*command, "-q"]
+    assert main(args) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "where", ["before", "after"], ids=["before-the-command", "after-the-command"]
+)
+def test_verbose_before_or_after_the_command(workdir, bias_model, capsys, where):
+    command = ["recommend", str(bias_model), "-u", "3", "-n", "2"]
+    args = ["--verbose", *command] if where == "before" else [*command, "--verbose"]
+    assert main(args) == 0
+    assert len(read_csv(capsys.readouterr().out)) == 2
+
+
+_TF_LOG = re.compile(
+    r"^([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)|cuInit|tensorflow|absl", re.M
+)
+
+
+def test_no_tensorflow_start_up_logs(workdir):
+    """Fit and predict with the network in fresh processes: TensorFlow's logging stays hidden."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    model = workdir / "tf-quiet.skmf"
+    fit = subprocess.run(
+        [sys.executable, "-m", "skmfnet.cli", "fit", str(workdir / "ratings.csv"), "-m", str(model), *MF],
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=300,
+    )
+    assert fit.returncode == 0, fit.stderr
+    assert "fitting EmbeddingMFRegressor" in fit.stderr and "wrote" in fit.stderr  # our own messages
+    assert not _TF_LOG.search(fit.stderr), fit.stderr
+    predict = subprocess.run(
+        [sys.executable, "-m", "skmfnet.cli", "predict", str(model), str(workdir / "pairs.csv")],
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=300,
+    )
+    assert predict.returncode == 0, predict.stderr
+    assert predict.stderr == ""
+    assert len(read_csv(predict.stdout)) == 40
+
+
+# ---------------------------------------------------- ids typed as the model's
+def test_predict_keeps_string_ids_that_look_like_numbers(tmp_path, capsys):
+    ratings = pd.DataFrame(
+        {"user_id": ["007", "007", "042", "u9"], "item_id": ["01", "02", "01", "x3"], "rating": [5, 2, 4, 1]}
+    )
+    ratings.to_csv(tmp_path / "r.csv", index=False)
+    model = tmp_path / "m.skmf"
+    assert main(["fit", str(tmp_path / "r.csv"), "-m", str(model), "--estimator", "bias", "-q"]) == 0
+    est = load_estimator(model)
+    assert est.user_encoder_.classes_.tolist() == ["007", "042", "u9"]
+    assert est.item_encoder_.classes_.tolist() == ["01", "02", "x3"]
+    (tmp_path / "pairs.csv").write_text("user_id,item_id\n007,02\n042,x3\n7,1\n")
+    assert main(["predict", str(model), str(tmp_path / "pairs.csv"), "-q"]) == 0
+    out = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype={"user_id": str, "item_id": str})
+    assert out[["user_id", "item_id"]].values.tolist() == [["007", "02"], ["042", "x3"], ["7", "1"]]
+    pairs = pd.DataFrame({"user_id": ["007", "042", "7"], "item_id": ["02", "x3", "1"]})
+    np.testing.assert_array_equal(out["prediction"].to_numpy(), est.predict(pairs))
+    unknown = est.predict(pd.DataFrame({"user_id": ["nobody"], "item_id": ["nothing"]}))[0]
+    assert out["prediction"].iloc[0] != unknown  # "007" is the known user, not 7
+
+
+def test_predict_with_integer_ids_reads_leading_zeros_as_integers(workdir, bias_model, tmp_path, capsys):
+    (tmp_path / "pairs.csv").write_text("user_id,item_id\n003,007\n+4,5\n")
+    assert main(["predict", str(bias_model), str(tmp_path / "pairs.csv"), "-q"]) == 0
+    out = read_csv(capsys.readouterr().out)
+    expected = load_estimator(bias_model).predict(pd.DataFrame({"user_id": [3, 4], "item_id": [7, 5]}))
+    np.testing.assert_array_equal(out["prediction"].to_numpy(), expected)
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("user_id,item_id\n3,7\nabc,5\n", r"line 3 of .*odd\.csv, column 'user_id': 'abc' is not an integer, "
+         r"and the model's user ids are integers \(1 such value\)"),
+        ("user_id,item_id\n3,7\n4,x1\n5,2.5\n", r"line 3 of .*odd\.csv, column 'item_id': 'x1' is not an integer, "
+         r"and the model's item ids are integers \(2 such values\)"),
+        ("user_id,item_id\n3,7\n,5\n", r"line 3 of .*odd\.csv, column 'user_id': the user id is missing"),
+    ],
+    ids=["non-numeric-user", "non-integer-items", "empty-user"],
+)
+def test_predict_with_integer_ids_refuses_other_ids(bias_model, tmp_path, capsys, content, match):
+    (tmp_path / "odd.csv").write_text(content)
+    assert main(["predict", str(bias_model), str(tmp_path / "odd.csv"), "-q"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert re.fullmatch(r"skmfnet: error: " + match + r"[^\n]*\n", captured.err), captured.err

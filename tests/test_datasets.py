@@ -10,6 +10,9 @@ each variant's format (no MovieLens data is copied).
 
 import hashlib
 import io
+import os
+import re
+import shutil
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +24,7 @@ import pytest
 from sklearn.model_selection import PredefinedSplit
 
 from _data import REAL_HOME, needs_real_100k
-from skmfnet.datasets import _movielens, clear_data_home, fetch_movielens, get_data_home, make_ratings
+from skmfnet.datasets import _base, _movielens, clear_data_home, fetch_movielens, get_data_home, make_ratings
 
 COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 VARIANTS = ["100k", "1m", "10m", "20m", "25m", "latest-small"]
@@ -222,16 +225,157 @@ def test_real_100k_return_X_y_and_no_writes():
 
 
 # ---------------------------------------------------------------------------
+# Verification of an extracted folder on every load
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_copy(tmp_path):
+    """A writable copy of the real ml-100k folder; its parent is the data home."""
+    folder = tmp_path / "ml-100k"
+    shutil.copytree(REAL_HOME / "ml-100k", folder, copy_function=shutil.copyfile)
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    return folder
+
+
+@pytest.fixture
+def hashed(monkeypatch):
+    """Names of the files hashed by the verification, in order."""
+    names = []
+    hash_file = _base._hash_file
+
+    def counting(path, algorithm="sha256"):
+        names.append(Path(path).name)
+        return hash_file(path, algorithm)
+
+    monkeypatch.setattr(_base, "_hash_file", counting)
+    return names
+
+
+def _replace_once(path, old, new):
+    """Replace the first occurrence of ``old`` in the file (bytes or latin-1 text)."""
+    old, new = (v.encode("latin-1") if isinstance(v, str) else v for v in (old, new))
+    content = path.read_bytes()
+    assert old in content
+    path.write_bytes(content.replace(old, new, 1))
+
+
+def _register_sums(monkeypatch, folder):
+    """Ship the SHA-256 of the files now in a fixture ml-100k folder, as the real sums are shipped."""
+    if Path(folder).name == "ml-100k":
+        sums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(folder).iterdir()}
+        monkeypatch.setitem(_movielens._EXTRACTED_SHA256, "ml-100k", sums)
+
+
+_EDITS = [
+    ("u.data", "196\t242\t3\t881250949", "196\t242\t9\t881250949"),
+    ("u.item", "1|Toy Story (1995)|", "1|Toy Story (1996)|"),
+    ("u.user", "1|24|M|technician|", "1|25|M|technician|"),
+    ("u1.test", "1\t6\t5\t887431973", "1\t6\t1\t887431973"),
+]
+_EDIT_IDS = ["u.data-rating-9", "u.item-title", "u.user-age", "u1.test-rating"]
+
+
+def _refused(name):
+    return (
+        rf"ml-100k/{re.escape(name)} does not match the SHA-256 checksum of the original file "
+        rf"\([0-9a-f]{{64}}, expected [0-9a-f]{{64}}\): it was modified or damaged after the download\. "
+        rf"Delete the folder .*ml-100k and call fetch_movielens\('100k'\) again"
+    )
+
+
+@needs_real_100k
+@pytest.mark.parametrize("name, old, new", _EDITS, ids=_EDIT_IDS)
+def test_edited_real_file_is_refused(real_copy, name, old, new):
+    _replace_once(real_copy / name, old, new)  # same size
+    with pytest.raises(OSError, match=_refused(name)):
+        fetch_movielens("100k", data_home=real_copy.parent, download_if_missing=False)
+
+
+@needs_real_100k
+@pytest.mark.parametrize("keep_mtime", [False, True], ids=["edited", "edited-mtime-restored"])
+def test_edit_after_a_verified_load_is_refused(real_copy, keep_mtime):
+    fetch_movielens("100k", data_home=real_copy.parent, download_if_missing=False)
+    path = real_copy / "u.data"
+    stat = path.stat()
+    _replace_once(path, "196\t242\t3\t", "196\t242\t9\t")
+    if keep_mtime:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    with pytest.raises(OSError, match=_refused("u.data")):
+        fetch_movielens("100k", data_home=real_copy.parent, download_if_missing=False)
+
+
+@needs_real_100k
+def test_intact_copy_is_hashed_once(real_copy, hashed, real_100k):
+    data = fetch_movielens("100k", data_home=real_copy.parent, download_if_missing=False)
+    pd.testing.assert_frame_equal(data.ratings, real_100k.ratings)
+    assert sorted(hashed) == sorted(_movielens._EXTRACTED_SHA256["ml-100k"])  # every shipped sum, once
+    hashed.clear()
+    again = fetch_movielens("100k", data_home=real_copy.parent, download_if_missing=False)
+    assert hashed == []  # only stat() of each file
+    pd.testing.assert_frame_equal(again.ratings, real_100k.ratings)
+    _replace_once(real_copy / "u.item", "1|Toy Story (1995)|", "1|Toy Story (1996)|")
+    with pytest.raises(OSError, match=_refused("u.item")):
+        fetch_movielens("100k", data_home=real_copy.parent, download_if_missing=False)
+    assert hashed == ["u.item"]  # only the changed file
+
+
+@needs_real_100k
+def test_read_only_folder_is_verified_without_writing(real_copy, hashed):
+    real_copy.chmod(0o555)
+    before = _snapshot(real_copy)
+    try:
+        for _ in range(2):
+            hashed.clear()
+            fetch_movielens("100k", data_home=real_copy.parent, download_if_missing=False)
+            assert sorted(hashed) == sorted(_movielens._EXTRACTED_SHA256["ml-100k"])
+    finally:
+        real_copy.chmod(0o755)
+    assert _snapshot(real_copy) == before
+
+
+@pytest.mark.parametrize(
+    "variant, name, old, new, value, scale",
+    [
+        ("100k", "u.data", "1\t1\t5\t", "1\t1\t9\t", "9", "whole stars from 1 to 5"),
+        ("1m", "ratings.dat", "1::1193::5::", "1::1193::0::", "0", "whole stars from 1 to 5"),
+        ("1m", "ratings.dat", "1::661::3::", "1::661::3.5::", "3.5", "whole stars from 1 to 5"),
+        ("10m", "ratings.dat", "1::185::4.5::", "1::185::5.5::", "5.5", "half stars from 0.5 to 5"),
+        ("10m", "ratings.dat", "1::185::4.5::", "1::185::4.25::", "4.25", "half stars from 0.5 to 5"),
+        ("25m", "ratings.csv", "1,307,3.5,", "1,307,-1,", "-1", "half stars from 0.5 to 5"),
+        ("latest-small", "ratings.csv", "1,307,3.5,", "1,307,0,", "0", "half stars from 0.5 to 5"),
+    ],
+    ids=["100k-9", "1m-0", "1m-half-star", "10m-5.5", "10m-quarter-star", "25m-negative", "latest-small-0"],
+)
+def test_rating_outside_the_scale_is_refused(tmp_path, monkeypatch, variant, name, old, new, value, scale):
+    folder = _write_fixture(tmp_path, variant)
+    _replace_once(folder / name, old, new)
+    _register_sums(monkeypatch, folder)  # 100k: the checksums pass, the scale check does not
+    match = (
+        rf"{re.escape(name)} holds the rating {re.escape(value)} \(user_id 1, item_id \d+\), outside the "
+        rf"scale of MovieLens {variant.upper() if variant != 'latest-small' else 'Latest Small'} "
+        rf"\({scale}\)"
+    )
+    with pytest.raises(ValueError, match=match):
+        fetch_movielens(variant, data_home=tmp_path, download_if_missing=False)
+
+
+# ---------------------------------------------------------------------------
 # Parsing each format
 # ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_parse_fixture_common(tmp_path, variant):
-    _write_fixture(tmp_path, variant)
+def test_parse_fixture_common(tmp_path, monkeypatch, variant):
+    _register_sums(monkeypatch, _write_fixture(tmp_path, variant))
     before = _snapshot(tmp_path)
     data = fetch_movielens(variant, data_home=tmp_path, download_if_missing=False)
-    assert _snapshot(tmp_path) == before  # reading writes nothing
+    after = _snapshot(tmp_path)
+    written = {Path(path).name for path, _, _ in set(after) - set(before) if Path(path).is_file()}
+    assert written == ({_base.CHECKSUM_CACHE} if variant == "100k" else set())  # nothing but the cache
     ratings = data.ratings
     assert list(ratings.columns) == COLUMNS
     assert [ratings[c].dtype for c in COLUMNS] == [np.int64, np.int64, np.float32, np.int64]
@@ -241,12 +385,13 @@ def test_parse_fixture_common(tmp_path, variant):
     assert (data.test_fold is not None) == (variant == "100k")
     assert f"{len(ratings)} ratings" in data.DESCR
     X, y = fetch_movielens(variant, data_home=tmp_path, download_if_missing=False, return_X_y=True)
+    assert _snapshot(tmp_path) == after  # a second load writes nothing
     pd.testing.assert_frame_equal(X, ratings[["user_id", "item_id"]])
     pd.testing.assert_series_equal(y, ratings["rating"])
 
 
-def test_parse_100k_fixture(tmp_path):
-    _write_fixture(tmp_path, "100k")
+def test_parse_100k_fixture(tmp_path, monkeypatch):
+    _register_sums(monkeypatch, _write_fixture(tmp_path, "100k"))
     data = fetch_movielens("100k", data_home=tmp_path, download_if_missing=False)
     np.testing.assert_array_equal(data.ratings.to_numpy(), np.array(_ROWS_100K))
     items = data["items"].set_index("item_id")
@@ -262,8 +407,10 @@ def test_parse_100k_fixture(tmp_path):
         assert set(zip(data.ratings.user_id[train], data.ratings.item_id[train])) == _read_pairs(folder / f"u{k}.base")
 
 
-def test_parse_100k_without_u_genre_uses_builtin_names(tmp_path):
-    (_write_fixture(tmp_path, "100k") / "u.genre").unlink()
+def test_parse_100k_without_u_genre_uses_builtin_names(tmp_path, monkeypatch):
+    folder = _write_fixture(tmp_path, "100k")
+    _register_sums(monkeypatch, folder)
+    (folder / "u.genre").unlink()  # a file with a sum may be absent when not required
     data = fetch_movielens("100k", data_home=tmp_path, download_if_missing=False)
     assert data["items"].genres.tolist() == ["Animation|Comedy", "Action", "Drama|War", "unknown"]
 
@@ -322,8 +469,10 @@ def test_parse_csv_fixture(tmp_path, variant):
     ],
     ids=["100k-extra-field", "100k-not-a-number", "1m-commas", "1m-movies", "csv-header", "csv-movies"],
 )
-def test_parse_bad_format(tmp_path, variant, name, content, match):
-    (_write_fixture(tmp_path, variant) / name).write_bytes(content)
+def test_parse_bad_format(tmp_path, monkeypatch, variant, name, content, match):
+    folder = _write_fixture(tmp_path, variant)
+    (folder / name).write_bytes(content)
+    _register_sums(monkeypatch, folder)  # 100k: get past the checksums to the parser
     with pytest.raises(ValueError, match=match):
         fetch_movielens(variant, data_home=tmp_path, download_if_missing=False)
 
@@ -337,10 +486,11 @@ def test_parse_bad_format(tmp_path, variant, name, content, match):
     ],
     ids=["overlap", "not-covering", "unknown-pair"],
 )
-def test_100k_fold_errors(tmp_path, change, match):
+def test_100k_fold_errors(tmp_path, monkeypatch, change, match):
     folder = _write_fixture(tmp_path, "100k")
     for name, text in change.items():
         (folder / name).write_text(text)
+    _register_sums(monkeypatch, folder)
     with pytest.raises(ValueError, match=match):
         fetch_movielens("100k", data_home=tmp_path, download_if_missing=False)
 
@@ -488,14 +638,16 @@ def _serve(server, monkeypatch, variant, files=None, md5=True):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_download_success(tmp_path, server, monkeypatch, variant):
+def test_download_success(tmp_path, server, monkeypatch, hashed, variant):
     _serve(server, monkeypatch, variant)
     home = tmp_path / "home"
     data = fetch_movielens(variant, data_home=home, delay=0)
+    assert hashed == []  # the download verified the files and cached their checksums: not hashed again
     assert server.requests == [f"/datasets/movielens/{_archive_name(variant)}"]
     assert sorted(p.name for p in home.iterdir()) == [FOLDERS[variant]]  # no archive, no temp files
-    assert sorted(p.name for p in (home / FOLDERS[variant]).iterdir()) == sorted(_fixture_files(variant))
-    _write_fixture(tmp_path / "local", variant)
+    cache = [_base.CHECKSUM_CACHE] if variant == "100k" else []
+    assert sorted(p.name for p in (home / FOLDERS[variant]).iterdir()) == sorted([*_fixture_files(variant), *cache])
+    _write_fixture(tmp_path / "local", variant)  # the fixture files, whose sums _serve registered
     expected = fetch_movielens(variant, data_home=tmp_path / "local", download_if_missing=False)
     pd.testing.assert_frame_equal(data.ratings, expected.ratings)
     pd.testing.assert_frame_equal(data["items"], expected["items"])

@@ -238,3 +238,50 @@ def test_unfitted_and_unsupported_estimators(ratings):
         recommend(BiasBaselineRegressor(), [0], exclude_seen=False)
     with pytest.raises(NotFittedError):
         recommend(LinearRegression().fit(X, y), [0], exclude_seen=False)
+
+
+# ------------------------------------------------------------------ tie-break
+def stable_top_n(scores, n):
+    """Reference: columns of a stable sort of -scores (ties by the lower column), finite scores only."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+    values = np.take_along_axis(scores, order, axis=1)
+    return [(o[np.isfinite(v)].tolist(), v[np.isfinite(v)].tolist()) for o, v in zip(order, values)]
+
+
+@pytest.mark.parametrize(
+    "n_values, excluded",
+    [(2, 0.0), (3, 0.0), (5, 0.3), (1, 0.5)],
+    ids=["two-values", "three-values", "five-values-some-excluded", "one-value-half-excluded"],
+)
+def test_top_n_breaks_ties_by_the_lower_column(n_values, excluded):
+    from skmfnet._recommend import _top_n
+
+    rng = np.random.RandomState(n_values)
+    for trial in range(200):
+        n_rows, n_columns = rng.randint(1, 6), rng.randint(1, 40)
+        scores = rng.randint(n_values, size=(n_rows, n_columns)).astype(np.float64)
+        scores[rng.rand(n_rows, n_columns) < excluded] = -np.inf  # seen items
+        n = rng.randint(1, n_columns + 3)
+        cols, vals = _top_n(scores, n)
+        keep = np.isfinite(vals)
+        got = [(c[k].tolist(), v[k].tolist()) for c, v, k in zip(cols, vals, keep)]
+        assert got == stable_top_n(scores, n), (trial, scores, n)
+
+
+def test_recommend_ties_follow_the_training_order(monkeypatch):
+    import skmfnet._recommend as module
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"user_id": np.repeat(np.arange(20), 10), "item_id": rng.randint(300, size=200)})
+    est = BiasBaselineRegressor().fit(X, rng.randint(1, 6, size=200))
+    n_items = est.n_items_
+    est.item_bias_ = np.r_[0.0, rng.randint(6, size=n_items) / 4]  # heavy ties, exact in float64
+    scores = est.mu_ + est.user_bias_[1:, None] + est.item_bias_[None, 1:]
+    items = est.item_encoder_.classes_.to_numpy()
+    for block in (1 << 21, 3 * n_items):  # one block, and blocks of 3 users
+        monkeypatch.setattr(module, "_BLOCK_SCORES", block)
+        for n in (3, 10, 40):
+            got = recommend(est, None, n=n, exclude_seen=False)
+            for row, user in enumerate(est.user_encoder_.classes_):
+                expected = items[np.argsort(-scores[row], kind="stable")[:n]]
+                assert got.loc[got["user"] == user, "item"].tolist() == expected.tolist(), (block, n, user)

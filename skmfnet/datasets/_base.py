@@ -8,10 +8,16 @@ Downloads are streamed in chunks into a temporary file next to their
 destination, checked against a published checksum, and only then renamed into
 place with :func:`os.replace`, so an interrupted or corrupt download never
 leaves a file under its final name.
+
+Extracted files are checked again on every load by :func:`_verify_files`:
+each file is hashed once, and its size, modification time and change time
+are remembered in a small cache file in its folder, so that later loads only
+``stat`` the files and hash again only the ones that changed.
 """
 
 import hashlib
 import http.client
+import json
 import logging
 import os
 import shutil
@@ -143,6 +149,129 @@ def _hash_file(path, algorithm="sha256"):
         while chunk := f.read(_CHUNK_SIZE):
             hasher.update(chunk)
     return hasher.hexdigest()
+
+
+#: Cache of the checksums of a folder's verified files, kept in that folder.
+CHECKSUM_CACHE = ".skmfnet-checksums.json"
+_CHECKSUM_CACHE_VERSION = 1
+
+
+def _file_stamp(path):
+    """What must stay the same for a verified file to count as unchanged.
+
+    The change time (``st_ctime_ns``) is updated by the system on every
+    write and cannot be set back, unlike the modification time.
+    """
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _read_checksum_cache(folder, algorithm):
+    """{file name: [stamp, digest]} from the cache file of ``folder``; {} if absent or unusable."""
+    try:
+        with open(Path(folder) / CHECKSUM_CACHE, encoding="utf-8") as f:
+            cache = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if (
+        not isinstance(cache, dict)
+        or cache.get("version") != _CHECKSUM_CACHE_VERSION
+        or cache.get("algorithm") != algorithm
+        or not isinstance(cache.get("files"), dict)
+    ):
+        return {}
+    return cache["files"]
+
+
+def _writable(folder):
+    """Whether ``folder`` may be written to: permitted, and not marked read-only.
+
+    A folder whose permission bits allow no writing (``chmod a-w``) counts as
+    read-only even for a user, such as root, whom the system would let write.
+    """
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o222) and os.access(folder, os.W_OK)
+
+
+def _write_checksum_cache(folder, files, algorithm):
+    """Replace the cache file of ``folder`` atomically; silently skipped when it cannot be written."""
+    folder = Path(folder)
+    if not _writable(folder):
+        logger.debug("%s is read-only: its checksums are not cached.", folder)
+        return
+    content = {"version": _CHECKSUM_CACHE_VERSION, "algorithm": algorithm, "files": files}
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{CHECKSUM_CACHE}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        logger.debug("Could not cache the checksums of %s: %s", folder, exc)
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(content, f, indent=0, sort_keys=True)
+        os.replace(tmp, folder / CHECKSUM_CACHE)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        logger.debug("Could not cache the checksums of %s: %s", folder, exc)
+
+
+def _display_name(algorithm):
+    """``"sha256"`` -> ``"SHA-256"``, ``"md5"`` -> ``"MD5"``."""
+    name = algorithm.upper()
+    return f"SHA-{name[3:]}" if name.startswith("SHA") and name[3:].isdigit() else name
+
+
+def _verify_files(folder, checksums, *, algorithm="sha256", advice=""):
+    """Check the files of ``folder`` against ``checksums``, hashing only what changed.
+
+    A file whose size, modification time and change time equal those cached
+    when it last matched the same expected digest is not read again; any
+    other file is hashed, and the cache (:data:`CHECKSUM_CACHE` in
+    ``folder``) is rewritten when something changed and the folder is
+    writable.  Names of ``checksums`` that are not files of ``folder`` are
+    skipped: the caller decides which files are required.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder holding the files.
+    checksums : dict of str to str
+        File name -> expected hex digest.
+    algorithm : str, default="sha256"
+        Name of the :mod:`hashlib` algorithm of the digests.
+    advice : str, default=""
+        Appended to the error message: how to get an intact copy.
+
+    Raises
+    ------
+    OSError
+        If a file differs from its checksum; the message names the file and
+        both digests.  The file is left in place.
+    """
+    folder = Path(folder)
+    cached = _read_checksum_cache(folder, algorithm)
+    verified = {}
+    for name, expected in sorted(checksums.items()):
+        path = folder / name
+        try:
+            stamp = _file_stamp(path)  # before reading: a change while hashing shows next time
+        except FileNotFoundError:
+            continue
+        if cached.get(name) == [stamp, expected]:
+            verified[name] = cached[name]
+            continue
+        actual = _hash_file(path, algorithm)
+        if actual != expected:
+            raise OSError(
+                f"{folder.name}/{name} does not match the {_display_name(algorithm)} checksum of the original "
+                f"file ({actual}, expected {expected}): it was modified or damaged after the download. "
+                f"{advice}".rstrip()
+            )
+        verified[name] = [stamp, actual]
+    if verified != cached:
+        _write_checksum_cache(folder, verified, algorithm)
 
 
 def _unlink_quietly(path):

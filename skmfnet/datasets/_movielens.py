@@ -2,7 +2,11 @@
 
 Fetching (download, verify, extract into the data folder) is kept apart from
 parsing (:func:`_load_movielens` reads an extracted folder), so that tests and
-users with a local copy never touch the network.
+users with a local copy never touch the network.  Every load checks the
+extracted files again: against their shipped SHA-256 sums where the package
+has them (``ml-100k``; hashed once, then only ``stat``-ed, see
+:func:`._base._verify_files`), and every rating against the scale the variant
+documents.
 """
 
 import csv
@@ -23,8 +27,11 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from ._base import (
     RemoteFileMetadata,
     _fetch_remote,
+    _file_stamp,
     _hash_file,
     _resolve_data_home,
+    _verify_files,
+    _write_checksum_cache,
     get_data_home,
 )
 
@@ -36,21 +43,32 @@ logger = logging.getLogger(__name__)
 #: at call time, so it can be pointed at a mirror (or a test server).
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 
-_Variant = namedtuple("_Variant", ["archive", "folder", "title", "required"])
+_Variant = namedtuple("_Variant", ["archive", "folder", "title", "required", "scale"])
+
+#: Rating scales as the READMEs of the variants document them: (lowest,
+#: highest, step).  100K and 1M: whole stars 1..5; later releases: half stars.
+_WHOLE_STARS = (1.0, 5.0, 1.0)
+_HALF_STARS = (0.5, 5.0, 0.5)
 
 _FOLD_FILES = tuple(f"u{k}.test" for k in range(1, 6))
 
 #: Variant -> archive name, folder inside the archive (and in the data home),
-#: display title, and the files that must be present for the folder to count
-#: as extracted.
+#: display title, the files that must be present for the folder to count
+#: as extracted, and the rating scale.
 _VARIANTS = {
-    "100k": _Variant("ml-100k.zip", "ml-100k", "MovieLens 100K", ("u.data", "u.item", "u.user", *_FOLD_FILES)),
-    "1m": _Variant("ml-1m.zip", "ml-1m", "MovieLens 1M", ("ratings.dat", "movies.dat", "users.dat")),
-    "10m": _Variant("ml-10m.zip", "ml-10M100K", "MovieLens 10M", ("ratings.dat", "movies.dat")),
-    "20m": _Variant("ml-20m.zip", "ml-20m", "MovieLens 20M", ("ratings.csv", "movies.csv")),
-    "25m": _Variant("ml-25m.zip", "ml-25m", "MovieLens 25M", ("ratings.csv", "movies.csv")),
+    "100k": _Variant(
+        "ml-100k.zip", "ml-100k", "MovieLens 100K", ("u.data", "u.item", "u.user", *_FOLD_FILES), _WHOLE_STARS
+    ),
+    "1m": _Variant("ml-1m.zip", "ml-1m", "MovieLens 1M", ("ratings.dat", "movies.dat", "users.dat"), _WHOLE_STARS),
+    "10m": _Variant("ml-10m.zip", "ml-10M100K", "MovieLens 10M", ("ratings.dat", "movies.dat"), _HALF_STARS),
+    "20m": _Variant("ml-20m.zip", "ml-20m", "MovieLens 20M", ("ratings.csv", "movies.csv"), _HALF_STARS),
+    "25m": _Variant("ml-25m.zip", "ml-25m", "MovieLens 25M", ("ratings.csv", "movies.csv"), _HALF_STARS),
     "latest-small": _Variant(
-        "ml-latest-small.zip", "ml-latest-small", "MovieLens Latest Small", ("ratings.csv", "movies.csv")
+        "ml-latest-small.zip",
+        "ml-latest-small",
+        "MovieLens Latest Small",
+        ("ratings.csv", "movies.csv"),
+        _HALF_STARS,
     ),
 }
 
@@ -67,7 +85,8 @@ _ARCHIVE_MD5 = {
 }
 
 #: SHA-256 of files after extraction, checked before the folder is moved into
-#: place.  ``ml-100k``: every file of the archive but its two helper scripts.
+#: place and again on every load.  ``ml-100k``: every file of the archive but
+#: its two helper scripts.
 _EXTRACTED_SHA256 = {
     "ml-100k": {
         "README": "4883b8cf340ed0059971b33f56ad3adc88a40792108ebca3d24aafc4c82e8b52",
@@ -308,8 +327,37 @@ def _canonical_folds_100k(folder, ratings):
     return test_fold
 
 
+def _refetch_advice(folder, variant):
+    return (
+        f"Delete the folder {folder} and call fetch_movielens({variant!r}) again "
+        "(download_if_missing=True, the default) to download an intact copy."
+    )
+
+
+def _check_scale(ratings, path, variant):
+    """Refuse ratings off the variant's documented scale, naming the file and the first bad value."""
+    spec = _VARIANTS[variant]
+    low, high, step = spec.scale
+    values = ratings["rating"].to_numpy()
+    bad = ~((values >= low) & (values <= high) & (np.fmod(values, step) == 0))  # NaN is bad too
+    if bad.any():
+        first = int(np.argmax(bad))
+        user, item = _pair_at(ratings, first)
+        kind = "whole" if step == 1 else "half"
+        raise ValueError(
+            f"{path} holds the rating {float(values[first]):g} (user_id {user}, item_id {item}), outside "
+            f"the scale of {spec.title} ({kind} stars from {low:g} to {high:g}); {int(bad.sum())} such "
+            f"rating(s). {_refetch_advice(Path(path).parent, variant)}"
+        )
+
+
 def _load_movielens(folder, variant):
-    """Parse an extracted MovieLens folder; no download, no write.
+    """Verify and parse an extracted MovieLens folder; no download.
+
+    The files with a shipped SHA-256 sum are verified first (hashed only when
+    they changed since the last verification, whose result is cached in the
+    folder when it is writable), then the files are parsed and the ratings
+    checked against the variant's scale.
 
     Parameters
     ----------
@@ -323,26 +371,38 @@ def _load_movielens(folder, variant):
     data : Bunch
         ``ratings``, ``items`` (also as ``movies``), ``users`` (None where the variant has no user
         table) and ``test_fold`` (None except for ``"100k"``).
+
+    Raises
+    ------
+    OSError
+        If a required file is missing, or a file differs from its shipped checksum.
+    ValueError
+        If a file is not in the expected format, or a rating is off the scale.
     """
     folder = Path(folder)
     spec = _VARIANTS[variant]
     missing = _missing_files(folder, spec.required)
     if missing:
         raise OSError(f"{folder} does not hold an extracted {spec.title}: missing {', '.join(missing)}.")
+    _verify_files(folder, _EXTRACTED_SHA256.get(spec.folder, {}), advice=_refetch_advice(folder, variant))
     users = test_fold = None
     if variant == "100k":
-        ratings = _read_ratings_tab(folder / "u.data")
+        ratings_path = folder / "u.data"
+        ratings = _read_ratings_tab(ratings_path)
         items = _read_items_100k(folder)
         users = _read_users_100k(folder)
         test_fold = _canonical_folds_100k(folder, ratings)
     elif variant in ("1m", "10m"):
-        ratings = _read_ratings_dat(folder / "ratings.dat")
+        ratings_path = folder / "ratings.dat"
+        ratings = _read_ratings_dat(ratings_path)
         items = _read_movies_dat(folder / "movies.dat")
         if variant == "1m":
             users = _read_users_dat(folder / "users.dat")
     else:
-        ratings = _read_ratings_csv(folder / "ratings.csv")
+        ratings_path = folder / "ratings.csv"
+        ratings = _read_ratings_csv(ratings_path)
         items = _read_movies_csv(folder / "movies.csv")
+    _check_scale(ratings, ratings_path, variant)
     # ``bunch.items`` is the dict method, so the table is also ``movies``.
     return Bunch(ratings=ratings, items=items, movies=items, users=users, test_fold=test_fold)
 
@@ -353,11 +413,17 @@ def _load_movielens(folder, variant):
 
 
 def _verify_extracted(folder, checksums):
-    """Compare SHA-256 of extracted files; remove a mismatching file and raise."""
+    """Compare SHA-256 of extracted files; remove a mismatching file and raise.
+
+    On success the digests are cached in the folder, so the first load after
+    the download does not hash the files again.
+    """
+    verified = {}
     for name, expected in sorted(checksums.items()):
         path = Path(folder) / name
         if not path.is_file():
             raise OSError(f"The archive has no {Path(folder).name}/{name}, whose SHA-256 should be {expected}.")
+        stamp = _file_stamp(path)
         actual = _hash_file(path, "sha256")
         if actual != expected:
             path.unlink()
@@ -365,6 +431,9 @@ def _verify_extracted(folder, checksums):
                 f"The SHA-256 checksum of the extracted file {Path(folder).name}/{name} ({actual}) differs "
                 f"from the expected {expected}; the file was removed."
             )
+        verified[name] = [stamp, actual]
+    if verified:
+        _write_checksum_cache(folder, verified, "sha256")
 
 
 def _publish(source, destination, required):
@@ -512,8 +581,16 @@ def fetch_movielens(
 
     When the extracted folder is already in the data folder (``ml-100k/``,
     ``ml-1m/``, ``ml-10M100K/``, ``ml-20m/``, ``ml-25m/`` or
-    ``ml-latest-small/``), it is read without touching the network and
-    without writing anything, so a read-only data folder works.
+    ``ml-latest-small/``), it is read without touching the network.  Every
+    load verifies it again: for ``"100k"``, each file against the SHA-256
+    sum shipped with skmfnet, hashed once and then recognised by its size,
+    modification and change times, which are cached in
+    ``ml-100k/.skmfnet-checksums.json`` (the only file a load writes; a
+    read-only folder is used as it is, its files hashed on every load); for
+    every variant, each rating against the documented scale (whole stars 1
+    to 5 for ``"100k"`` and ``"1m"``, half stars 0.5 to 5 for the others).
+    A file that fails is refused, not repaired: delete the folder and call
+    ``fetch_movielens`` again to download an intact copy.
 
     Parameters
     ----------
@@ -582,10 +659,14 @@ def fetch_movielens(
     ------
     OSError
         If the data is missing and ``download_if_missing`` is False; if the
-        download fails after ``n_retries`` retries; if a checksum differs (the
-        message names the file and both checksums, and the file is removed).
+        download fails after ``n_retries`` retries; if a checksum of a
+        download differs (the message names the file and both checksums, and
+        the file is removed); if an extracted file no longer matches its
+        checksum (the message names the file and says how to download it
+        again; the file is left in place).
     ValueError
-        If a file is not in the expected format.
+        If a file is not in the expected format, or holds a rating off the
+        variant's scale (the message names the file and the value).
 
     See Also
     --------
