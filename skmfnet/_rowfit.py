@@ -42,7 +42,7 @@ import tensorflow as tf
 from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS, score_rows
 from ._optimizers import LazyAdam
 
-__all__ = ["fit_rows", "supports"]
+__all__ = ["fit_rows", "supports", "trace_count"]
 
 
 def supports(optimizer):
@@ -53,40 +53,151 @@ def supports(optimizer):
 
 
 class _Adam:
-    """LazyAdam's rule on the batch's rows; state ``[m | v]``."""
+    """LazyAdam's rule on the batch's rows; state ``[m | v]``; hyperparameters ``[lr, beta_1, beta_2, epsilon]``."""
 
-    def __init__(self, optimizer, width):
-        self.width = width
-        self.slots = 2
-        self.lr = float(optimizer.learning_rate)
-        self.beta_1, self.beta_2 = float(optimizer.beta_1), float(optimizer.beta_2)
-        self.epsilon = float(optimizer.epsilon)
+    name, slots = "adam", 2
 
-    def apply(self, weights, state, g, step):
-        w, t = self.width, tf.cast(step, tf.float32)
-        m = self.beta_1 * state[:, :w] + (1 - self.beta_1) * g
-        v = self.beta_2 * state[:, w:] + (1 - self.beta_2) * g * g
-        rate = self.lr * tf.sqrt(1 - tf.pow(self.beta_2, t)) / (1 - tf.pow(self.beta_1, t))
-        return tf.concat([weights - rate * m / (tf.sqrt(v) + self.epsilon), m, v], axis=1)
+    @staticmethod
+    def hyper(optimizer):
+        return [float(optimizer.learning_rate), float(optimizer.beta_1), float(optimizer.beta_2),
+                float(optimizer.epsilon)]
 
-    def store(self, optimizer, index, state, columns):
-        w = self.width
-        optimizer._momentums[index].assign(state[:, :w][:, columns])
-        optimizer._velocities[index].assign(state[:, w:][:, columns])
+    @staticmethod
+    def apply(weights, state, g, step, hyper):
+        w = tf.shape(weights)[1]
+        lr, beta_1, beta_2, epsilon = hyper[0], hyper[1], hyper[2], hyper[3]
+        t = tf.cast(step, tf.float32)
+        m = beta_1 * state[:, :w] + (1 - beta_1) * g
+        v = beta_2 * state[:, w:] + (1 - beta_2) * g * g
+        rate = lr * tf.sqrt(1 - tf.pow(beta_2, t)) / (1 - tf.pow(beta_1, t))
+        return tf.concat([weights - rate * m / (tf.sqrt(v) + epsilon), m, v], axis=1)
+
+    @staticmethod
+    def store(optimizer, index, state, columns, width):
+        optimizer._momentums[index].assign(state[:, :width][:, columns])
+        optimizer._velocities[index].assign(state[:, width:][:, columns])
 
 
 class _SGD:
-    """Plain gradient descent (Keras ``SGD`` without momentum); no state."""
+    """Plain gradient descent (Keras ``SGD`` without momentum); no state; hyperparameters ``[lr]``."""
 
-    def __init__(self, optimizer, width):
-        self.slots = 0
-        self.lr = float(optimizer.learning_rate)
+    name, slots = "sgd", 0
 
-    def apply(self, weights, state, g, step):
-        return weights - self.lr * g
+    @staticmethod
+    def hyper(optimizer):
+        return [float(optimizer.learning_rate)]
 
-    def store(self, optimizer, index, state, columns):
+    @staticmethod
+    def apply(weights, state, g, step, hyper):
+        return weights - hyper[0] * g
+
+    @staticmethod
+    def store(optimizer, index, state, columns, width):
         pass
+
+
+#: Traced epochs of this process, one per (rule, batch size): every other
+#: size (K, table rows, ratings, steps) and every hyperparameter is an
+#: argument, so later fits reuse the trace (see :func:`trace_count`).
+_EPOCHS = {}
+_TRACES = {"epoch": 0, "order": 0}
+
+
+def trace_count():
+    """How many times this process traced the compiled epoch or the shuffle (for tests)."""
+    return dict(_TRACES)
+
+
+def _bucket(n_rows):
+    """Rows of a packed table: ``n_rows`` rounded up to 1024 times a power of two.
+
+    XLA compiles one program per distinct input shape; rounding the table
+    sizes lets fits on other folds or subsets (a few ids more or less) run
+    the program compiled for the first.  The extra rows are never gathered
+    (no id maps to them) and at most double the packed tables.
+    """
+    return 1024 << max(0, math.ceil(math.log2(max(n_rows, 1) / 1024)))
+
+
+def _epoch_function(rule, batch):
+    key = (rule.name, batch)
+    if key not in _EPOCHS:
+        _EPOCHS[key] = _compile_epoch(rule, batch)
+    return _EPOCHS[key]
+
+
+def _compile_epoch(rule, batch):
+    # K is read from the tables' shape: one trace serves every n_factors, and
+    # XLA, which sees the concrete shapes, compiles one program per K and bucket
+    packed = tf.TensorSpec([None, None], tf.float32)
+
+    def update(table, rows, state, gradient, step, hyper, width):
+        index = rows[:, None]
+        # one occurrence of each row in the batch owns it (whichever write of
+        # the scatter wins): the gradients of all its occurrences are summed
+        # there, and only the owner is written back (the others' indices are
+        # out of range, which the scatter skips)
+        positions = tf.range(batch)
+        owners = tf.tensor_scatter_nd_update(tf.zeros(tf.shape(table)[:1], tf.int32), index, positions)
+        segment = tf.gather(owners, rows)
+        g = tf.gather(tf.math.unsorted_segment_sum(gradient, segment, batch), segment)
+        new = rule.apply(state[:, :width], state[:, width:], g, step, hyper)
+        skip = tf.shape(table, out_type=tf.int32)[0]
+        return tf.tensor_scatter_nd_update(table, tf.where((segment == positions)[:, None], index, skip), new)
+
+    @tf.function(
+        jit_compile=True,
+        input_signature=[
+            packed, packed,
+            tf.TensorSpec([None, 2], tf.int32), tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64),
+        ],
+    )
+    def run_epoch(table_u, table_i, X, y, order, penalty, hyper, step):
+        _TRACES["epoch"] += 1  # Python: runs only when TensorFlow traces
+        width = tf.shape(penalty)[0]  # factors and bias
+        K = width - 1
+        steps = tf.maximum(1, tf.shape(order)[0] // batch)
+
+        # the epoch's ratings are gathered batch by batch: no shuffled copy of
+        # the whole training set
+        def body(s, step, table_u, table_i, total_loss, total_squared):
+            index = tf.slice(order, [s * batch], [batch])
+            pairs = tf.gather(X, index)
+            users, items, target = pairs[:, 0], pairs[:, 1], tf.gather(y, index)
+            state_u, state_i = tf.gather(table_u, users), tf.gather(table_i, items)
+            U, V = state_u[:, :width], state_i[:, :width]
+            error = tf.reduce_sum(U[:, :K] * V[:, :K], axis=1) + U[:, K] + V[:, K] - target
+            squared = tf.reduce_mean(error * error)
+            loss = (
+                squared
+                + tf.reduce_sum(tf.reduce_mean(U * U, axis=0) * penalty)
+                + tf.reduce_sum(tf.reduce_mean(V * V, axis=0) * penalty)
+            )
+            ones = tf.ones_like(error[:, None])
+            grad_U = (2.0 / batch) * (error[:, None] * tf.concat([V[:, :K], ones], axis=1) + penalty * U)
+            grad_V = (2.0 / batch) * (error[:, None] * tf.concat([U[:, :K], ones], axis=1) + penalty * V)
+            step = step + 1
+            table_u = update(table_u, users, state_u, grad_U, step, hyper, width)
+            table_i = update(table_i, items, state_i, grad_V, step, hyper, width)
+            return s + 1, step, table_u, table_i, total_loss + loss, total_squared + squared
+
+        zero = tf.constant(0.0)
+        _, step, table_u, table_i, total_loss, total_squared = tf.while_loop(
+            lambda s, *_: s < steps, body, (tf.constant(0), step, table_u, table_i, zero, zero)
+        )
+        n_steps = tf.cast(steps, tf.float32)
+        return table_u, table_i, step, total_loss / n_steps, total_squared / n_steps
+
+    return run_epoch
+
+
+# StatelessShuffle has no XLA kernel: shuffle outside the compiled epoch
+@tf.function(input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int64)])
+def _epoch_order(n, seed):
+    _TRACES["order"] += 1
+    return tf.random.experimental.stateless_shuffle(tf.range(n), seed=seed)
 
 
 def fit_rows(
@@ -136,83 +247,36 @@ def fit_rows(
         raise ValueError(f"optimizer: the compiled path implements LazyAdam and SGD without momentum, got {optimizer!r}")
     P, b_u, Q, b_i = (model.get_layer(name).embeddings for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS))
     K = int(P.shape[1])
-    width = K + 1  # factors and bias
-    rule = (_Adam if isinstance(optimizer, LazyAdam) else _SGD)(optimizer, width)
+    width = K + 1
+    rule = _Adam if isinstance(optimizer, LazyAdam) else _SGD
+    n = len(y)
+    batch = min(batch_size, n)
+    run_epoch = _epoch_function(rule, batch)
 
     def packed(factors, bias):
-        weights = tf.concat([tf.convert_to_tensor(factors), tf.convert_to_tensor(bias)], axis=1)
-        return tf.Variable(tf.concat([weights] + [tf.zeros_like(weights)] * rule.slots, axis=1))
+        weights = np.concatenate([np.asarray(factors), np.asarray(bias)], axis=1)
+        table = np.zeros((_bucket(len(weights)), width * (1 + rule.slots)), dtype=np.float32)
+        table[: len(weights), :width] = weights
+        return tf.constant(table)
 
     tables = [packed(P, b_u), packed(Q, b_i)]
-    owners = [tf.Variable(tf.zeros((int(t.shape[0]),), tf.int32)) for t in tables]
+    n_rows = [int(P.shape[0]), int(Q.shape[0])]
     penalty = tf.constant([alpha] * K + [alpha_bias], tf.float32)
-    step = tf.Variable(0, dtype=tf.int64)
+    hyper = tf.constant(rule.hyper(optimizer), tf.float32)
+    step = tf.constant(0, tf.int64)
     X = tf.constant(np.asarray(X, dtype=np.int32))
     y = tf.constant(np.asarray(y, dtype=np.float32))
-    n = int(y.shape[0])
-    batch = min(batch_size, n)
-    steps = max(1, n // batch)
-
-    def update(side, rows, state, gradient):
-        index = rows[:, None]
-        # one occurrence of each row in the batch owns it (whichever write of
-        # the scatter wins): the gradients of all its occurrences are summed
-        # there, and only the owner is written back (the others' indices are
-        # out of range, which the scatter skips)
-        positions = tf.range(batch)
-        owners[side].scatter_nd_update(index, positions)
-        segment = tf.gather(owners[side], rows)
-        g = tf.gather(tf.math.unsorted_segment_sum(gradient, segment, batch), segment)
-        new = rule.apply(state[:, :width], state[:, width:], g, step)
-        skip = tf.shape(tables[side], out_type=tf.int32)[0]
-        tables[side].scatter_nd_update(tf.where((segment == positions)[:, None], index, skip), new)
-
-    @tf.function(jit_compile=True)
-    def run_epoch(X, y, order):
-        # the epoch's ratings are gathered batch by batch: no shuffled copy of
-        # the whole training set (X and y are arguments, not constants of the program)
-        def body(s, total_loss, total_squared):
-            index = tf.slice(order, [s * batch], [batch])
-            pairs = tf.gather(X, index)
-            users, items, target = pairs[:, 0], pairs[:, 1], tf.gather(y, index)
-            state_u, state_i = tf.gather(tables[0], users), tf.gather(tables[1], items)
-            U, V = state_u[:, :width], state_i[:, :width]
-            error = tf.reduce_sum(U[:, :K] * V[:, :K], axis=1) + U[:, K] + V[:, K] - target
-            squared = tf.reduce_mean(error * error)
-            loss = (
-                squared
-                + tf.reduce_sum(tf.reduce_mean(U * U, axis=0) * penalty)
-                + tf.reduce_sum(tf.reduce_mean(V * V, axis=0) * penalty)
-            )
-            ones = tf.ones_like(error[:, None])
-            grad_U = (2.0 / batch) * (error[:, None] * tf.concat([V[:, :K], ones], axis=1) + penalty * U)
-            grad_V = (2.0 / batch) * (error[:, None] * tf.concat([U[:, :K], ones], axis=1) + penalty * V)
-            step.assign_add(1)
-            update(0, users, state_u, grad_U)
-            update(1, items, state_i, grad_V)
-            return s + 1, total_loss + loss, total_squared + squared
-
-        zero = tf.constant(0.0)
-        _, total_loss, total_squared = tf.while_loop(
-            lambda s, *_: s < steps, body, (tf.constant(0), zero, zero)
-        )
-        return total_loss / steps, total_squared / steps
-
-    @tf.function  # StatelessShuffle has no XLA kernel: shuffle outside the compiled epoch
-    def epoch_order(epoch):
-        return tf.random.experimental.stateless_shuffle(
-            tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
-        )
 
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
     model.stop_training = False
     callback_list.on_train_begin()
     history = {}
     for epoch in range(epochs):
-        loss, squared = run_epoch(X, y, epoch_order(tf.constant(epoch, tf.int64)))
-        for table, (factors, bias) in zip(tables, ((P, b_u), (Q, b_i))):
-            factors.assign(table[:, :K])
-            bias.assign(table[:, K:width])
+        order = _epoch_order(tf.constant(n, tf.int32), tf.constant([seed, epoch], tf.int64))
+        *tables, step, loss, squared = run_epoch(*tables, X, y, order, penalty, hyper, step)
+        for table, rows, (factors, bias) in zip(tables, n_rows, ((P, b_u), (Q, b_i))):
+            factors.assign(table[:rows, :K])
+            bias.assign(table[:rows, K:width])
         # Keras's RMSE metric is over all the epoch's ratings: with full batches
         # of equal size, the square root of the mean of the batch MSEs
         logs = {"loss": float(loss), "rmse": math.sqrt(float(squared))}
@@ -227,7 +291,7 @@ def fit_rows(
             break
     callback_list.on_train_end()
     if optimizer is getattr(model, "optimizer", None):
-        _store_optimizer_state(model, rule, tables, step, K)
+        _store_optimizer_state(model, rule, [t[:rows] for t, rows in zip(tables, n_rows)], step, K)
     return history
 
 
@@ -248,7 +312,7 @@ def _store_optimizer_state(model, rule, tables, step, K):
     }
     width = K + 1
     for name, (side, columns) in layout.items():
-        rule.store(optimizer, optimizer._get_variable_index(variables[name]), tables[side][:, width:], columns)
+        rule.store(optimizer, optimizer._get_variable_index(variables[name]), tables[side][:, width:], columns, width)
     optimizer.iterations.assign(step)
 
 

@@ -553,3 +553,14 @@ def test_zip_bomb_is_refused_before_inflating(models, tmp_path):
     assert rewritten.stat().st_size < 2**20
     with pytest.raises(InvalidModelFileError, match="model.keras declares [0-9]+ bytes.*at most"):
         load_estimator(rewritten)
+
+
+def test_save_after_set_params_writes_the_fitted_model(tmp_path, tiny_ratings):
+    # save reads fitted state: set_params after fit must not reach the file
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(n_factors=3, epochs=2, random_state=0).fit(X, y)
+    est.set_params(n_factors=7, clip_predictions=False)
+    est.save(tmp_path / "m.skmf")
+    loaded = EmbeddingMFRegressor.load(tmp_path / "m.skmf")
+    assert loaded.get_params()["n_factors"] == 3
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))

@@ -110,3 +110,51 @@ def test_unsupported_optimizer_is_refused(rows):
     with pytest.raises(ValueError, match="optimizer: the compiled path implements LazyAdam and SGD"):
         fit_rows(model, X, y, optimizer=keras.optimizers.SGD(momentum=0.9), epochs=1, batch_size=64,
                  alpha=0.1, alpha_bias=0.01, seed=0)
+
+
+def test_later_fits_of_a_search_do_not_trace_again(tiny_ratings):
+    from sklearn.model_selection import GridSearchCV
+
+    from skmfnet._rowfit import trace_count
+
+    X, y = tiny_ratings
+    EmbeddingMFRegressor(**LAZY).fit(X, y)  # the first fit of this configuration traces
+    before = trace_count()
+    search = GridSearchCV(EmbeddingMFRegressor(**LAZY), {"n_factors": [2, 4, 8]}, cv=3,
+                          scoring="neg_root_mean_squared_error").fit(X, y)
+    assert search.best_estimator_._compiled_rows()
+    # nine candidate fits and the refit, on folds of other table sizes and K
+    assert trace_count() == before
+
+
+_FIT_SCRIPT = """
+import json, sys
+import numpy as np
+from skmfnet import EmbeddingMFRegressor
+from skmfnet.datasets import make_ratings
+out = {}
+for name in sys.argv[1:]:
+    seed = {"a": 0, "b": 1}[name]
+    X, y = make_ratings(n_users=40 + 10 * seed, n_items=30, n_ratings=900, return_X_y=True, random_state=seed)
+    est = EmbeddingMFRegressor(n_factors=4 + 4 * seed, epochs=3, batch_size=64, optimizer="lazy_adam",
+                               random_state=seed).fit(X, y)
+    out[name] = est.predict(X).tolist()
+print(json.dumps(out))
+"""
+
+
+def test_reused_compiled_epochs_leak_nothing_between_fits():
+    # two fits in one process predict exactly what each fit alone predicts in a fresh process
+    import json
+    import subprocess
+    import sys
+
+    def run(*names):
+        done = subprocess.run([sys.executable, "-c", _FIT_SCRIPT, *names], capture_output=True,
+                              text=True, check=True, timeout=300)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    together = run("a", "b")
+    assert together["a"] != together["b"]
+    assert run("a")["a"] == together["a"]
+    assert run("b")["b"] == together["b"]
