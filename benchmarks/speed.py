@@ -1,10 +1,19 @@
 """Speed and scale: skmfnet against Surprise and Cornac on one machine.
 
-Three protocols, each measured in one run so that ratios compare like with like:
+Four protocols, each measured in one run so that ratios compare like with like:
 
 * ``ml100k``: MovieLens 100K u1 -- fit seconds and test RMSE of
   ``EmbeddingMFRegressor()`` defaults, Surprise ``SVD`` defaults and Cornac
   ``MF`` (its README configuration), and the ratios.
+* ``search``: a model selection as users run it -- ``GridSearchCV`` over
+  ``n_factors`` in ``SEARCH_GRID`` on the five canonical folds of MovieLens
+  100K (u1..u5, ``PredefinedSplit``), refit on all ratings included, from a
+  pandas DataFrame: skmfnet's defaults, skmfnet with
+  ``optimizer="lazy_adam"`` (the compiled path, whose epoch is traced once
+  per process) and Surprise's own ``GridSearchCV`` over ``SVD`` on the same
+  folds (its ``Dataset`` built from the same DataFrame, inside the timing);
+  wall seconds, the ratio to Surprise's, the chosen K and its mean CV RMSE.
+  One job (``n_jobs=1``) for every library.
 * ``synthetic``: ratings with the shape of MovieLens 25M (162,000 users,
   59,000 items, long-tailed popularity) from
   :func:`skmfnet.datasets.make_ratings`.  For each library, with the same
@@ -51,7 +60,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.peers import CornacRegressor, SurpriseRegressor  # noqa: E402
 from benchmarks.report import machine_info  # noqa: E402
 
-PROTOCOLS = ("ml100k", "synthetic", "tutorial")
+PROTOCOLS = ("ml100k", "search", "synthetic", "tutorial")
+SEARCH_GRID = [8, 16, 32, 64, 128]
 LIBRARIES = ("skmfnet", "skmfnet-sgd", "surprise", "cornac")
 # skmfnet with plain SGD on the compiled path.  The batch loss is a mean, so
 # the learning rate is large (per rating it is 2 * lr / batch_size); factors
@@ -92,6 +102,58 @@ def run_ml100k(seed):
     for row in rows.values():
         row["fit_time_vs_skmfnet"] = row["fit_s"] / ours
     return rows
+
+
+# --------------------------------------------------------------------- search
+class _SurpriseFolds:
+    """Surprise's cross-validation iterator protocol (``split(data)``) over given index folds."""
+
+    def __init__(self, folds):
+        self.folds = folds
+
+    def get_n_folds(self):
+        return len(self.folds)
+
+    def split(self, data):
+        raw = data.raw_ratings
+        for train, test in self.folds:
+            yield (data.construct_trainset([raw[i] for i in train]),
+                   data.construct_testset([raw[i] for i in test]))
+
+
+def run_search(seed):
+    import surprise
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+
+    from skmfnet import EmbeddingMFRegressor
+    from skmfnet.datasets import fetch_movielens
+
+    data = fetch_movielens("100k")
+    frame = data.ratings[["user_id", "item_id", "rating"]]
+    X, y = frame[["user_id", "item_id"]], frame["rating"]
+    folds = list(PredefinedSplit(data.test_fold).split())
+    rows = {}
+    for name, params in (("skmfnet EmbeddingMFRegressor()", {}),
+                         ("skmfnet EmbeddingMFRegressor(optimizer='lazy_adam')", {"optimizer": "lazy_adam"})):
+        search = GridSearchCV(EmbeddingMFRegressor(random_state=seed, **params), {"n_factors": SEARCH_GRID},
+                              cv=folds, scoring="neg_root_mean_squared_error", refit=True, n_jobs=1)
+        start = time.perf_counter()
+        search.fit(X, y)
+        rows[name] = {"wall_s": time.perf_counter() - start, "best_n_factors": search.best_params_["n_factors"],
+                      "best_cv_rmse": -float(search.best_score_)}
+    start = time.perf_counter()
+    dataset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5)))
+    search = surprise.model_selection.GridSearchCV(
+        surprise.SVD, {"n_factors": SEARCH_GRID, "random_state": [seed]}, measures=["rmse"],
+        cv=_SurpriseFolds(folds), refit=True, n_jobs=1)
+    search.fit(dataset)
+    rows["Surprise GridSearchCV(SVD)"] = {"wall_s": time.perf_counter() - start,
+                                          "best_n_factors": search.best_params["rmse"]["n_factors"],
+                                          "best_cv_rmse": float(search.best_score["rmse"])}
+    reference = rows["Surprise GridSearchCV(SVD)"]["wall_s"]
+    for row in rows.values():
+        row["wall_vs_surprise"] = row["wall_s"] / reference
+    return {"grid": SEARCH_GRID, "folds": "u1..u5", "libraries": rows}
 
 
 # ------------------------------------------------------------------ synthetic
@@ -228,6 +290,15 @@ def markdown(results):
         for name, r in results["ml100k"].items():
             lines.append(f"| {name} | {r['fit_s']:.2f} | {r['rmse']:.4f} | {r['fit_time_vs_skmfnet']:.2f} |")
         lines.append("")
+    if "search" in results:
+        r = results["search"]
+        lines += [f"## Model selection: GridSearchCV over n_factors {r['grid']} on {r['folds']} "
+                  "(MovieLens 100K), refit included, one job", "",
+                  "| Search | Wall s | Wall / Surprise's | Chosen K | Its mean CV RMSE |", "|---|---|---|---|---|"]
+        for name, row in r["libraries"].items():
+            lines.append(f"| {name} | {row['wall_s']:.1f} | {row['wall_vs_surprise']:.2f} | "
+                         f"{row['best_n_factors']} | {row['best_cv_rmse']:.4f} |")
+        lines.append("")
     if "synthetic" in results:
         s = results["synthetic"]
         lines += [f"## Synthetic ratings: {s['n_ratings']:,} ratings, {s['n_users']:,} users, "
@@ -294,6 +365,8 @@ def main(argv=None):
                "machine": machine_info()}
     if "ml100k" in args.protocols:
         results["ml100k"] = run_ml100k(args.seed)
+    if "search" in args.protocols:
+        results["search"] = run_search(args.seed)
     if "synthetic" in args.protocols:
         results["synthetic"] = run_synthetic(args)
     if "tutorial" in args.protocols:

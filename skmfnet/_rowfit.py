@@ -131,19 +131,21 @@ def _compile_epoch(rule, batch):
     # XLA, which sees the concrete shapes, compiles one program per K and bucket
     packed = tf.TensorSpec([None, None], tf.float32)
 
-    def update(table, rows, state, gradient, step, hyper, width):
+    def update(table, owners, rows, state, gradient, step, hyper, width):
         index = rows[:, None]
         # one occurrence of each row in the batch owns it (whichever write of
         # the scatter wins): the gradients of all its occurrences are summed
         # there, and only the owner is written back (the others' indices are
-        # out of range, which the scatter skips)
+        # out of range, which the scatter skips).  ``owners`` is carried from
+        # step to step: entries of other rows are stale but never read.
         positions = tf.range(batch)
-        owners = tf.tensor_scatter_nd_update(tf.zeros(tf.shape(table)[:1], tf.int32), index, positions)
+        owners = tf.tensor_scatter_nd_update(owners, index, positions)
         segment = tf.gather(owners, rows)
         g = tf.gather(tf.math.unsorted_segment_sum(gradient, segment, batch), segment)
         new = rule.apply(state[:, :width], state[:, width:], g, step, hyper)
         skip = tf.shape(table, out_type=tf.int32)[0]
-        return tf.tensor_scatter_nd_update(table, tf.where((segment == positions)[:, None], index, skip), new)
+        table = tf.tensor_scatter_nd_update(table, tf.where((segment == positions)[:, None], index, skip), new)
+        return table, owners
 
     @tf.function(
         jit_compile=True,
@@ -162,7 +164,7 @@ def _compile_epoch(rule, batch):
 
         # the epoch's ratings are gathered batch by batch: no shuffled copy of
         # the whole training set
-        def body(s, step, table_u, table_i, total_loss, total_squared):
+        def body(s, step, table_u, table_i, owners_u, owners_i, total_loss, total_squared):
             index = tf.slice(order, [s * batch], [batch])
             pairs = tf.gather(X, index)
             users, items, target = pairs[:, 0], pairs[:, 1], tf.gather(y, index)
@@ -179,13 +181,14 @@ def _compile_epoch(rule, batch):
             grad_U = (2.0 / batch) * (error[:, None] * tf.concat([V[:, :K], ones], axis=1) + penalty * U)
             grad_V = (2.0 / batch) * (error[:, None] * tf.concat([U[:, :K], ones], axis=1) + penalty * V)
             step = step + 1
-            table_u = update(table_u, users, state_u, grad_U, step, hyper, width)
-            table_i = update(table_i, items, state_i, grad_V, step, hyper, width)
-            return s + 1, step, table_u, table_i, total_loss + loss, total_squared + squared
+            table_u, owners_u = update(table_u, owners_u, users, state_u, grad_U, step, hyper, width)
+            table_i, owners_i = update(table_i, owners_i, items, state_i, grad_V, step, hyper, width)
+            return s + 1, step, table_u, table_i, owners_u, owners_i, total_loss + loss, total_squared + squared
 
         zero = tf.constant(0.0)
-        _, step, table_u, table_i, total_loss, total_squared = tf.while_loop(
-            lambda s, *_: s < steps, body, (tf.constant(0), step, table_u, table_i, zero, zero)
+        owners = [tf.zeros(tf.shape(table)[:1], tf.int32) for table in (table_u, table_i)]
+        _, step, table_u, table_i, _, _, total_loss, total_squared = tf.while_loop(
+            lambda s, *_: s < steps, body, (tf.constant(0), step, table_u, table_i, *owners, zero, zero)
         )
         n_steps = tf.cast(steps, tf.float32)
         return table_u, table_i, step, total_loss / n_steps, total_squared / n_steps

@@ -127,7 +127,8 @@ def test_unknown_item_in_concat_network_feeds_zeros(tiny_ratings):
 def test_unknown_ids_are_clipped_like_everything_else(tiny_ratings):
     X, y = tiny_ratings
     est = EmbeddingMFRegressor(**FAST).fit(X, y + 100)
-    pred = est.predict([["nobody", "nothing"]])
+    with pytest.warns(UserWarning, match="None of the 1"):
+        pred = est.predict([["nobody", "nothing"]])
     assert est.rating_range_[0] <= pred[0] <= est.rating_range_[1]
 
 
