@@ -301,10 +301,7 @@ ABLATIONS = {
         "early_stopping=True, epochs=40 (10% held out, patience 3)",
         dict(early_stopping=True, epochs=40),
     ),
-    "abl_dense_adam": (
-        "optimizer='adam' (Keras Adam: dense updates of whole tables, through keras.Model.fit)",
-        dict(optimizer="adam"),
-    ),
+    "abl_lazy_adam": ("optimizer='lazy_adam'", dict(optimizer="lazy_adam")),
     "abl_no_clip": ("clip_predictions=False", dict(clip_predictions=False)),
     "abl_mlp": (
         "interaction='concat', hidden_layer_sizes=(64, 32), ReLU (non-linear interaction)",
