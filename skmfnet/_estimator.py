@@ -231,10 +231,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         row-sparse loop with the same update rule and batches as
         ``keras.Model.fit``, traced once per process.
         ``optimizer="lazy_adam", learning_rate=0.005, batch_size=1024,
-        init_std=0.01, epochs=10`` matches the defaults' accuracy on
-        MovieLens 100K in a fraction of their fit time (chosen by
-        ``benchmarks/tune_defaults.py`` on training ratings).  The "Training
-        speed" section of the benchmarks page has the figures.
+        init_std=0.01, epochs=10`` (chosen by ``benchmarks/tune_defaults.py``
+        on training ratings) reaches the defaults' cross-validated RMSE on
+        MovieLens 100K in a grid search that takes a third of the defaults'
+        time (``benchmarks/results/speed_search/speed.md``).
     learning_rate : float, default=0.01
         Learning rate of the optimizer.
     loss : {"squared_error", "rmse"}, default="squared_error"

@@ -55,7 +55,7 @@ def supports(optimizer):
 class _Adam:
     """LazyAdam's rule on the batch's rows; state ``[m | v]``; hyperparameters ``[lr, beta_1, beta_2, epsilon]``."""
 
-    name, slots = "adam", 2
+    slots = 2
 
     @staticmethod
     def hyper(optimizer):
@@ -81,7 +81,7 @@ class _Adam:
 class _SGD:
     """Plain gradient descent (Keras ``SGD`` without momentum); no state; hyperparameters ``[lr]``."""
 
-    name, slots = "sgd", 0
+    slots = 0
 
     @staticmethod
     def hyper(optimizer):
@@ -120,7 +120,7 @@ def _bucket(n_rows):
 
 
 def _epoch_function(rule, batch):
-    key = (rule.name, batch)
+    key = (rule, batch)
     if key not in _EPOCHS:
         _EPOCHS[key] = _compile_epoch(rule, batch)
     return _EPOCHS[key]

@@ -129,13 +129,19 @@ def test_recommend_all_users_include_seen_and_unknown_user(workdir, bias_model, 
     assert len(read_csv(captured.out)) == 3
 
 
+def _fit_bias_model(tmp_path, ratings):
+    """A bias model fitted by the CLI on ``ratings`` (written as r.csv); its path."""
+    ratings.to_csv(tmp_path / "r.csv", index=False)
+    model = tmp_path / "m.skmf"
+    assert main(["fit", str(tmp_path / "r.csv"), "-m", str(model), "--estimator", "bias", "-q"]) == 0
+    return model
+
+
 def test_recommend_with_string_ids(tmp_path, capsys):
     ratings = pd.DataFrame(
         {"user": ["u1", "u1", "u2", "42"], "item": ["a", "b", "a", "c"], "rating": [5, 3, 4, 2]}
     )
-    ratings.to_csv(tmp_path / "r.csv", index=False)
-    model = tmp_path / "m.skmf"
-    assert main(["fit", str(tmp_path / "r.csv"), "-m", str(model), "--estimator", "bias", "-q"]) == 0
+    model = _fit_bias_model(tmp_path, ratings)
     assert main(["recommend", str(model), "-u", "u2", "-u", "42", "-n", "5", "-q"]) == 0
     out = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype=str)
     assert out["user"].tolist() == ["u2", "u2", "42", "42"]
@@ -361,9 +367,7 @@ def test_predict_keeps_string_ids_that_look_like_numbers(tmp_path, capsys):
     ratings = pd.DataFrame(
         {"user_id": ["007", "007", "042", "u9"], "item_id": ["01", "02", "01", "x3"], "rating": [5, 2, 4, 1]}
     )
-    ratings.to_csv(tmp_path / "r.csv", index=False)
-    model = tmp_path / "m.skmf"
-    assert main(["fit", str(tmp_path / "r.csv"), "-m", str(model), "--estimator", "bias", "-q"]) == 0
+    model = _fit_bias_model(tmp_path, ratings)
     est = load_estimator(model)
     assert est.user_encoder_.classes_.tolist() == ["007", "042", "u9"]
     assert est.item_encoder_.classes_.tolist() == ["01", "02", "x3"]
