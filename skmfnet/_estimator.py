@@ -116,11 +116,14 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     The network is trained on :math:`r - \mu` with Adam to minimise the
     squared error plus, for each rating, ``alpha`` times the squared norms of
     :math:`p_u, q_i` and ``alpha_bias`` times :math:`b_u^2 + b_i^2`
-    (``regularization="batch"``).  The defaults (K=32, factors initialised
-    with a small standard deviation of 0.001, ``alpha=0.1``, learning rate
-    0.01, batches of 4096, 8 epochs) were chosen for accuracy on MovieLens
-    100K (``docs/accuracy.rst``).  For a fast fit that updates only the rows
-    of each batch, see ``optimizer`` below.
+    (``regularization="batch"``).  The default optimizer, ``"lazy_adam"``,
+    updates only the embedding rows of each batch, so an epoch costs the
+    same whatever the size of the tables; for the plain dot model it runs as
+    one compiled loop per epoch, traced once per process.  The defaults (K=32,
+    factors initialised with a standard deviation of 0.01, ``alpha=0.1``,
+    learning rate 0.005, batches of 1024, 10 epochs) were chosen on
+    MovieLens 100K training ratings (``benchmarks/tune_defaults.py``;
+    ``docs/accuracy.rst``).
 
     With ``interaction="concat"``, :math:`[p_u, q_i, b_u, b_i]` (``2K + 2``
     wide) goes through ``Dense`` layers of ``hidden_layer_sizes`` and a final
@@ -207,7 +210,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         ``alpha * ||W||^2`` of each whole table to every step's loss (Keras's
         ``embeddings_regularizer``, as in the tutorial); its effect grows with
         the number of steps per epoch and hits rare ids as hard as frequent ones.
-    init_std : float or None, default=0.001
+    init_std : float or None, default=0.01
         Standard deviation of the normal initialization of the factors; biases
         start at zero.  None uses Keras's default ``uniform(-0.05, 0.05)`` for
         all four tables (the tutorial).
@@ -221,28 +224,26 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     alpha_implicit : float, default=0.5
         Per-rating L2 strength on the implicit-feedback vector :math:`y_i`
         of the rated item.  Used only when ``implicit`` is True.
-    optimizer : {"adam", "lazy_adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam"}, default="adam"
-        Keras optimizer, by name.  ``"lazy_adam"`` updates only the embedding
-        rows present in each batch (and their moments) instead of Keras
-        Adam's dense update of whole tables.  For the plain dot model
+    optimizer : {"lazy_adam", "adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam"}, default="lazy_adam"
+        Optimizer, by name.  ``"lazy_adam"`` is Adam that updates only the
+        embedding rows present in each batch (and their moments), where
+        Keras's ``"adam"`` updates whole tables densely every step (its
+        moments decay rows the batch did not touch), which makes an epoch
+        cost grow with the number of users and items.  For the plain dot model
         (``interaction="dot"``, ``regularization="batch"``,
         ``loss="squared_error"``, no side information, implicit feedback or
         distribution), ``"lazy_adam"`` and ``"sgd"`` train through a compiled
         row-sparse loop with the same update rule and batches as
-        ``keras.Model.fit``, traced once per process.
-        ``optimizer="lazy_adam", learning_rate=0.005, batch_size=1024,
-        init_std=0.01, epochs=10`` (chosen by ``benchmarks/tune_defaults.py``
-        on training ratings) reaches the defaults' cross-validated RMSE on
-        MovieLens 100K in a grid search that takes a third of the defaults'
-        time (``benchmarks/results/speed_search/speed.md``).
-    learning_rate : float, default=0.01
+        ``keras.Model.fit``, traced once per process; every other
+        configuration trains with ``keras.Model.fit``.
+    learning_rate : float, default=0.005
         Learning rate of the optimizer.
     loss : {"squared_error", "rmse"}, default="squared_error"
         Training loss per batch: mean squared error, or its square root (the
         tutorial's).  ``history_`` always reports RMSE.
-    epochs : int, default=8
+    epochs : int, default=10
         Maximum number of passes over the training data.
-    batch_size : int, default=4096
+    batch_size : int, default=1024
         Ratings per gradient step.  Each epoch reshuffles the training ratings
         and runs ``n // batch_size`` full batches (one batch of all ratings when
         there are fewer than ``batch_size``); the at most ``batch_size - 1``
@@ -374,12 +375,12 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         alpha=0.1,
         alpha_bias=0.01,
         regularization="batch",
-        init_std=0.001,
-        optimizer="adam",
-        learning_rate=0.01,
+        init_std=0.01,
+        optimizer="lazy_adam",
+        learning_rate=0.005,
         loss="squared_error",
-        epochs=8,
-        batch_size=4096,
+        epochs=10,
+        batch_size=1024,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=3,

@@ -524,10 +524,10 @@ def _parser():
     _id_columns(fit)
     fit.add_argument("--rating-col", help="rating column (default: rating, score, ...)")
     fit.add_argument("--n-factors", type=_positive_int, help="latent factors K (default 32)")
-    fit.add_argument("--epochs", type=_positive_int, help="passes over the data (default 8)")
-    fit.add_argument("--learning-rate", type=_positive_float, help="learning rate (default 0.01)")
+    fit.add_argument("--epochs", type=_positive_int, help="passes over the data (default 10)")
+    fit.add_argument("--learning-rate", type=_positive_float, help="learning rate (default 0.005)")
     fit.add_argument("--alpha", type=_non_negative_float, help="L2 on the factors (default 0.1)")
-    fit.add_argument("--batch-size", type=_positive_int, help="ratings per step (default 4096)")
+    fit.add_argument("--batch-size", type=_positive_int, help="ratings per step (default 1024)")
     fit.add_argument("--random-state", type=_int, help="seed, for reproducible fits")
     fit.set_defaults(run=_fit)
 
