@@ -3,16 +3,19 @@
 Four protocols, each measured in one run so that ratios compare like with like:
 
 * ``ml100k``: MovieLens 100K u1 -- fit seconds and test RMSE of
-  ``EmbeddingMFRegressor()`` defaults, Surprise ``SVD`` defaults, Cornac
-  ``MF`` (its README configuration) and ``SKMFNET_FAST`` (its first fit of
-  the process, then the same fit again), and the ratios.
+  ``EmbeddingMFRegressor()`` defaults (its first fit of the process, which
+  traces and compiles the training epoch, then the same fit again, which is
+  what every later fit costs), the former defaults (``FORMER_DEFAULTS``:
+  Keras's dense Adam through ``keras.Model.fit``), Surprise ``SVD`` defaults
+  and Cornac ``MF`` (its README configuration), and the ratios of fit
+  times to Surprise SVD's.
 * ``search``: a model selection as users run it -- ``GridSearchCV`` over
   ``n_factors`` in ``SEARCH_GRID`` on the five canonical folds of MovieLens
   100K (u1..u5, ``PredefinedSplit``), refit on all ratings included, from a
-  pandas DataFrame: skmfnet's defaults (Keras Adam through
-  ``keras.Model.fit``, which traces every fit anew), ``SKMFNET_FAST`` (the
-  compiled path, whose epoch is traced once per process), the same search
-  again in the same process, and Surprise's own ``GridSearchCV`` over ``SVD`` on the same
+  pandas DataFrame: skmfnet's defaults (the compiled path, whose epoch is
+  traced once per process), the same search again in the same process, the
+  former defaults (Keras Adam through ``keras.Model.fit``, which traces
+  every fit anew), and Surprise's own ``GridSearchCV`` over ``SVD`` on the same
   folds (its ``Dataset`` built from the same DataFrame, inside the timing);
   wall seconds, the ratio to Surprise's, the chosen K and its mean CV RMSE.
   One job (``n_jobs=1``) for every library.
@@ -27,8 +30,13 @@ Four protocols, each measured in one run so that ratios compare like with like:
   ``(T(epochs) - T(1)) / (epochs - 1)``), peak resident memory of the process,
   prediction throughput (pairs per second) and RMSE on ``--test-ratings``
   further ratings of the same model (so that speed is not bought with
-  accuracy).  skmfnet runs twice: with ``optimizer="lazy_adam"`` and with
-  ``optimizer="sgd"`` (``SKMFNET_SGD``), both on the compiled path.
+  accuracy).  skmfnet runs as ``skmfnet``: ``EmbeddingMFRegressor(n_factors=K)``
+  with every other parameter at its default, its own number of epochs
+  included (not ``--epochs``); ``skmfnet-sgd``: ``optimizer="sgd"``
+  (``SKMFNET_SGD``) for ``--epochs``; ``skmfnet-lazy4096``: the row-sparse
+  configuration of earlier runs (``optimizer="lazy_adam"`` at the former
+  defaults' learning rate and batch size) for ``--epochs``; all three on
+  the compiled path.
 * ``tutorial``: seconds per epoch of the tutorial network against its
   arithmetic bound: FLOPs of its Dense layers per rating (forward and
   backward: 3 x 2 x weights) x ratings / this machine's measured float32
@@ -64,7 +72,7 @@ from benchmarks.report import machine_info  # noqa: E402
 
 PROTOCOLS = ("ml100k", "search", "synthetic", "tutorial")
 SEARCH_GRID = [8, 16, 32, 64, 128]
-LIBRARIES = ("skmfnet", "skmfnet-sgd", "surprise", "cornac")
+LIBRARIES = ("skmfnet", "skmfnet-sgd", "skmfnet-lazy4096", "surprise", "cornac")
 # skmfnet with plain SGD on the compiled path.  The batch loss is a mean, so
 # the learning rate is large (per rating it is 2 * lr / batch_size); factors
 # start at std 0.1 (SGD hardly moves away from the defaults' near-zero start).
@@ -72,10 +80,9 @@ LIBRARIES = ("skmfnet", "skmfnet-sgd", "surprise", "cornac")
 # make_ratings(162_000, 59_000, 5_000_000, random_state=1), 90/10 split,
 # among learning_rate 5-40, alpha 0.02-0.1 and init_std 0.001 or 0.1.
 SKMFNET_SGD = dict(optimizer="sgd", learning_rate=30.0, init_std=0.1, alpha=0.05)
-# skmfnet's row-sparse configuration for MovieLens-sized data (LazyAdam on the
-# compiled path), chosen on training ratings only by benchmarks/tune_defaults.py
-SKMFNET_FAST = dict(optimizer="lazy_adam", learning_rate=0.005, batch_size=1024, init_std=0.01, epochs=10)
-_FAST_LABEL = "EmbeddingMFRegressor(**SKMFNET_FAST)"
+# the defaults before the row-sparse ones (Keras's dense Adam, keras.Model.fit)
+FORMER_DEFAULTS = dict(optimizer="adam", learning_rate=0.01, batch_size=4096, init_std=0.001, epochs=8)
+_FORMER_LABEL = "EmbeddingMFRegressor(**FORMER_DEFAULTS)"
 CORNAC_README = dict(k=10, max_iter=25, learning_rate=0.01, lambda_reg=0.02, use_bias=True)
 
 
@@ -93,25 +100,24 @@ def run_ml100k(seed):
     data = fetch_movielens("100k")
     X, y = data.ratings[["user_id", "item_id"]], data.ratings["rating"]
     train, test = next(PredefinedSplit(data.test_fold).split())
+    # the compiled path is traced (and compiled by XLA) once per process: its
+    # first fit, then the same fit again, which is what every later fit costs
     models = {
-        "skmfnet EmbeddingMFRegressor()": EmbeddingMFRegressor(random_state=seed),
+        "skmfnet EmbeddingMFRegressor() (first fit of the process)": EmbeddingMFRegressor(random_state=seed),
+        "skmfnet EmbeddingMFRegressor(), again in the same process": EmbeddingMFRegressor(random_state=seed),
+        f"skmfnet {_FORMER_LABEL}": EmbeddingMFRegressor(random_state=seed, **FORMER_DEFAULTS),
         "Surprise SVD()": SurpriseRegressor("SVD", random_state=seed),
         "Cornac MF (README config)": CornacRegressor("MF", params=CORNAC_README, seed=seed),
     }
-    # the compiled path is traced (and compiled by XLA) once per process: its
-    # first fit, then the same fit again, which is what every later fit costs
-    models[f"skmfnet {_FAST_LABEL}"] = EmbeddingMFRegressor(random_state=seed, **SKMFNET_FAST)
-    models[f"skmfnet {_FAST_LABEL}, again in the same process"] = EmbeddingMFRegressor(
-        random_state=seed, **SKMFNET_FAST)
     rows = {}
     for name, model in models.items():
         start = time.perf_counter()
         model.fit(X.iloc[train], y.iloc[train])
         fit_s = time.perf_counter() - start
         rows[name] = {"fit_s": fit_s, "rmse": _rmse(model.predict(X.iloc[test]), y.iloc[test])}
-    ours = rows["skmfnet EmbeddingMFRegressor()"]["fit_s"]
+    reference = rows["Surprise SVD()"]["fit_s"]
     for row in rows.values():
-        row["fit_time_vs_skmfnet"] = row["fit_s"] / ours
+        row["fit_time_vs_surprise"] = row["fit_s"] / reference
     return rows
 
 
@@ -144,9 +150,9 @@ def run_search(seed):
     X, y = frame[["user_id", "item_id"]], frame["rating"]
     folds = list(PredefinedSplit(data.test_fold).split())
     rows = {}
-    for name, params in (("skmfnet EmbeddingMFRegressor() defaults (keras.Model.fit)", {}),
-                         (f"skmfnet {_FAST_LABEL} (first search of the process)", SKMFNET_FAST),
-                         (f"skmfnet {_FAST_LABEL}, the same search again in the process", SKMFNET_FAST)):
+    for name, params in (("skmfnet EmbeddingMFRegressor() (first search of the process)", {}),
+                         ("skmfnet EmbeddingMFRegressor(), the same search again in the process", {}),
+                         (f"skmfnet {_FORMER_LABEL} (keras.Model.fit)", FORMER_DEFAULTS)):
         search = GridSearchCV(EmbeddingMFRegressor(random_state=seed, **params), {"n_factors": SEARCH_GRID},
                               cv=folds, scoring="neg_root_mean_squared_error", refit=True, n_jobs=1)
         start = time.perf_counter()
@@ -169,11 +175,25 @@ def run_search(seed):
 
 
 # ------------------------------------------------------------------ synthetic
+def _full_epochs(library, epochs):
+    """Epochs of the timed fit: the defaults' own for ``skmfnet``, else ``--epochs``."""
+    if library == "skmfnet":
+        from skmfnet import EmbeddingMFRegressor
+
+        return EmbeddingMFRegressor().epochs
+    return epochs
+
+
 def _make_estimator(library, n_factors, epochs, seed):
     if library == "skmfnet":
         from skmfnet import EmbeddingMFRegressor
 
-        return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, optimizer="lazy_adam", random_state=seed)
+        return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed)
+    if library == "skmfnet-lazy4096":
+        from skmfnet import EmbeddingMFRegressor
+
+        return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, optimizer="lazy_adam", learning_rate=0.01,
+                                    batch_size=4096, init_std=0.001, random_state=seed)
     if library == "skmfnet-sgd":
         from skmfnet import EmbeddingMFRegressor
 
@@ -193,19 +213,21 @@ def _worker(args):
     # TensorFlow's initialisation) are not part of any timed fit
     _make_estimator(args.library, args.n_factors, 1, args.seed).fit(X.iloc[:2000], y.iloc[:2000])
     times = {}
-    for epochs in (args.epochs, 1):
+    full = _full_epochs(args.library, args.epochs)
+    for epochs in (full, 1):
         start = time.perf_counter()
         fitted = _make_estimator(args.library, args.n_factors, epochs, args.seed).fit(X, y)
         times[epochs] = time.perf_counter() - start
-        if epochs == args.epochs:
+        if epochs == full:
             model = fitted
         del fitted
     start = time.perf_counter()
     predictions = model.predict(X_test)
     predict_s = time.perf_counter() - start
-    per_epoch = (times[args.epochs] - times[1]) / max(args.epochs - 1, 1)
+    per_epoch = (times[full] - times[1]) / max(full - 1, 1)
     print(json.dumps({
-        "fit_s": times[args.epochs],
+        "epochs": full,
+        "fit_s": times[full],
         "one_epoch_fit_s": times[1],
         "epoch_s": per_epoch,
         "ratings_per_s": len(y) / per_epoch if per_epoch > 0 else None,
@@ -298,9 +320,9 @@ def markdown(results):
              "Versions: " + ", ".join(f"{k} {v}" for k, v in results["machine"]["versions"].items() if v), ""]
     if "ml100k" in results:
         lines += ["## MovieLens 100K, u1 (fit on u1.base, RMSE on u1.test)", "",
-                  "| Model | Fit s | RMSE | Fit time / skmfnet's |", "|---|---|---|---|"]
+                  "| Model | Fit s | RMSE | Fit time / Surprise SVD's |", "|---|---|---|---|"]
         for name, r in results["ml100k"].items():
-            lines.append(f"| {name} | {r['fit_s']:.2f} | {r['rmse']:.4f} | {r['fit_time_vs_skmfnet']:.2f} |")
+            lines.append(f"| {name} | {r['fit_s']:.2f} | {r['rmse']:.4f} | {r['fit_time_vs_surprise']:.2f} |")
         lines.append("")
     if "search" in results:
         r = results["search"]
@@ -314,14 +336,15 @@ def markdown(results):
     if "synthetic" in results:
         s = results["synthetic"]
         lines += [f"## Synthetic ratings: {s['n_ratings']:,} ratings, {s['n_users']:,} users, "
-                  f"{s['n_items']:,} items, K={s['n_factors']}, {s['epochs']} epochs", "",
+                  f"{s['n_items']:,} items, K={s['n_factors']}, {s['epochs']} epochs "
+                  "(skmfnet: the defaults' own)", "",
                   f"Test RMSE on {s['test_ratings']:,} further ratings of the same model. Ratios: "
                   "throughput per epoch and predictions per second over Surprise's, "
                   "end-to-end fit time over Cornac's.", "",
-                  "| Library | End-to-end fit s | s / epoch | M ratings / s / epoch | Peak RSS GiB "
+                  "| Library | Epochs | End-to-end fit s | s / epoch | M ratings / s / epoch | Peak RSS GiB "
                   "| M predictions / s | Test RMSE | Epoch throughput / Surprise | Fit time / Cornac "
                   "| Predictions / Surprise |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         libs = s["libraries"]
 
         def ratio(lib, key, ref):
@@ -332,7 +355,7 @@ def markdown(results):
         for lib, r in libs.items():
             rps = r["ratings_per_s"] / 1e6 if r["ratings_per_s"] else float("nan")
             rmse = f"{r['test_rmse']:.4f}" if "test_rmse" in r else "n/a"
-            lines.append(f"| {lib} | {r['fit_s']:.1f} | {r['epoch_s']:.2f} | {rps:.2f} | "
+            lines.append(f"| {lib} | {r.get('epochs', s['epochs'])} | {r['fit_s']:.1f} | {r['epoch_s']:.2f} | {rps:.2f} | "
                          f"{r['peak_rss_gib']:.2f} | {r['predict_pairs_per_s'] / 1e6:.3f} | {rmse} | "
                          f"{ratio(lib, 'ratings_per_s', 'surprise')} | {ratio(lib, 'fit_s', 'cornac')} | "
                          f"{ratio(lib, 'predict_pairs_per_s', 'surprise')} |")

@@ -117,7 +117,12 @@ def test_speed_synthetic_protocol_end_to_end(tmp_path):
     results = json.loads((tmp_path / "speed.json").read_text())
     synthetic = results["synthetic"]
     assert synthetic["n_ratings"] == 4000 and synthetic["test_ratings"] == 1000
-    assert set(synthetic["libraries"]) == {"skmfnet", "skmfnet-sgd", "surprise", "cornac"}
+    assert set(synthetic["libraries"]) == {"skmfnet", "skmfnet-sgd", "skmfnet-lazy4096", "surprise", "cornac"}
+    # the plain defaults train for their own number of epochs, the others for --epochs
+    from skmfnet import EmbeddingMFRegressor
+
+    assert synthetic["libraries"]["skmfnet"]["epochs"] == EmbeddingMFRegressor().epochs
+    assert synthetic["libraries"]["skmfnet-sgd"]["epochs"] == 2
     for library, r in synthetic["libraries"].items():
         assert r["fit_s"] > 0 and r["predict_pairs_per_s"] > 0 and r["peak_rss_gib"] > 0, library
         # ratings on a 1-5 scale: any fitted model is far below the scale's width
