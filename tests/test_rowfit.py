@@ -165,11 +165,12 @@ def test_reused_compiled_epochs_leak_nothing_between_fits():
     [({}, True), ({"implicit": True}, False), ({"user_features": ["group"]}, False)],
     ids=["plain", "implicit", "side-information"],
 )
-def test_lazy_adam_trains_only_the_rows_of_each_batch_on_every_path(tiny_ratings, params, compiled):
-    # the compiled path for the plain dot model, keras.Model.fit with
-    # LazyAdam's row-sparse update with side information or implicit feedback
+def test_the_defaults_train_only_the_rows_of_each_batch_on_every_path(tiny_ratings, params, compiled):
+    # with no optimizer named: the compiled path for the plain dot model,
+    # keras.Model.fit with LazyAdam's row-sparse update (tested in
+    # test_estimator.py) with side information or implicit feedback
     X, y = tiny_ratings
     X = X.assign(group=X["user_id"].astype(int) % 3) if "user_features" in params else X
-    est = EmbeddingMFRegressor(n_factors=2, epochs=1, optimizer="lazy_adam", random_state=0, **params).fit(X, y)
+    est = EmbeddingMFRegressor(n_factors=2, epochs=1, random_state=0, **params).fit(X, y)
     assert type(est.model_.optimizer) is LazyAdam
     assert est._compiled_rows() is compiled
