@@ -17,7 +17,7 @@ from sklearn.dummy import DummyRegressor
 from sklearn.ensemble import VotingRegressor
 from sklearn.model_selection import GridSearchCV, KFold
 
-from benchmarks.peers import CornacRegressor, SurpriseRegressor
+from benchmarks.peers import CornacRanker, CornacRegressor, SurpriseRegressor
 from benchmarks.protocols import ID_COLUMNS, ITEM_FEATURES, USER_FEATURES
 
 
@@ -26,6 +26,12 @@ def _skmfnet():
     from skmfnet import TUTORIAL_PARAMS, BiasBaselineRegressor, EmbeddingMFRegressor
 
     return TUTORIAL_PARAMS, BiasBaselineRegressor, EmbeddingMFRegressor
+
+
+def _most_popular():
+    from skmfnet import MostPopularRanker
+
+    return MostPopularRanker()
 
 
 # ---------------------------------------------------------------------------
@@ -135,6 +141,7 @@ class Model:
     published_source: str | None = None
     requires: tuple = ()  # top-level modules needed (peers: the "bench" extra)
     columns: tuple = ID_COLUMNS  # columns of X the model gets
+    rates: bool = True  # predicts ratings (RMSE reported); False: ranks only
 
 
 _SURPRISE_FALLBACK = (
@@ -347,6 +354,57 @@ MODELS["rank_mf_default"] = Model(
     fallback="mu + b_i for an unknown user",
     quick={"epochs": QUICK_EPOCHS},
     quick_default=True,
+)
+
+#: Ranking configurations, chosen by benchmarks/tune_ranking.py on training
+#: ratings only (benchmarks/results/tune_ranking.json): the best NDCG@10 of
+#: its grid, and the best NDCG@10 whose RMSE stays near the defaults'.
+RANKING_PARAMS = dict(negative_ratio=3.0, epochs=30)
+BOTH_PARAMS = dict(negative_ratio=1.0, negative_weight=0.1)
+#: The peers' ranking models, tuned by the same script on the same splits;
+#: before tuning: BPR k=50, 200 iterations, learning rate 0.01, lambda 0.01
+#: (0.41-0.42 NDCG@10 on u1) and WMF with Cornac's defaults but k=50.
+BPR_PARAMS = dict(k=50, max_iter=200, learning_rate=0.01, lambda_reg=0.01)
+WMF_PARAMS = dict(k=50, max_iter=100)
+
+MODELS["rank_popular"] = Model(
+    make=lambda seed: _most_popular(),
+    label="MostPopularRanker (training ratings per item)",
+    protocol="ranking",
+    fallback="the same list for every user",
+    quick_default=True,
+    rates=False,
+)
+MODELS["rank_mf_negatives"] = Model(
+    make=lambda seed: _skmfnet()[2](**RANKING_PARAMS, random_state=seed),
+    label="EmbeddingMFRegressor(" + ", ".join(f"{k}={v!r}" for k, v in RANKING_PARAMS.items()) + ")",
+    protocol="ranking",
+    fallback="mu + b_i for an unknown user",
+    quick={"epochs": QUICK_EPOCHS},
+    quick_default=True,
+)
+MODELS["rank_mf_both"] = Model(
+    make=lambda seed: _skmfnet()[2](**BOTH_PARAMS, random_state=seed),
+    label="EmbeddingMFRegressor(" + ", ".join(f"{k}={v!r}" for k, v in BOTH_PARAMS.items()) + ")",
+    protocol="ranking",
+    fallback="mu + b_i for an unknown user",
+    quick={"epochs": QUICK_EPOCHS},
+)
+MODELS["rank_cornac_bpr"] = Model(
+    make=lambda seed: CornacRanker("BPR", BPR_PARAMS, seed=seed),
+    label="Cornac BPR (" + ", ".join(f"{k}={v!r}" for k, v in BPR_PARAMS.items()) + ")",
+    protocol="ranking",
+    fallback="no list for an unknown user",
+    requires=("cornac",),
+    rates=False,
+)
+MODELS["rank_cornac_wmf"] = Model(
+    make=lambda seed: CornacRanker("WMF", WMF_PARAMS, seed=seed),
+    label="Cornac WMF (" + ", ".join(f"{k}={v!r}" for k, v in WMF_PARAMS.items()) + ")",
+    protocol="ranking",
+    fallback="no list for an unknown user",
+    requires=("cornac",),
+    rates=False,
 )
 
 #: The tutorial protocol's network and its published test RMSE.

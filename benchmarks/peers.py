@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["CornacRegressor", "SurpriseRegressor"]
+__all__ = ["CornacRanker", "CornacRegressor", "SurpriseRegressor"]
 
 
 def _ids_and_ratings(X, y=None):
@@ -134,3 +134,61 @@ class CornacRegressor(RegressorMixin, BaseEstimator):
         self.n_fallbacks_ = int(sum(u < 0 or i < 0 for u, i in zip(u_idx, i_idx)))
         rate = self.model_.rate
         return np.array([rate(u, i) for u, i in zip(u_idx, i_idx)], dtype=np.float64).reshape(-1)
+
+
+class CornacRanker(BaseEstimator):
+    """A Cornac ranking model (``BPR``, ``WMF``, ...) with ``recommend`` on raw ids.
+
+    Trained on the training (user, item) pairs as Cornac's ranking models
+    take them (every observed pair is a positive, whatever its rating).
+    :meth:`recommend` scores every known item for a user with Cornac's
+    ``model.score(user_idx)`` and leaves out the items the user rated in
+    training, as the package's ``recommend`` does; a user unknown to the
+    model gets no list (Cornac cannot score one), counted in
+    ``n_unknown_users_``.
+
+    Parameters
+    ----------
+    model : str
+        Name of a class of ``cornac.models``.
+    params : dict or None
+        Keyword arguments of the model.
+    seed : int or None
+        The model's ``seed`` (and the ``cornac.data.Dataset``'s).
+    """
+
+    def __init__(self, model="BPR", params=None, seed=None):
+        self.model = model
+        self.params = params
+        self.seed = seed
+
+    def fit(self, X, y):
+        import cornac
+
+        users, items, y = _ids_and_ratings(X, y)
+        train = cornac.data.Dataset.from_uir(list(zip(users, items, y.tolist())), seed=self.seed)
+        cls = getattr(cornac.models, self.model)
+        self.model_ = cls(**dict(self.params or {}), seed=self.seed, verbose=False)
+        self.model_.fit(train)
+        self.seen_ = train.csr_matrix.astype(bool).tocsr()
+        self.item_ids_ = np.empty(len(train.iid_map), dtype=object)
+        for raw, idx in train.iid_map.items():
+            self.item_ids_[idx] = raw
+        return self
+
+    def recommend(self, users, n=10, *, exclude_seen=True):
+        check_is_fitted(self, "model_")
+        uid_map = self.model_.uid_map
+        rows, self.n_unknown_users_ = [], 0
+        for user in users:
+            if user not in uid_map:
+                self.n_unknown_users_ += 1
+                continue
+            u = uid_map[user]
+            scores = np.asarray(self.model_.score(u), dtype=np.float64).reshape(-1)
+            if exclude_seen:
+                scores[self.seen_[u].indices] = -np.inf
+            top = np.argsort(-scores, kind="stable")[:n]
+            top = top[np.isfinite(scores[top])]
+            rows += [(user, rank + 1, self.item_ids_[i], scores[i]) for rank, i in enumerate(top)]
+        return pd.DataFrame(rows, columns=["user", "rank", "item", "score"])

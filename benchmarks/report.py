@@ -196,17 +196,18 @@ def markdown(results, published):
             "items the user rated in training; relevant = the user's test ratings >= 4. Means "
             "over the users with a relevant item, then over folds.",
             "",
-            "| Model | Precision@10 | Recall@10 | NDCG@10 | Hit rate@10 |",
-            "|---|---|---|---|---|",
+            "| Model | Name | Precision@10 | Recall@10 | NDCG@10 | Hit rate@10 | RMSE | Fit s |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name, entry in sorted(ranking.items(), key=lambda kv: -kv[1]["ndcg_at_10_mean"]):
+            rmse = _pm(entry["rmse_mean"], entry["rmse_std"]) if "rmse_mean" in entry else "n/a (ranks only)"
             lines.append(
-                f"| {entry['label']} | "
+                f"| {entry['label']} | `{name}` | "
                 + " | ".join(
                     _pm(entry[f"{m}_at_10_mean"], entry[f"{m}_at_10_std"])
                     for m in ("precision", "recall", "ndcg", "hit_rate")
                 )
-                + " |"
+                + f" | {rmse} | {entry['fit_seconds_mean']:.2f} |"
             )
         lines.append("")
     tut = results["protocols"].get("tutorial")

@@ -278,7 +278,7 @@ def main(argv=None):
             }
         else:
             split = P.columns(P.fold_split(data, fold), spec.columns)
-            res = P.fit_and_score(estimator, *split)
+            res = P.fit_and_score(estimator, *split) if spec.rates else P.fit_and_rank(estimator, *split)
             if protocol == "ranking":
                 res.update(P.ranking_scores(estimator, split[2], split[3]))
             res["fold"] = fold

@@ -10,6 +10,7 @@ __all__ = [
     "BiasBaselineRegressor",
     "EmbeddingMFRegressor",
     "InvalidModelFileError",
+    "MostPopularRanker",
     "TUTORIAL_PARAMS",
     "__version__",
     "load_estimator",
@@ -20,6 +21,7 @@ __all__ = [
 _LAZY = {
     "BiasBaselineRegressor": "._baselines",
     "EmbeddingMFRegressor": "._estimator",
+    "MostPopularRanker": "._baselines",
     "TUTORIAL_PARAMS": "._estimator",
     "recommend": "._recommend",
     "save_estimator": "._persistence",

@@ -17,7 +17,7 @@ from ._encoding import IdEncoder, validate_user_item, warn_if_no_id_known
 from ._mixins import RecommenderMixin, restore_on_failure
 from ._recommend import seen_matrix_from_rows
 
-__all__ = ["BiasBaselineRegressor"]
+__all__ = ["BiasBaselineRegressor", "MostPopularRanker"]
 
 
 class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
@@ -227,3 +227,116 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
         if self.fitted_params_["clip_predictions"]:
             np.clip(y_pred, *self.rating_range_, out=y_pred)
         return y_pred
+
+
+class MostPopularRanker(BaseEstimator):
+    """Recommends the items with the most training ratings: the ranking baseline.
+
+    Every user gets the same list, the most rated items first, minus the
+    items that user rated (:meth:`recommend`).  It is what a ranking model
+    has to beat: on MovieLens 100K it outranks rating predictors trained on
+    the observed ratings alone (``docs/user_guide.rst``, "Ranking vs
+    rating").  Like Cornac's ``MostPop``, the score of an item is its number
+    of training ratings, whatever their values.
+
+    Not a rating predictor: :meth:`predict` returns the score (a count), so
+    it has no ``score`` method; rate it with a ranking scorer
+    (:func:`skmfnet.metrics.make_ranking_scorer`), which calls
+    :meth:`recommend`.
+
+    Attributes
+    ----------
+    item_counts_ : ndarray of shape (``n_items_ + 1``,)
+        Training ratings per item, indexed by encoder row (row 0, unknown
+        items, is 0).
+    user_encoder_, item_encoder_ : IdEncoder
+        Vocabularies of the ids seen in fit.
+    n_users_, n_items_ : int
+        Number of known users and items.
+    seen_ : scipy.sparse.csr_matrix of bool
+        The training (user, item) pairs, which :meth:`recommend` leaves out.
+    n_features_in_ : int
+        Always 2.
+    feature_names_in_ : ndarray of str
+        Column names of ``X`` when it was a DataFrame with string column names.
+
+    Examples
+    --------
+    >>> from skmfnet import MostPopularRanker
+    >>> X = [["alice", "matrix"], ["bob", "matrix"], ["bob", "amelie"], ["carol", "tron"]]
+    >>> MostPopularRanker().fit(X).recommend(["alice", "dave"], n=2)
+        user  rank    item  score
+    0  alice     1  amelie    1.0
+    1  alice     2    tron    1.0
+    2   dave     1  matrix    2.0
+    3   dave     2  amelie    1.0
+    """
+
+    _parameter_constraints = {}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        return tags
+
+    def fit(self, X, y=None):
+        """Count the training ratings of every item.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_ratings, 2)
+            User id in column 0, item id in column 1 (any hashable labels).
+        y : array-like of shape (n_ratings,), default=None
+            Ratings: validated like the other estimators' when given, not used.
+
+        Returns
+        -------
+        self : MostPopularRanker
+        """
+        with restore_on_failure(self):
+            return self._fit(X, y)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def _fit(self, X, y):
+        if y is None:
+            users, items = validate_user_item(self, X, reset=True)
+        else:
+            users, items, _ = validate_user_item(self, X, y, reset=True)
+        user_encoder, item_encoder = IdEncoder(), IdEncoder()
+        user_rows = user_encoder.fit_transform(users)
+        item_rows = item_encoder.fit_transform(items)
+        self.user_encoder_ = user_encoder
+        self.item_encoder_ = item_encoder
+        self.n_users_ = user_encoder.n_known
+        self.n_items_ = item_encoder.n_known
+        self.item_counts_ = np.bincount(item_rows, minlength=self.n_items_ + 1).astype(np.float64)
+        self.seen_ = seen_matrix_from_rows(user_rows, item_rows, self.n_users_, self.n_items_)
+        return self
+
+    def predict(self, X):
+        """The score of each pair's item: its number of training ratings (0 if unknown).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_pairs, 2)
+            User id in column 0, item id in column 1.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_pairs,), float64
+        """
+        check_is_fitted(self, "item_counts_")
+        _, items = validate_user_item(self, X, reset=False)
+        return self.item_counts_[self.item_encoder_.transform(items)]
+
+    def recommend(self, users=None, n=10, *, exclude_seen=True, seen=None):
+        """Top-``n`` items per user, as a DataFrame (user, rank, item, score).
+
+        See :func:`skmfnet.recommend`: the score is the item's count of
+        training ratings, ties broken by the order in which items first
+        appeared in the training data.
+        """
+        from ._recommend import recommend
+
+        return recommend(self, users, n, exclude_seen=exclude_seen, seen=seen)

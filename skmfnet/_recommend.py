@@ -12,7 +12,8 @@ What a score is depends on the estimator:
   tables of the fitted network;
 * :class:`~skmfnet.EmbeddingMFRegressor` with ``interaction="concat"``: the
   network's output for (user, every item), in batches, plus ``mu``;
-* :class:`~skmfnet.BiasBaselineRegressor`: ``mu + b_u + b_i``.
+* :class:`~skmfnet.BiasBaselineRegressor`: ``mu + b_u + b_i``;
+* :class:`~skmfnet.MostPopularRanker`: the item's count of training ratings.
 
 Scores are the predicted ratings *before* clipping to the training range
 (clipping would tie every item above the top of the scale).  A user not seen
@@ -156,6 +157,13 @@ class _Scorer:
     """Scores of blocks of user rows against every known item (columns = item rows 1..n)."""
 
     def __init__(self, estimator):
+        if hasattr(estimator, "item_counts_"):  # MostPopularRanker: the same scores for every user
+            self.mu = 0.0
+            self.kind = "bias"
+            self.item_bias = np.asarray(estimator.item_counts_, dtype=np.float64)
+            self.user_bias = np.zeros(estimator.n_users_ + 1)
+            self.n_items = len(self.item_bias) - 1
+            return
         self.mu = float(estimator.mu_)
         if hasattr(estimator, "user_bias_") and hasattr(estimator, "item_bias_"):
             self.kind = "bias"
@@ -320,7 +328,7 @@ def recommend(estimator, users=None, n=10, *, exclude_seen=True, seen=None):
     3  dave     2  amelie  3.119
     """
     estimator = _unwrap(estimator)
-    check_is_fitted(estimator, ["user_encoder_", "item_encoder_", "mu_"])
+    check_is_fitted(estimator, ["user_encoder_", "item_encoder_"])
     users = _user_index(estimator, users)
     user_rows = estimator.user_encoder_.transform(np.asarray(users)).astype(np.int64)
     seen_csr = _resolve_seen(estimator, seen) if exclude_seen else None

@@ -119,17 +119,20 @@ def _bucket(n_rows):
     return 1024 << max(0, math.ceil(math.log2(max(n_rows, 1) / 1024)))
 
 
-def _epoch_function(rule, batch):
-    key = (rule, batch)
+def _epoch_function(rule, batch, n_negatives):
+    key = (rule, batch, n_negatives)
     if key not in _EPOCHS:
-        _EPOCHS[key] = _compile_epoch(rule, batch)
+        _EPOCHS[key] = _compile_epoch(rule, batch, n_negatives)
     return _EPOCHS[key]
 
 
-def _compile_epoch(rule, batch):
+def _compile_epoch(rule, batch, n_negatives):
     # K is read from the tables' shape: one trace serves every n_factors, and
-    # XLA, which sees the concrete shapes, compiles one program per K and bucket
+    # XLA, which sees the concrete shapes, compiles one program per K and bucket.
+    # ``n_negatives`` sampled unobserved pairs join each batch (0: none, and
+    # the step is exactly the rating-only one)
     packed = tf.TensorSpec([None, None], tf.float32)
+    size = batch + n_negatives  # positions of a step: the ratings, then the sampled pairs
 
     def update(table, owners, rows, state, gradient, step, hyper, width):
         index = rows[:, None]
@@ -138,10 +141,10 @@ def _compile_epoch(rule, batch):
         # there, and only the owner is written back (the others' indices are
         # out of range, which the scatter skips).  ``owners`` is carried from
         # step to step: entries of other rows are stale but never read.
-        positions = tf.range(batch)
+        positions = tf.range(size)
         owners = tf.tensor_scatter_nd_update(owners, index, positions)
         segment = tf.gather(owners, rows)
-        g = tf.gather(tf.math.unsorted_segment_sum(gradient, segment, batch), segment)
+        g = tf.gather(tf.math.unsorted_segment_sum(gradient, segment, size), segment)
         new = rule.apply(state[:, :width], state[:, width:], g, step, hyper)
         skip = tf.shape(table, out_type=tf.int32)[0]
         table = tf.tensor_scatter_nd_update(table, tf.where((segment == positions)[:, None], index, skip), new)
@@ -154,9 +157,14 @@ def _compile_epoch(rule, batch):
             tf.TensorSpec([None, 2], tf.int32), tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64),
+            tf.TensorSpec([2], tf.float32), tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int64),
         ],
     )
-    def run_epoch(table_u, table_i, X, y, order, penalty, hyper, step):
+    def run_epoch(table_u, table_i, X, y, order, penalty, hyper, step, negative, n_items, seed):
+        """One epoch; ``negative`` = [centred imputed rating, weight] of the
+        sampled pairs, whose items are drawn from rows 1 .. ``n_items`` with
+        the stateless seed (``seed[0]``, 2**62 + step): never the seed of an
+        epoch's shuffle, (``seed[0]``, epoch)."""
         _TRACES["epoch"] += 1  # Python: runs only when TensorFlow traces
         width = tf.shape(penalty)[0]  # factors and bias
         K = width - 1
@@ -168,18 +176,37 @@ def _compile_epoch(rule, batch):
             index = tf.slice(order, [s * batch], [batch])
             pairs = tf.gather(X, index)
             users, items, target = pairs[:, 0], pairs[:, 1], tf.gather(y, index)
+            if n_negatives:
+                # the batch's users again (cyclically), each with an item drawn
+                # uniformly among the known ones: most such pairs are unobserved
+                sampled = tf.random.stateless_uniform(
+                    [n_negatives], tf.stack([seed[0], step + (1 << 62)]), 1, n_items + 1, tf.int32
+                )
+                users = tf.concat([users, tf.gather(users, tf.range(n_negatives) % batch)], axis=0)
+                items = tf.concat([items, sampled], axis=0)
+                target = tf.concat([target, tf.fill([n_negatives], negative[0])], axis=0)
             state_u, state_i = tf.gather(table_u, users), tf.gather(table_i, items)
             U, V = state_u[:, :width], state_i[:, :width]
             error = tf.reduce_sum(U[:, :K] * V[:, :K], axis=1) + U[:, K] + V[:, K] - target
-            squared = tf.reduce_mean(error * error)
+            # the per-rating penalty applies to the ratings only
+            U_r, V_r = U[:batch], V[:batch]
+            squared = tf.reduce_mean(error[:batch] * error[:batch])
             loss = (
                 squared
-                + tf.reduce_sum(tf.reduce_mean(U * U, axis=0) * penalty)
-                + tf.reduce_sum(tf.reduce_mean(V * V, axis=0) * penalty)
+                + tf.reduce_sum(tf.reduce_mean(U_r * U_r, axis=0) * penalty)
+                + tf.reduce_sum(tf.reduce_mean(V_r * V_r, axis=0) * penalty)
             )
+            weighted = error
+            if n_negatives:
+                weighted = tf.concat([error[:batch], negative[1] * error[batch:]], axis=0)
+                loss += negative[1] * tf.reduce_sum(error[batch:] * error[batch:]) / batch
             ones = tf.ones_like(error[:, None])
-            grad_U = (2.0 / batch) * (error[:, None] * tf.concat([V[:, :K], ones], axis=1) + penalty * U)
-            grad_V = (2.0 / batch) * (error[:, None] * tf.concat([U[:, :K], ones], axis=1) + penalty * V)
+            shrink_U, shrink_V = penalty * U, penalty * V
+            if n_negatives:
+                keep = tf.concat([tf.ones([batch, 1]), tf.zeros([n_negatives, 1])], axis=0)
+                shrink_U, shrink_V = keep * shrink_U, keep * shrink_V
+            grad_U = (2.0 / batch) * (weighted[:, None] * tf.concat([V[:, :K], ones], axis=1) + shrink_U)
+            grad_V = (2.0 / batch) * (weighted[:, None] * tf.concat([U[:, :K], ones], axis=1) + shrink_V)
             step = step + 1
             table_u, owners_u = update(table_u, owners_u, users, state_u, grad_U, step, hyper, width)
             table_i, owners_i = update(table_i, owners_i, items, state_i, grad_V, step, hyper, width)
@@ -214,6 +241,7 @@ def fit_rows(
     alpha,
     alpha_bias,
     seed,
+    negatives=(0, 0.0, 0.0),
     validation=None,
     callbacks=(),
     verbose=0,
@@ -230,6 +258,13 @@ def fit_rows(
         (user row, item row) of each training rating.
     y : ndarray of float32, shape (n,)
         Centred ratings.
+    negatives : tuple (n_per_batch, centred_rating, weight)
+        ``n_per_batch`` sampled pairs join every batch: each user of the batch
+        in turn with an item drawn uniformly among the known items (an
+        unobserved pair but for the few the user rated), whose target is
+        ``centred_rating`` and whose squared error counts ``weight`` times a
+        rating's in the batch's loss (no per-rating penalty).  0: the
+        rating-only objective, exactly.
     optimizer : keras.optimizers.Optimizer
         Its rule and hyperparameters (:func:`supports` must hold).  When it
         is the model's optimizer, its state (moments, step count) is set at
@@ -254,7 +289,9 @@ def fit_rows(
     rule = _Adam if isinstance(optimizer, LazyAdam) else _SGD
     n = len(y)
     batch = min(batch_size, n)
-    run_epoch = _epoch_function(rule, batch)
+    n_negatives, negative_target, negative_weight = negatives
+    run_epoch = _epoch_function(rule, batch, int(n_negatives))
+    negative = tf.constant([negative_target, negative_weight], tf.float32)
 
     def packed(factors, bias):
         weights = np.concatenate([np.asarray(factors), np.asarray(bias)], axis=1)
@@ -269,6 +306,7 @@ def fit_rows(
     step = tf.constant(0, tf.int64)
     X = tf.constant(np.asarray(X, dtype=np.int32))
     y = tf.constant(np.asarray(y, dtype=np.float32))
+    n_items = tf.constant(int(Q.shape[0]) - 1, tf.int32)  # known items: rows 1 .. n
 
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
     model.stop_training = False
@@ -276,7 +314,9 @@ def fit_rows(
     history = {}
     for epoch in range(epochs):
         order = _epoch_order(tf.constant(n, tf.int32), tf.constant([seed, epoch], tf.int64))
-        *tables, step, loss, squared = run_epoch(*tables, X, y, order, penalty, hyper, step)
+        *tables, step, loss, squared = run_epoch(
+            *tables, X, y, order, penalty, hyper, step, negative, n_items, tf.constant([seed, epoch], tf.int64)
+        )
         for table, rows, (factors, bias) in zip(tables, n_rows, ((P, b_u), (Q, b_i))):
             factors.assign(table[:rows, :K])
             bias.assign(table[:rows, K:width])

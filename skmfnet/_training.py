@@ -122,6 +122,7 @@ def train(
     compiled_path,
     alpha,
     alpha_bias,
+    negatives=(0, 0.0, 0.0),
     multi_worker=False,
     validation=None,
     callbacks=(),
@@ -133,6 +134,9 @@ def train(
     ----------
     compiled_path : bool
         Take :func:`skmfnet._rowfit.fit_rows` (see :func:`uses_compiled_path`).
+    negatives : tuple (n_per_batch, centred_rating, weight)
+        Sampled unobserved pairs per batch (compiled path only; see
+        :func:`skmfnet._rowfit.fit_rows`).
     multi_worker : bool
         The model was built under a ``MultiWorkerMirroredStrategy``.
     validation : tuple (X_val, y_val) or None
@@ -168,10 +172,13 @@ def train(
             alpha=alpha,
             alpha_bias=alpha_bias,
             seed=seed,
+            negatives=negatives,
             validation=validation,
             callbacks=callbacks,
             verbose=verbose,
         )
+    if negatives[0]:
+        raise ValueError("sampled unobserved pairs are trained on the compiled path only")
     history = model.fit(
         training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed),
         epochs=epochs,
