@@ -359,13 +359,14 @@ MODELS["rank_mf_default"] = Model(
 #: Ranking configurations, chosen by benchmarks/tune_ranking.py on training
 #: ratings only (benchmarks/results/tune_ranking.json): the best NDCG@10 of
 #: its grid, and the best NDCG@10 whose RMSE stays near the defaults'.
-RANKING_PARAMS = dict(negative_ratio=3.0, epochs=30)
-BOTH_PARAMS = dict(negative_ratio=1.0, negative_weight=0.1)
-#: The peers' ranking models, tuned by the same script on the same splits;
-#: before tuning: BPR k=50, 200 iterations, learning rate 0.01, lambda 0.01
-#: (0.41-0.42 NDCG@10 on u1) and WMF with Cornac's defaults but k=50.
-BPR_PARAMS = dict(k=50, max_iter=200, learning_rate=0.01, lambda_reg=0.01)
-WMF_PARAMS = dict(k=50, max_iter=100)
+RANKING_PARAMS = dict(negative_ratio=12.0, epochs=30, n_factors=64)
+BOTH_PARAMS = dict(negative_ratio=1.0, negative_weight=0.03, negative_rating=0.0)
+#: The peers' ranking models, tuned by the same script on the same splits
+#: from the configurations measured before tuning (BPR k=50, 200 iterations,
+#: learning rate 0.01, lambda 0.01: 0.41-0.42 NDCG@10 on u1; WMF: Cornac's
+#: defaults but k=50).
+BPR_PARAMS = dict(k=100, max_iter=400, learning_rate=0.01, lambda_reg=0.01)
+WMF_PARAMS = dict(k=100, max_iter=100, lambda_u=0.1, lambda_v=0.1)
 
 MODELS["rank_popular"] = Model(
     make=lambda seed: _most_popular(),
