@@ -78,8 +78,9 @@ LIBRARIES = ("skmfnet", "skmfnet-sgd", "skmfnet-lazy4096", "surprise", "cornac")
 # start at std 0.1 (SGD hardly moves away from the defaults' near-zero start).
 # Chosen by test RMSE after 20 epochs on other data than the benchmark's:
 # make_ratings(162_000, 59_000, 5_000_000, random_state=1), 90/10 split,
-# among learning_rate 5-40, alpha 0.02-0.1 and init_std 0.001 or 0.1.
-SKMFNET_SGD = dict(optimizer="sgd", learning_rate=30.0, init_std=0.1, alpha=0.05)
+# among learning_rate 5-40, alpha 0.02-0.1 and init_std 0.001 or 0.1, with
+# batches of 4096 (then the default; pinned since the default became 1024).
+SKMFNET_SGD = dict(optimizer="sgd", learning_rate=30.0, init_std=0.1, alpha=0.05, batch_size=4096)
 # the defaults before the row-sparse ones (Keras's dense Adam, keras.Model.fit)
 FORMER_DEFAULTS = dict(optimizer="adam", learning_rate=0.01, batch_size=4096, init_std=0.001, epochs=8)
 _FORMER_LABEL = "EmbeddingMFRegressor(**FORMER_DEFAULTS)"
