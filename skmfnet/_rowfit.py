@@ -25,6 +25,13 @@ the epoch's batches):
   alpha_bias * (b_u^2 + b_i^2)`` averaged over the batch
   (:class:`skmfnet._network.RowL2Embedding`).
 
+* with ``negative_ratio > 0`` (training for ranking), sampled (user, item)
+  pairs join every batch as extra positions, drawn inside the compiled
+  epoch with a stateless seed per step: the batch's users again, items
+  uniform among the known ones, an imputed target and a weight on their
+  squared error, no penalty.  Keras has no counterpart, so this part is
+  tested on its own (``tests/test_ranking.py``).
+
 Batches come from the same stateless shuffle as the Keras path (seed
 ``(seed, epoch)``, ``n // batch_size`` full batches), so the two paths follow
 the same trajectory up to floating-point rounding.  After every epoch the
