@@ -260,6 +260,7 @@ _MF_OPTIONS = {
     "learning_rate": "--learning-rate",
     "alpha": "--alpha",
     "batch_size": "--batch-size",
+    "negative_ratio": "--negative-ratio",
 }
 
 
@@ -528,6 +529,8 @@ def _parser():
     fit.add_argument("--learning-rate", type=_positive_float, help="learning rate (default 0.005)")
     fit.add_argument("--alpha", type=_non_negative_float, help="L2 on the factors (default 0.1)")
     fit.add_argument("--batch-size", type=_positive_int, help="ratings per step (default 1024)")
+    fit.add_argument("--negative-ratio", type=_non_negative_float,
+                     help="sampled unobserved pairs per rating: train for ranking (default 0: ratings only)")
     fit.add_argument("--random-state", type=_int, help="seed, for reproducible fits")
     fit.set_defaults(run=_fit)
 

@@ -220,6 +220,8 @@ def bad_files(workdir):
         (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--epochs", "two"], "--epochs: expected a positive integer"),
         (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--n-factors", "0"], "--n-factors: expected a positive"),
         (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--alpha", "-1"], "--alpha: expected a finite number"),
+        (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--negative-ratio", "-2"],
+         "--negative-ratio: expected a finite number"),
         (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--estimator", "bias", "--epochs", "3"],
          "--epochs apply to --estimator mf only"),
         (["fit", "{d}/ratings.csv", "-m", "{d}/no/such/folder/m.skmf", "--estimator", "bias"],
@@ -406,3 +408,11 @@ def test_predict_with_integer_ids_refuses_other_ids(bias_model, tmp_path, capsys
     captured = capsys.readouterr()
     assert captured.out == ""
     assert re.fullmatch(r"skmfnet: error: " + match + r"[^\n]*\n", captured.err), captured.err
+
+
+def test_fit_for_ranking_from_the_command_line(workdir):
+    path = workdir / "ranking.skmf"
+    assert main(["fit", str(workdir / "ratings.csv"), "--model", str(path), "--quiet", *MF,
+                 "--negative-ratio", "2"]) == 0
+    model = load_estimator(path)
+    assert model.get_params()["negative_ratio"] == 2.0
