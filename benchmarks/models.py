@@ -28,6 +28,11 @@ def _skmfnet():
     return TUTORIAL_PARAMS, BiasBaselineRegressor, EmbeddingMFRegressor
 
 
+def _arguments(params):
+    """``params`` as they read in a call: ``k=1, name='x'``."""
+    return ", ".join(f"{k}={v!r}" for k, v in params.items())
+
+
 def _most_popular():
     from skmfnet import MostPopularRanker
 
@@ -79,11 +84,11 @@ SIDE_COLUMNS = ID_COLUMNS + USER_FEATURES + ITEM_FEATURES
 FORMER_DEFAULTS = dict(optimizer="adam", learning_rate=0.01, batch_size=4096, init_std=0.001, epochs=8)
 #: Side information plus SVD++'s implicit term; learning rate and epochs chosen on
 #: a 90/10 split of u1.base (training data only) in an exploratory run, on top of
-#: the former defaults, which stay pinned here: with the row-sparse defaults the
-#: same exploration (u1 and u2, 90/10 splits of the training fold) found no
-#: better validation RMSE at this learning rate (0.9007 at best vs 0.8983), and
-#: implicit feedback trains through keras.Model.fit, where batches of 4096 are
-#: the faster choice.
+#: the former defaults, which stay pinned here (an exploratory, uncommitted
+#: rerun with the row-sparse defaults on 90/10 splits of u1.base and u2.base
+#: found no better validation RMSE at this learning rate; a retune is open),
+#: and implicit feedback trains through keras.Model.fit, where batches of 4096
+#: take fewer steps.
 SIDE_IMPLICIT_PARAMS = dict(SIDE_PARAMS, **dict(FORMER_DEFAULTS, implicit=True, learning_rate=0.005, epochs=12))
 #: Grid of "mf_side_grid", tuned by inner CV on each training fold only.
 SIDE_GRID = {"epochs": [8, 12], "alpha_implicit": [0.1, 0.5]}
@@ -378,7 +383,7 @@ MODELS["rank_popular"] = Model(
 )
 MODELS["rank_mf_negatives"] = Model(
     make=lambda seed: _skmfnet()[2](**RANKING_PARAMS, random_state=seed),
-    label="EmbeddingMFRegressor(" + ", ".join(f"{k}={v!r}" for k, v in RANKING_PARAMS.items()) + ")",
+    label="EmbeddingMFRegressor(" + _arguments(RANKING_PARAMS) + ")",
     protocol="ranking",
     fallback="mu + b_i for an unknown user",
     quick={"epochs": QUICK_EPOCHS},
@@ -386,14 +391,14 @@ MODELS["rank_mf_negatives"] = Model(
 )
 MODELS["rank_mf_both"] = Model(
     make=lambda seed: _skmfnet()[2](**BOTH_PARAMS, random_state=seed),
-    label="EmbeddingMFRegressor(" + ", ".join(f"{k}={v!r}" for k, v in BOTH_PARAMS.items()) + ")",
+    label="EmbeddingMFRegressor(" + _arguments(BOTH_PARAMS) + ")",
     protocol="ranking",
     fallback="mu + b_i for an unknown user",
     quick={"epochs": QUICK_EPOCHS},
 )
 MODELS["rank_cornac_bpr"] = Model(
     make=lambda seed: CornacRanker("BPR", BPR_PARAMS, seed=seed),
-    label="Cornac BPR (" + ", ".join(f"{k}={v!r}" for k, v in BPR_PARAMS.items()) + ")",
+    label="Cornac BPR (" + _arguments(BPR_PARAMS) + ")",
     protocol="ranking",
     fallback="no list for an unknown user",
     requires=("cornac",),
@@ -401,7 +406,7 @@ MODELS["rank_cornac_bpr"] = Model(
 )
 MODELS["rank_cornac_wmf"] = Model(
     make=lambda seed: CornacRanker("WMF", WMF_PARAMS, seed=seed),
-    label="Cornac WMF (" + ", ".join(f"{k}={v!r}" for k, v in WMF_PARAMS.items()) + ")",
+    label="Cornac WMF (" + _arguments(WMF_PARAMS) + ")",
     protocol="ranking",
     fallback="no list for an unknown user",
     requires=("cornac",),

@@ -38,6 +38,17 @@ def _ids_and_ratings(X, y=None):
     return users, items, np.asarray(y, dtype=np.float64)
 
 
+def _fit_cornac(name, params, seed, X, y, verbose=False):
+    """A fitted ``cornac.models.<name>`` and the ``cornac.data.Dataset`` it was fitted on."""
+    import cornac
+
+    users, items, y = _ids_and_ratings(X, y)
+    train = cornac.data.Dataset.from_uir(list(zip(users, items, y.tolist())), seed=seed)
+    model = getattr(cornac.models, name)(**dict(params or {}), seed=seed, verbose=bool(verbose))
+    model.fit(train)
+    return model, train
+
+
 class SurpriseRegressor(RegressorMixin, BaseEstimator):
     """A Surprise algorithm as a scikit-learn regressor on raw (user, item) ids.
 
@@ -115,13 +126,7 @@ class CornacRegressor(RegressorMixin, BaseEstimator):
         self.verbose = verbose
 
     def fit(self, X, y):
-        import cornac
-
-        users, items, y = _ids_and_ratings(X, y)
-        train = cornac.data.Dataset.from_uir(list(zip(users, items, y.tolist())), seed=self.seed)
-        cls = getattr(cornac.models, self.model)
-        self.model_ = cls(**dict(self.params or {}), seed=self.seed, verbose=bool(self.verbose))
-        self.model_.fit(train)
+        self.model_, _ = _fit_cornac(self.model, self.params, self.seed, X, y, self.verbose)
         return self
 
     def predict(self, X):
@@ -163,13 +168,7 @@ class CornacRanker(BaseEstimator):
         self.seed = seed
 
     def fit(self, X, y):
-        import cornac
-
-        users, items, y = _ids_and_ratings(X, y)
-        train = cornac.data.Dataset.from_uir(list(zip(users, items, y.tolist())), seed=self.seed)
-        cls = getattr(cornac.models, self.model)
-        self.model_ = cls(**dict(self.params or {}), seed=self.seed, verbose=False)
-        self.model_.fit(train)
+        self.model_, train = _fit_cornac(self.model, self.params, self.seed, X, y)
         self.seen_ = train.csr_matrix.astype(bool).tocsr()
         self.item_ids_ = np.empty(len(train.iid_map), dtype=object)
         for raw, idx in train.iid_map.items():

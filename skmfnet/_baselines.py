@@ -20,6 +20,20 @@ from ._recommend import seen_matrix_from_rows
 __all__ = ["BiasBaselineRegressor", "MostPopularRanker"]
 
 
+def _fit_ids(estimator, users, items):
+    """Fit the id vocabularies: set ``user_encoder_``, ``item_encoder_``,
+    ``n_users_``, ``n_items_`` and ``seen_``; return the encoded rows."""
+    user_encoder, item_encoder = IdEncoder(), IdEncoder()
+    user_rows = user_encoder.fit_transform(users)
+    item_rows = item_encoder.fit_transform(items)
+    estimator.user_encoder_ = user_encoder
+    estimator.item_encoder_ = item_encoder
+    estimator.n_users_ = user_encoder.n_known
+    estimator.n_items_ = item_encoder.n_known
+    estimator.seen_ = seen_matrix_from_rows(user_rows, item_rows, estimator.n_users_, estimator.n_items_)
+    return user_rows, item_rows
+
+
 class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
     r"""Baseline rating predictor: global mean plus user and item biases.
 
@@ -169,10 +183,9 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X, y):
         users, items, y = validate_user_item(self, X, y, reset=True)
-        user_encoder, item_encoder = IdEncoder(), IdEncoder()
-        user_rows = user_encoder.fit_transform(users)
-        item_rows = item_encoder.fit_transform(items)
-        n_user_rows, n_item_rows = user_encoder.n_known + 1, item_encoder.n_known + 1
+        self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))
+        user_rows, item_rows = _fit_ids(self, users, items)
+        n_user_rows, n_item_rows = self.n_users_ + 1, self.n_items_ + 1
 
         mu = float(np.mean(y))
         residual = y - mu
@@ -191,16 +204,10 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
                 / user_denom
             )
 
-        self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))
-        self.user_encoder_ = user_encoder
-        self.item_encoder_ = item_encoder
-        self.n_users_ = user_encoder.n_known
-        self.n_items_ = item_encoder.n_known
         self.mu_ = mu
         self.user_bias_ = user_bias
         self.item_bias_ = item_bias
         self.rating_range_ = (float(np.min(y)), float(np.max(y)))
-        self.seen_ = seen_matrix_from_rows(user_rows, item_rows, self.n_users_, self.n_items_)
         return self
 
     def predict(self, X):
@@ -303,15 +310,8 @@ class MostPopularRanker(BaseEstimator):
             users, items = validate_user_item(self, X, reset=True)
         else:
             users, items, _ = validate_user_item(self, X, y, reset=True)
-        user_encoder, item_encoder = IdEncoder(), IdEncoder()
-        user_rows = user_encoder.fit_transform(users)
-        item_rows = item_encoder.fit_transform(items)
-        self.user_encoder_ = user_encoder
-        self.item_encoder_ = item_encoder
-        self.n_users_ = user_encoder.n_known
-        self.n_items_ = item_encoder.n_known
+        _, item_rows = _fit_ids(self, users, items)
         self.item_counts_ = np.bincount(item_rows, minlength=self.n_items_ + 1).astype(np.float64)
-        self.seen_ = seen_matrix_from_rows(user_rows, item_rows, self.n_users_, self.n_items_)
         return self
 
     def predict(self, X):

@@ -164,14 +164,14 @@ def _compile_epoch(rule, batch, n_negatives):
             tf.TensorSpec([None, 2], tf.int32), tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64),
-            tf.TensorSpec([2], tf.float32), tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int64),
+            tf.TensorSpec([2], tf.float32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
         ],
     )
     def run_epoch(table_u, table_i, X, y, order, penalty, hyper, step, negative, n_items, seed):
         """One epoch; ``negative`` = [centred imputed rating, weight] of the
         sampled pairs, whose items are drawn from rows 1 .. ``n_items`` with
-        the stateless seed (``seed[0]``, 2**62 + step): never the seed of an
-        epoch's shuffle, (``seed[0]``, epoch)."""
+        the stateless seed (``seed``, 2**62 + step): never the seed of an
+        epoch's shuffle, (``seed``, epoch)."""
         _TRACES["epoch"] += 1  # Python: runs only when TensorFlow traces
         width = tf.shape(penalty)[0]  # factors and bias
         K = width - 1
@@ -187,7 +187,7 @@ def _compile_epoch(rule, batch, n_negatives):
                 # the batch's users again (cyclically), each with an item drawn
                 # uniformly among the known ones: most such pairs are unobserved
                 sampled = tf.random.stateless_uniform(
-                    [n_negatives], tf.stack([seed[0], step + (1 << 62)]), 1, n_items + 1, tf.int32
+                    [n_negatives], tf.stack([seed, step + (1 << 62)]), 1, n_items + 1, tf.int32
                 )
                 users = tf.concat([users, tf.gather(users, tf.range(n_negatives) % batch)], axis=0)
                 items = tf.concat([items, sampled], axis=0)
@@ -314,6 +314,7 @@ def fit_rows(
     X = tf.constant(np.asarray(X, dtype=np.int32))
     y = tf.constant(np.asarray(y, dtype=np.float32))
     n_items = tf.constant(int(Q.shape[0]) - 1, tf.int32)  # known items: rows 1 .. n
+    sample_seed = tf.constant(seed, tf.int64)
 
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
     model.stop_training = False
@@ -322,7 +323,7 @@ def fit_rows(
     for epoch in range(epochs):
         order = _epoch_order(tf.constant(n, tf.int32), tf.constant([seed, epoch], tf.int64))
         *tables, step, loss, squared = run_epoch(
-            *tables, X, y, order, penalty, hyper, step, negative, n_items, tf.constant([seed, epoch], tf.int64)
+            *tables, X, y, order, penalty, hyper, step, negative, n_items, sample_seed
         )
         for table, rows, (factors, bias) in zip(tables, n_rows, ((P, b_u), (Q, b_i))):
             factors.assign(table[:rows, :K])
