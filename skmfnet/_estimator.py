@@ -283,6 +283,16 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     negative_weight : float, default=1.0
         Weight of a sampled pair's squared error relative to a rating's.
         Used only when ``negative_ratio > 0``.
+    selection_factors : int, default=0
+        With ``negative_ratio > 0``: 0 (the default) trains the rating
+        network itself on the sampled pairs (best lists, poor RMSE); a
+        positive number keeps the rating network trained on the ratings
+        alone (``predict`` is exactly that of ``negative_ratio=0``) and
+        trains a separate selection term of this many factors on the ratings
+        and the sampled pairs, which :meth:`recommend` adds to the predicted
+        rating: ``r_hat(u, i) + s_u . t_i + c_u + c_i`` (what a user would
+        rate, plus how likely they are to choose the item at all).  Both
+        fitted in one model, on the same batches.
     distribution : {"mirrored", "multi_worker"} or None, default=None
         Train with a :mod:`tf.distribute` strategy: ``"mirrored"``
         (``MirroredStrategy``: all local GPUs, or the CPU) or
@@ -324,6 +334,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         :meth:`recommend`, which has ids but no feature columns.
     n_users_, n_items_ : int
         Number of known users and items.
+    user_selection_, item_selection_ : ndarray of float32 or None
+        The selection term's ``[factors | bias]`` per user (item) row, of
+        shape ``(n_users_ + 1, selection_factors + 1)`` (row 0, unknown ids:
+        zero); None when ``selection_factors=0``.
     seen_ : scipy.sparse.csr_matrix of bool
         The training (user, item) pairs, in encoder rows, of shape
         ``(n_users_ + 1, n_items_ + 1)``; :meth:`recommend` leaves them out.
@@ -381,6 +395,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         "negative_ratio": [Interval(numbers.Real, 0, None, closed="left")],
         "negative_rating": [numbers.Real, None],
         "negative_weight": [Interval(numbers.Real, 0, None, closed="left")],
+        "selection_factors": [Interval(numbers.Integral, 0, None, closed="left")],
         "distribution": [StrOptions(set(DISTRIBUTIONS)), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -418,6 +433,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         negative_ratio=0.0,
         negative_rating=None,
         negative_weight=1.0,
+        selection_factors=0,
         distribution=None,
         random_state=None,
         verbose=0,
@@ -446,6 +462,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         self.negative_ratio = negative_ratio
         self.negative_rating = negative_rating
         self.negative_weight = negative_weight
+        self.selection_factors = selection_factors
         self.distribution = distribution
         self.random_state = random_state
         self.verbose = verbose
@@ -560,6 +577,12 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         if bad:
             raise ValueError(
                 f"hidden_layer_sizes must contain positive integers; got {tuple(self.hidden_layer_sizes)!r}."
+            )
+        if self.selection_factors > 0 and self.negative_ratio == 0:
+            raise ValueError(
+                f"selection_factors={self.selection_factors!r} is a term trained on sampled pairs: it "
+                "needs negative_ratio > 0; got negative_ratio=0. Set negative_ratio (e.g. 3.0) or "
+                "selection_factors=0."
             )
         if self.negative_ratio > 0:
             unsupported = [
@@ -679,6 +702,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             alpha=self.alpha,
             alpha_bias=self.alpha_bias,
             negatives=self._negatives(len(y)),
+            selection=self._selection_tables(),
             multi_worker=self.distribution == "multi_worker",
             validation=kwargs.pop("validation_data", None),
             callbacks=self._fit_callbacks,
@@ -694,6 +718,28 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         rating = self.rating_range_[0] if params["negative_rating"] is None else params["negative_rating"]
         return (max(1, round(params["negative_ratio"] * batch)), float(rating) - self.mu_,
                 float(params["negative_weight"]))
+
+    def _selection_tables(self):
+        """Initial selection tables of this fit (None without a selection term), set as fitted state.
+
+        Factors drawn like the network's (normal, ``init_std``, seeded by
+        ``random_state``), biases and row 0 (unknown ids) zero; trained in
+        place by :func:`skmfnet._training.train`.
+        """
+        params = self.fitted_params_
+        self.user_selection_ = self.item_selection_ = None
+        if params["selection_factors"] == 0:
+            return None
+        seed = self._seed()
+        rng = np.random.default_rng(None if seed is None else [seed, 0x5E1EC7])
+        tables = []
+        for n in (self.n_users_, self.n_items_):
+            table = np.zeros((n + 1, params["selection_factors"] + 1), dtype=np.float32)
+            std = 0.05 if params["init_std"] is None else params["init_std"]  # None: Keras's scale
+            table[1:, :-1] = rng.normal(0.0, std, (n, params["selection_factors"]))
+            tables.append(table)
+        self.user_selection_, self.item_selection_ = tables
+        return tables
 
     def _compiled_rows(self):
         """Whether this fit takes the compiled row-sparse path (:mod:`skmfnet._rowfit`)."""

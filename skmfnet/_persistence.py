@@ -268,6 +268,9 @@ def save_estimator(estimator, path):
                 for encoder in getattr(estimator, f"{side}_feature_encoders_")
             ]
             arrays[f"{side}_feature_codes"] = getattr(estimator, f"{side}_feature_codes_").astype(np.int32)
+    if getattr(estimator, "item_selection_", None) is not None:
+        arrays["user_selection"] = np.asarray(estimator.user_selection_, dtype=np.float32)
+        arrays["item_selection"] = np.asarray(estimator.item_selection_, dtype=np.float32)
     if name == "BiasBaselineRegressor":
         arrays["user_bias"] = np.asarray(estimator.user_bias_, dtype=np.float64)
         arrays["item_bias"] = np.asarray(estimator.item_bias_, dtype=np.float64)
@@ -415,8 +418,18 @@ def _load_archive(archive, path):
     _restore_numbers(estimator, fitted)
 
     features = {} if name == "BiasBaselineRegressor" else _decode_features(fitted)
-    expected = _expected_arrays(name, features, n_users, n_items)
+    selection_factors = getattr(estimator, "selection_factors", 0)
+    expected = _expected_arrays(name, features, n_users, n_items, selection_factors)
     arrays = _read_arrays(archive, expected) if _ARRAYS in archive.namelist() else {}
+    if name == "EmbeddingMFRegressor":
+        estimator.user_selection_ = estimator.item_selection_ = None
+        if selection_factors:
+            for side in ("user", "item"):
+                if f"{side}_selection" not in arrays:
+                    raise InvalidModelFileError(
+                        f"{_ARRAYS} has no {side}_selection, which selection_factors={selection_factors} needs"
+                    )
+                setattr(estimator, f"{side}_selection_", arrays[f"{side}_selection"].astype(np.float32))
     if name == "BiasBaselineRegressor":
         for side in ("user", "item"):
             if f"{side}_bias" not in arrays:
@@ -560,7 +573,7 @@ def _decode_features(fitted):
     return features
 
 
-def _expected_arrays(name, features, n_users, n_items):
+def _expected_arrays(name, features, n_users, n_items, selection_factors=0):
     """Name -> (shape, dtype kinds) of every array the file may hold.
 
     A shape ``(None, bound)`` is one-dimensional with at most ``bound`` entries.
@@ -573,6 +586,8 @@ def _expected_arrays(name, features, n_users, n_items):
         expected["user_bias"] = ((n_users + 1,), "f")
         expected["item_bias"] = ((n_items + 1,), "f")
     for side, n in (("user", n_users), ("item", n_items)):
+        if selection_factors:
+            expected[f"{side}_selection"] = ((n + 1, selection_factors + 1), "f")
         if features.get(side):
             expected[f"{side}_feature_codes"] = ((n + 1, sum(e.width for e in features[side])), "iu")
     return expected

@@ -182,6 +182,15 @@ class _Scorer:
                 self.kind = "dot"
                 self.P = table(USER_FACTORS)
                 self.Q = table(ITEM_FACTORS)
+                selection = getattr(estimator, "item_selection_", None)
+                if selection is not None:
+                    # the selection term: + s_u . t_i + c_u + c_i
+                    S = np.asarray(estimator.user_selection_, dtype=np.float64)
+                    T = np.asarray(selection, dtype=np.float64)
+                    self.P = np.concatenate([self.P, S[:, :-1]], axis=1)
+                    self.Q = np.concatenate([self.Q, T[:, :-1]], axis=1)
+                    self.user_bias = self.user_bias + S[:, -1]
+                    self.item_bias = self.item_bias + T[:, -1]
             else:
                 # side information and implicit feedback live in the network
                 self.kind = "network"

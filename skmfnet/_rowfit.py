@@ -126,22 +126,25 @@ def _bucket(n_rows):
     return 1024 << max(0, math.ceil(math.log2(max(n_rows, 1) / 1024)))
 
 
-def _epoch_function(rule, batch, n_negatives):
-    key = (rule, batch, n_negatives)
+def _epoch_function(rule, batch, n_negatives, selection):
+    key = (rule, batch, n_negatives, selection)
     if key not in _EPOCHS:
-        _EPOCHS[key] = _compile_epoch(rule, batch, n_negatives)
+        _EPOCHS[key] = _compile_epoch(rule, batch, n_negatives, selection)
     return _EPOCHS[key]
 
 
-def _compile_epoch(rule, batch, n_negatives):
+def _compile_epoch(rule, batch, n_negatives, selection):
     # K is read from the tables' shape: one trace serves every n_factors, and
     # XLA, which sees the concrete shapes, compiles one program per K and bucket.
     # ``n_negatives`` sampled unobserved pairs join each batch (0: none, and
-    # the step is exactly the rating-only one)
+    # the step is exactly the rating-only one).  With ``selection``, the
+    # sampled pairs train the selection tables (``sel_u``, ``sel_i``) only,
+    # and the rating tables see the ratings alone.
     packed = tf.TensorSpec([None, None], tf.float32)
     size = batch + n_negatives  # positions of a step: the ratings, then the sampled pairs
+    rating_size = batch if selection else size  # positions that train the rating tables
 
-    def update(table, owners, rows, state, gradient, step, hyper, width):
+    def update(table, owners, rows, state, gradient, step, hyper, width, size):
         index = rows[:, None]
         # one occurrence of each row in the batch owns it (whichever write of
         # the scatter wins): the gradients of all its occurrences are summed
@@ -165,13 +168,17 @@ def _compile_epoch(rule, batch, n_negatives):
             tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64),
             tf.TensorSpec([2], tf.float32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
+            packed, packed, tf.TensorSpec([None], tf.float32),
         ],
     )
-    def run_epoch(table_u, table_i, X, y, order, penalty, hyper, step, negative, n_items, seed):
+    def run_epoch(table_u, table_i, X, y, order, penalty, hyper, step, negative, n_items, seed,
+                  sel_u, sel_i, sel_penalty):
         """One epoch; ``negative`` = [centred imputed rating, weight] of the
         sampled pairs, whose items are drawn from rows 1 .. ``n_items`` with
         the stateless seed (``seed``, 2**62 + step): never the seed of an
-        epoch's shuffle, (``seed``, epoch)."""
+        epoch's shuffle, (``seed``, epoch).  ``sel_u``, ``sel_i`` (packed
+        like the rating tables, ``sel_penalty`` wide) are the selection
+        tables (placeholders, returned unchanged, without ``selection``)."""
         _TRACES["epoch"] += 1  # Python: runs only when TensorFlow traces
         width = tf.shape(penalty)[0]  # factors and bias
         K = width - 1
@@ -179,7 +186,10 @@ def _compile_epoch(rule, batch, n_negatives):
 
         # the epoch's ratings are gathered batch by batch: no shuffled copy of
         # the whole training set
-        def body(s, step, table_u, table_i, owners_u, owners_i, total_loss, total_squared):
+        sel_width = tf.shape(sel_penalty)[0]
+        K_s = sel_width - 1
+
+        def body(s, step, table_u, table_i, sel_u, sel_i, owners, total_loss, total_squared):
             index = tf.slice(order, [s * batch], [batch])
             pairs = tf.gather(X, index)
             users, items, target = pairs[:, 0], pairs[:, 1], tf.gather(y, index)
@@ -194,7 +204,8 @@ def _compile_epoch(rule, batch, n_negatives):
                 target = tf.concat([target, tf.fill([n_negatives], negative[0])], axis=0)
             state_u, state_i = tf.gather(table_u, users), tf.gather(table_i, items)
             U, V = state_u[:, :width], state_i[:, :width]
-            error = tf.reduce_sum(U[:, :K] * V[:, :K], axis=1) + U[:, K] + V[:, K] - target
+            score = tf.reduce_sum(U[:, :K] * V[:, :K], axis=1) + U[:, K] + V[:, K]
+            error = score - target
             # the per-rating penalty applies to the ratings only
             U_r, V_r = U[:batch], V[:batch]
             squared = tf.reduce_mean(error[:batch] * error[:batch])
@@ -203,29 +214,60 @@ def _compile_epoch(rule, batch, n_negatives):
                 + tf.reduce_sum(tf.reduce_mean(U_r * U_r, axis=0) * penalty)
                 + tf.reduce_sum(tf.reduce_mean(V_r * V_r, axis=0) * penalty)
             )
-            weighted = error
+            # (position's weight on its squared error, whether its rows are penalized)
             if n_negatives:
-                weighted = tf.concat([error[:batch], negative[1] * error[batch:]], axis=0)
-                loss += negative[1] * tf.reduce_sum(error[batch:] * error[batch:]) / batch
-            ones = tf.ones_like(error[:, None])
-            shrink_U, shrink_V = penalty * U, penalty * V
-            if n_negatives:
+                weight = tf.concat([tf.ones([batch]), tf.fill([n_negatives], negative[1])], axis=0)
                 keep = tf.concat([tf.ones([batch, 1]), tf.zeros([n_negatives, 1])], axis=0)
-                shrink_U, shrink_V = keep * shrink_U, keep * shrink_V
-            grad_U = (2.0 / batch) * (weighted[:, None] * tf.concat([V[:, :K], ones], axis=1) + shrink_U)
-            grad_V = (2.0 / batch) * (weighted[:, None] * tf.concat([U[:, :K], ones], axis=1) + shrink_V)
+                negatives_loss = negative[1] * tf.reduce_sum(error[batch:] * error[batch:]) / batch
+            if n_negatives and not selection:
+                loss += negatives_loss
+                weighted, shrink_U, shrink_V = weight * error, keep * penalty * U, keep * penalty * V
+            else:  # the rating tables learn from the ratings alone
+                weighted, shrink_U, shrink_V = error[:batch], penalty * U_r, penalty * V_r
+            ones = tf.ones_like(weighted[:, None])
+            grad_U = (2.0 / batch) * (weighted[:, None] * tf.concat([V[:rating_size, :K], ones], axis=1) + shrink_U)
+            grad_V = (2.0 / batch) * (weighted[:, None] * tf.concat([U[:rating_size, :K], ones], axis=1) + shrink_V)
             step = step + 1
-            table_u, owners_u = update(table_u, owners_u, users, state_u, grad_U, step, hyper, width)
-            table_i, owners_i = update(table_i, owners_i, items, state_i, grad_V, step, hyper, width)
-            return s + 1, step, table_u, table_i, owners_u, owners_i, total_loss + loss, total_squared + squared
+            owners_u, owners_i, owners_su, owners_si = owners
+            table_u, owners_u = update(
+                table_u, owners_u, users[:rating_size], state_u[:rating_size], grad_U, step, hyper, width, rating_size
+            )
+            table_i, owners_i = update(
+                table_i, owners_i, items[:rating_size], state_i[:rating_size], grad_V, step, hyper, width, rating_size
+            )
+            if selection:
+                # selection score = rating score (held fixed here) + the
+                # selection tables' own biased dot product; its target is the
+                # same as the rating score's: the rating of a rated pair, the
+                # imputed rating of a sampled one
+                sel_state_u, sel_state_i = tf.gather(sel_u, users), tf.gather(sel_i, items)
+                S, T = sel_state_u[:, :sel_width], sel_state_i[:, :sel_width]
+                sel_error = score + tf.reduce_sum(S[:, :K_s] * T[:, :K_s], axis=1) + S[:, K_s] + T[:, K_s] - target
+                S_r, T_r = S[:batch], T[:batch]
+                loss += (
+                    tf.reduce_mean(sel_error[:batch] * sel_error[:batch])
+                    + negative[1] * tf.reduce_sum(sel_error[batch:] * sel_error[batch:]) / batch
+                    + tf.reduce_sum(tf.reduce_mean(S_r * S_r, axis=0) * sel_penalty)
+                    + tf.reduce_sum(tf.reduce_mean(T_r * T_r, axis=0) * sel_penalty)
+                )
+                sel_weighted = (weight * sel_error)[:, None]
+                sel_ones = tf.ones_like(sel_weighted)
+                grad_S = (2.0 / batch) * (sel_weighted * tf.concat([T[:, :K_s], sel_ones], axis=1)
+                                          + keep * sel_penalty * S)
+                grad_T = (2.0 / batch) * (sel_weighted * tf.concat([S[:, :K_s], sel_ones], axis=1)
+                                          + keep * sel_penalty * T)
+                sel_u, owners_su = update(sel_u, owners_su, users, sel_state_u, grad_S, step, hyper, sel_width, size)
+                sel_i, owners_si = update(sel_i, owners_si, items, sel_state_i, grad_T, step, hyper, sel_width, size)
+            owners = (owners_u, owners_i, owners_su, owners_si)
+            return s + 1, step, table_u, table_i, sel_u, sel_i, owners, total_loss + loss, total_squared + squared
 
         zero = tf.constant(0.0)
-        owners = [tf.zeros(tf.shape(table)[:1], tf.int32) for table in (table_u, table_i)]
-        _, step, table_u, table_i, _, _, total_loss, total_squared = tf.while_loop(
-            lambda s, *_: s < steps, body, (tf.constant(0), step, table_u, table_i, *owners, zero, zero)
+        owners = tuple(tf.zeros(tf.shape(table)[:1], tf.int32) for table in (table_u, table_i, sel_u, sel_i))
+        _, step, table_u, table_i, sel_u, sel_i, _, total_loss, total_squared = tf.while_loop(
+            lambda s, *_: s < steps, body, (tf.constant(0), step, table_u, table_i, sel_u, sel_i, owners, zero, zero)
         )
         n_steps = tf.cast(steps, tf.float32)
-        return table_u, table_i, step, total_loss / n_steps, total_squared / n_steps
+        return table_u, table_i, sel_u, sel_i, step, total_loss / n_steps, total_squared / n_steps
 
     return run_epoch
 
@@ -249,6 +291,7 @@ def fit_rows(
     alpha_bias,
     seed,
     negatives=(0, 0.0, 0.0),
+    selection=None,
     validation=None,
     callbacks=(),
     verbose=0,
@@ -272,6 +315,14 @@ def fit_rows(
         ``centred_rating`` and whose squared error counts ``weight`` times a
         rating's in the batch's loss (no per-rating penalty).  0: the
         rating-only objective, exactly.
+    selection : list [S, T] of float32 ndarrays, or None
+        Selection tables, ``[factors | bias]`` per user row (``S``) and item
+        row (``T``), updated in place.  With them, the sampled pairs train
+        these tables only: the selection score ``r_hat(u, i) + s_u . t_i +
+        c_u + c_i`` (the rating score held fixed) is fitted to the ratings
+        and the imputed rating of the sampled pairs, while the rating tables
+        learn from the ratings alone, exactly as without sampled pairs.
+        Needs ``negatives``.
     optimizer : keras.optimizers.Optimizer
         Its rule and hyperparameters (:func:`supports` must hold).  When it
         is the model's optimizer, its state (moments, step count) is set at
@@ -297,16 +348,23 @@ def fit_rows(
     n = len(y)
     batch = min(batch_size, n)
     n_negatives, negative_target, negative_weight = negatives
-    run_epoch = _epoch_function(rule, batch, int(n_negatives))
+    if selection is not None and not n_negatives:
+        raise ValueError("selection tables are trained by sampled pairs: negatives must be given")
+    run_epoch = _epoch_function(rule, batch, int(n_negatives), selection is not None)
     negative = tf.constant([negative_target, negative_weight], tf.float32)
 
-    def packed(factors, bias):
-        weights = np.concatenate([np.asarray(factors), np.asarray(bias)], axis=1)
-        table = np.zeros((_bucket(len(weights)), width * (1 + rule.slots)), dtype=np.float32)
-        table[: len(weights), :width] = weights
+    def packed(weights):
+        table = np.zeros((_bucket(len(weights)), weights.shape[1] * (1 + rule.slots)), dtype=np.float32)
+        table[: len(weights), : weights.shape[1]] = weights
         return tf.constant(table)
 
-    tables = [packed(P, b_u), packed(Q, b_i)]
+    tables = [packed(np.concatenate([np.asarray(f), np.asarray(b)], axis=1)) for f, b in ((P, b_u), (Q, b_i))]
+    if selection is None:
+        sel_tables, sel_penalty = [tf.zeros([1, 1])] * 2, tf.zeros([1])
+    else:
+        sel_tables = [packed(table) for table in selection]
+        K_s = selection[0].shape[1] - 1
+        sel_penalty = tf.constant([alpha] * K_s + [alpha_bias], tf.float32)
     n_rows = [int(P.shape[0]), int(Q.shape[0])]
     penalty = tf.constant([alpha] * K + [alpha_bias], tf.float32)
     hyper = tf.constant(rule.hyper(optimizer), tf.float32)
@@ -322,9 +380,10 @@ def fit_rows(
     history = {}
     for epoch in range(epochs):
         order = _epoch_order(tf.constant(n, tf.int32), tf.constant([seed, epoch], tf.int64))
-        *tables, step, loss, squared = run_epoch(
-            *tables, X, y, order, penalty, hyper, step, negative, n_items, sample_seed
+        *tables, sel_u, sel_i, step, loss, squared = run_epoch(
+            *tables, X, y, order, penalty, hyper, step, negative, n_items, sample_seed, *sel_tables, sel_penalty
         )
+        tables, sel_tables = tables[:2], [sel_u, sel_i]
         for table, rows, (factors, bias) in zip(tables, n_rows, ((P, b_u), (Q, b_i))):
             factors.assign(table[:rows, :K])
             bias.assign(table[:rows, K:width])
@@ -341,6 +400,9 @@ def fit_rows(
         if model.stop_training:
             break
     callback_list.on_train_end()
+    if selection is not None:
+        for array, table in zip(selection, sel_tables):
+            array[:] = table[: len(array), : array.shape[1]].numpy()
     if optimizer is getattr(model, "optimizer", None):
         _store_optimizer_state(model, rule, [t[:rows] for t, rows in zip(tables, n_rows)], step, K)
     return history

@@ -123,6 +123,7 @@ def train(
     alpha,
     alpha_bias,
     negatives=(0, 0.0, 0.0),
+    selection=None,
     multi_worker=False,
     validation=None,
     callbacks=(),
@@ -137,6 +138,9 @@ def train(
     negatives : tuple (n_per_batch, centred_rating, weight)
         Sampled unobserved pairs per batch (compiled path only; see
         :func:`skmfnet._rowfit.fit_rows`).
+    selection : list [S, T] of float32 ndarrays, or None
+        Selection tables trained by the sampled pairs, updated in place
+        (compiled path only; see :func:`skmfnet._rowfit.fit_rows`).
     multi_worker : bool
         The model was built under a ``MultiWorkerMirroredStrategy``.
     validation : tuple (X_val, y_val) or None
@@ -173,11 +177,12 @@ def train(
             alpha_bias=alpha_bias,
             seed=seed,
             negatives=negatives,
+            selection=selection,
             validation=validation,
             callbacks=callbacks,
             verbose=verbose,
         )
-    if negatives[0]:
+    if negatives[0] or selection is not None:
         raise ValueError("sampled unobserved pairs are trained on the compiled path only")
     history = model.fit(
         training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed),

@@ -1,10 +1,14 @@
 """Training for ranking (sampled unobserved pairs) and the most-popular ranker."""
 
+import io
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from skmfnet import EmbeddingMFRegressor, MostPopularRanker
+from skmfnet._persistence import InvalidModelFileError
 
 N_CLUSTERS, USERS_PER_CLUSTER, ITEMS_PER_CLUSTER = 4, 25, 30
 
@@ -103,12 +107,85 @@ def test_sampled_pairs_need_the_compiled_path(clustered_ratings, params, named):
 @pytest.mark.parametrize(
     "params, name",
     [(dict(negative_ratio=-1.0), "negative_ratio"), (dict(negative_weight=-0.5), "negative_weight"),
-     (dict(negative_rating="low"), "negative_rating")],
+     (dict(negative_rating="low"), "negative_rating"),
+     (dict(negative_ratio=1.0, selection_factors=-1), "selection_factors"),
+     (dict(negative_ratio=1.0, selection_factors=2.5), "selection_factors")],
 )
 def test_bad_ranking_parameters_are_refused_by_name(clustered_ratings, params, name):
     X, y = clustered_ratings
     with pytest.raises(ValueError, match=f"'{name}' parameter of EmbeddingMFRegressor must be"):
         EmbeddingMFRegressor(epochs=1, **params).fit(X, y)
+
+
+# ------------------------------------------------------- the selection term
+SELECTION = dict(negative_ratio=3.0, negative_rating=0.0, selection_factors=8)
+
+
+def test_a_selection_term_leaves_the_rating_network_as_without_sampled_pairs(clustered_ratings):
+    X, y = clustered_ratings
+    rating_only = EmbeddingMFRegressor(**LEARNS).fit(X, y)
+    both = EmbeddingMFRegressor(**LEARNS, **SELECTION).fit(X, y)
+    for a, b in zip(both.model_.get_weights(), rating_only.model_.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(both.predict(X), rating_only.predict(X), rtol=0, atol=1e-6)
+    assert both.history_["rmse"] == pytest.approx(rating_only.history_["rmse"], abs=1e-6)
+    assert rating_only.user_selection_ is None and rating_only.item_selection_ is None
+    assert both.user_selection_.shape == (both.n_users_ + 1, 9)
+    assert both.item_selection_.shape == (both.n_items_ + 1, 9)
+    assert not both.user_selection_[0].any() and not both.item_selection_[0].any()  # unknown ids
+
+
+def test_a_selection_term_teaches_recommend_which_items_users_choose(clustered_ratings):
+    X, y = clustered_ratings
+    rating_only = EmbeddingMFRegressor(**LEARNS).fit(X, y)
+    both = EmbeddingMFRegressor(**LEARNS, **SELECTION).fit(X, y)
+    assert _share_in_own_cluster(rating_only.recommend(n=10)) < 0.5
+    assert _share_in_own_cluster(both.recommend(n=10)) > 0.9
+
+
+def test_recommend_ranks_by_the_predicted_rating_plus_the_selection_term(clustered_ratings):
+    X, y = clustered_ratings
+    est = EmbeddingMFRegressor(**dict(LEARNS, epochs=3), **SELECTION, clip_predictions=False).fit(X, y)
+    users, items = X["user_id"].unique()[:3], X["item_id"].unique()
+    recs = est.recommend(list(users), n=5, exclude_seen=False)
+    S, T = est.user_selection_, est.item_selection_
+    u_rows, i_rows = est.user_encoder_.transform(users), est.item_encoder_.transform(items)
+    for user, u in zip(users, u_rows):
+        pairs = pd.DataFrame({"user_id": user, "item_id": items})
+        brute = est.predict(pairs) + T[i_rows, :-1] @ S[u, :-1] + S[u, -1] + T[i_rows, -1]
+        top = items[np.argsort(-brute, kind="stable")[:5]]
+        assert recs[recs.user == user]["item"].tolist() == top.tolist()
+        np.testing.assert_allclose(recs[recs.user == user]["score"], np.sort(brute)[::-1][:5], rtol=1e-5)
+
+
+def test_a_selection_term_needs_sampled_pairs(clustered_ratings):
+    X, y = clustered_ratings
+    with pytest.raises(ValueError, match=r"selection_factors=4 .* needs negative_ratio > 0; got negative_ratio=0"):
+        EmbeddingMFRegressor(selection_factors=4, epochs=1).fit(X, y)
+
+
+def test_a_selection_term_saves_and_loads(clustered_ratings, tmp_path):
+    X, y = clustered_ratings
+    est = EmbeddingMFRegressor(n_factors=4, epochs=2, random_state=0, **SELECTION).fit(X, y)
+    est.save(tmp_path / "both.skmf")
+    loaded = EmbeddingMFRegressor.load(tmp_path / "both.skmf")
+    np.testing.assert_array_equal(loaded.item_selection_, est.item_selection_)
+    pd.testing.assert_frame_equal(loaded.recommend(n=5), est.recommend(n=5))
+    # a file whose parameters need the selection term but that lacks it is refused
+    with zipfile.ZipFile(tmp_path / "both.skmf") as src, zipfile.ZipFile(tmp_path / "bad.skmf", "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "arrays.npz":
+                with zipfile.ZipFile(io.BytesIO(data)) as npz:
+                    buffer = io.BytesIO()
+                    with zipfile.ZipFile(buffer, "w") as out:
+                        for member in npz.infolist():
+                            if "selection" not in member.filename:
+                                out.writestr(member, npz.read(member))
+                    data = buffer.getvalue()
+            dst.writestr(info, data)
+    with pytest.raises(InvalidModelFileError, match="no user_selection, which selection_factors=8 needs"):
+        EmbeddingMFRegressor.load(tmp_path / "bad.skmf")
 
 
 # ------------------------------------------------------------ MostPopularRanker
