@@ -7,6 +7,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from benchmarks.models import WEIGHT_SWEEP_PREFIX
+
 LIBRARIES = {
     "numpy": "numpy",
     "pandas": "pandas",
@@ -210,6 +212,24 @@ def markdown(results, published):
                 + f" | {rmse} | {entry['fit_seconds_mean']:.2f} |"
             )
         lines.append("")
+        sweep = {name: entry for name, entry in ranking.items() if name.startswith(WEIGHT_SWEEP_PREFIX)}
+        if sweep:
+            lines += [
+                "### One network for both: the weight of the sampled pairs",
+                "",
+                "`negative_ratio=3.0, negative_rating=0.0` and the defaults otherwise, without a selection "
+                "term: the weight of the sampled pairs trades RMSE for NDCG@10 (weights fixed beforehand).",
+                "",
+                "| negative_weight | NDCG@10 | RMSE |",
+                "|---|---|---|",
+            ]
+            for name, entry in sorted(sweep.items(), key=lambda kv: float(kv[0][len(WEIGHT_SWEEP_PREFIX):])):
+                lines.append(
+                    f"| {name[len(WEIGHT_SWEEP_PREFIX):]} | "
+                    f"{_pm(entry['ndcg_at_10_mean'], entry['ndcg_at_10_std'])} | "
+                    f"{_pm(entry['rmse_mean'], entry['rmse_std'])} |"
+                )
+            lines.append("")
     tut = results["protocols"].get("tutorial")
     if tut:
         lines += [

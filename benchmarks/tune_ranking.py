@@ -14,7 +14,14 @@ the skmfnet rows also record the RMSE on the same 10%.  Three choices:
   ``BOTH_RMSE_SLACK`` of the rating-only defaults' on the same splits;
 * each peer: the best of its grid (``PEER_GRIDS``), which starts from the
   configuration measured before tuning (BPR: k=50, 200 iterations, learning
-  rate 0.01, lambda 0.01; WMF: Cornac's defaults, k=50).
+  rate 0.01, lambda 0.01; WMF: Cornac's defaults, k=50);
+* ``selection`` (``--part selection``, run later and merged into the same
+  file): the defaults plus a selection term (``GRID_SELECTION``); the choice
+  is the best NDCG@10 among the candidates whose fit takes at most
+  ``SELECTION_TIME_BUDGET`` times the rating-only defaults' fit, timed in
+  the same run after one warm-up fit of each (so that no candidate's time
+  holds the process's first compilation).  Its rating network is the
+  defaults', so its RMSE is theirs.
 
 No ``uK.test`` rating is scored here; the caveat is that ``u1.base`` holds
 the test ratings of u2..u5 (and so on), so one configuration for all five
@@ -23,6 +30,8 @@ alike.
 
 Usage: ``python benchmarks/tune_ranking.py`` (about 20 minutes on 2 cores);
 writes ``benchmarks/results/tune_ranking.json``.
+``python benchmarks/tune_ranking.py --part selection`` (about 5 minutes)
+re-measures the defaults and most-popular and adds the ``selection_*`` keys.
 """
 
 import itertools
@@ -45,6 +54,9 @@ from skmfnet.metrics import ndcg_at_k, relevant_items  # noqa: E402
 GRID = dict(negative_ratio=[3.0, 6.0, 12.0], negative_rating=[None, 0.0], epochs=[30, 60], n_factors=[32, 64])
 GRID_BOTH = dict(negative_ratio=[1.0, 3.0], negative_weight=[0.03, 0.1, 0.3], negative_rating=[None, 0.0])
 BOTH_RMSE_SLACK = 0.01
+GRID_SELECTION = dict(negative_ratio=[1.0, 3.0, 6.0], selection_factors=[32, 64], negative_rating=[None, 0.0],
+                      epochs=[10, 20])
+SELECTION_TIME_BUDGET = 3.0
 PEER_GRIDS = {
     "BPR": dict(k=[50, 100], max_iter=[200, 400], learning_rate=[0.01, 0.05], lambda_reg=[0.01, 0.001]),
     "WMF": dict(k=[50, 100], max_iter=[100, 300], lambda_u=[0.01, 0.1], lambda_v=[0.01, 0.1]),
@@ -86,8 +98,37 @@ def _search(grid, make, splits, rates, label):
     return sorted(rows, key=lambda r: -r["val_ndcg_at_10"])
 
 
+def _selection_part(splits, path):
+    out = json.loads(path.read_text())
+    # warm-up: one short fit of every compiled program the timed fits run
+    # (XLA compiles one per batch shape and table width)
+    _score(lambda: EmbeddingMFRegressor(random_state=0, epochs=1), splits[:1], True)
+    for ratio, factors in itertools.product(GRID_SELECTION["negative_ratio"], GRID_SELECTION["selection_factors"]):
+        _score(lambda: EmbeddingMFRegressor(random_state=0, epochs=1, negative_ratio=ratio, selection_factors=factors),
+               splits[:1], False)
+    defaults = _score(lambda: EmbeddingMFRegressor(random_state=0), splits, True)
+    rows = _search(GRID_SELECTION, lambda p: EmbeddingMFRegressor(random_state=0, **p), splits, True, "selection")
+    budget = SELECTION_TIME_BUDGET * defaults["seconds"]
+    out.update({
+        "selection_command": "python benchmarks/tune_ranking.py --part selection",
+        "grid_selection": GRID_SELECTION,
+        "selection_time_budget": SELECTION_TIME_BUDGET,
+        "selection_defaults": defaults,
+        "selection_most_popular": _score(MostPopularRanker, splits, False),
+        "selection": rows,
+        "selection_choice": next((r for r in rows if r["seconds"] <= budget), None),
+    })
+    path.write_text(json.dumps(out, indent=1))
+    print("defaults:", defaults, "\nselection:", out["selection_choice"])
+
+
 def main():
     splits = list(_splits())
+    path = ROOT / "benchmarks" / "results" / "tune_ranking.json"
+    if sys.argv[1:] == ["--part", "selection"]:
+        return _selection_part(splits, path)
+    if sys.argv[1:]:
+        raise SystemExit(f"usage: python benchmarks/tune_ranking.py [--part selection]; got {sys.argv[1:]}")
     out = {"command": "python benchmarks/tune_ranking.py", "folds": FOLDS, "grid": GRID, "grid_both": GRID_BOTH,
            "both_rmse_slack": BOTH_RMSE_SLACK, "peer_grids": PEER_GRIDS}
     out["defaults"] = _score(lambda: EmbeddingMFRegressor(random_state=0), splits, True)
@@ -101,7 +142,6 @@ def main():
         model: _search(grid, lambda p, model=model: CornacRanker(model, p, seed=0), splits, False, model)
         for model, grid in PEER_GRIDS.items()
     }
-    path = ROOT / "benchmarks" / "results" / "tune_ranking.json"
     path.write_text(json.dumps(out, indent=1))
     print("ranking:", out["ranking"][0], "\nboth:", out["both_choice"],
           "\npeers:", {m: rows[0] for m, rows in out["peers"].items()})

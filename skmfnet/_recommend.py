@@ -9,7 +9,9 @@ What a score is depends on the estimator:
 
 * :class:`~skmfnet.EmbeddingMFRegressor` with ``interaction="dot"``:
   ``mu + b_u + b_i + p_u . q_i``, computed with numpy from the embedding
-  tables of the fitted network;
+  tables of the fitted network, plus the selection term ``s_u . t_i + c_u +
+  c_i`` when it has one (``selection_factors > 0``: how likely the user is
+  to choose the item, learnt from sampled unobserved pairs);
 * :class:`~skmfnet.EmbeddingMFRegressor` with ``interaction="concat"``: the
   network's output for (user, every item), in batches, plus ``mu``;
 * :class:`~skmfnet.BiasBaselineRegressor`: ``mu + b_u + b_i``;
@@ -276,7 +278,7 @@ def _top_n(scores, n):
     prefer_skip_nested_validation=True,
 )
 def recommend(estimator, users=None, n=10, *, exclude_seen=True, seen=None):
-    """Top-``n`` items for each user, by predicted rating.
+    """Top-``n`` items for each user, by predicted rating (plus the selection term, if any).
 
     Every item known to the estimator is scored for every requested user in
     one vectorised pass (see :mod:`skmfnet._recommend` for what a score is),
@@ -314,7 +316,8 @@ def recommend(estimator, users=None, n=10, *, exclude_seen=True, seen=None):
         Long format, one row per (user, recommended item), users in the order
         given and ranks ascending, with columns ``user`` (raw id), ``rank``
         (1 = best), ``item`` (raw id) and ``score`` (predicted rating before
-        clipping, float64).  Equal scores are ranked by the order in which
+        clipping, float64; for an ``EmbeddingMFRegressor`` with
+        ``selection_factors > 0``, plus its selection term).  Equal scores are ranked by the order in which
         the items first appeared in the training data.
 
     Raises

@@ -66,6 +66,13 @@ def _positive_int(text):
     return value
 
 
+def _non_negative_int(text):
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}")
+    return value
+
+
 def _int(text):
     try:
         return int(text)
@@ -261,6 +268,7 @@ _MF_OPTIONS = {
     "alpha": "--alpha",
     "batch_size": "--batch-size",
     "negative_ratio": "--negative-ratio",
+    "selection_factors": "--selection-factors",
 }
 
 
@@ -531,6 +539,9 @@ def _parser():
     fit.add_argument("--batch-size", type=_positive_int, help="ratings per step (default 1024)")
     fit.add_argument("--negative-ratio", type=_non_negative_float,
                      help="sampled unobserved pairs per rating: train for ranking (default 0: ratings only)")
+    fit.add_argument("--selection-factors", type=_non_negative_int,
+                     help="with --negative-ratio: a separate selection term of this many factors for "
+                     "recommend, the rating model trained on ratings alone (default 0: none)")
     fit.add_argument("--random-state", type=_int, help="seed, for reproducible fits")
     fit.set_defaults(run=_fit)
 

@@ -222,6 +222,8 @@ def bad_files(workdir):
         (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--alpha", "-1"], "--alpha: expected a finite number"),
         (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--negative-ratio", "-2"],
          "--negative-ratio: expected a finite number"),
+        (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--selection-factors", "-1"],
+         "--selection-factors: expected an integer >= 0"),
         (["fit", "{d}/ratings.csv", "-m", "{d}/m.skmf", "--estimator", "bias", "--epochs", "3"],
          "--epochs apply to --estimator mf only"),
         (["fit", "{d}/ratings.csv", "-m", "{d}/no/such/folder/m.skmf", "--estimator", "bias"],
@@ -416,3 +418,12 @@ def test_fit_for_ranking_from_the_command_line(workdir):
                  "--negative-ratio", "2"]) == 0
     model = load_estimator(path)
     assert model.get_params()["negative_ratio"] == 2.0
+
+
+def test_fit_with_a_selection_term_from_the_command_line(workdir):
+    path = workdir / "both.skmf"
+    assert main(["fit", str(workdir / "ratings.csv"), "--model", str(path), "--quiet", *MF,
+                 "--negative-ratio", "2", "--selection-factors", "3"]) == 0
+    model = load_estimator(path)
+    assert model.get_params()["selection_factors"] == 3
+    assert model.item_selection_.shape == (model.n_items_ + 1, 4)
