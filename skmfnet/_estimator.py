@@ -803,6 +803,56 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             np.clip(y_pred, *self.rating_range_, out=y_pred)
         return y_pred
 
+    def similar_items(self, items, n=10):
+        """The ``n`` known items most similar to each of ``items``, by cosine of their factors.
+
+        Parameters
+        ----------
+        items : id or array-like of ids
+            Raw item ids seen in fit (duplicates ignored, first kept).
+        n : int, default=10
+            Neighbours per item (fewer when fewer other items are known).
+
+        Returns
+        -------
+        similar : pandas.DataFrame
+            One row per (item, neighbour), items in the order given, with
+            columns ``item``, ``rank`` (1 = most similar), ``similar_item``
+            and ``similarity`` (cosine, in [-1, 1]).  The vectors compared
+            are the items' factors ``q_i`` as the network uses them (with
+            the mean factors of their feature labels under side
+            information); the item itself is left out.
+
+        Raises
+        ------
+        ValueError
+            If an id was not seen in fit (an unknown item has no learned
+            factors): the message lists them.
+
+        Examples
+        --------
+        >>> from skmfnet import EmbeddingMFRegressor
+        >>> X = [["ann", "a"], ["ann", "b"], ["bob", "a"], ["bob", "b"], ["cid", "c"], ["cid", "d"]]
+        >>> est = EmbeddingMFRegressor(n_factors=2, epochs=1, random_state=0).fit(X, [5, 5, 4, 4, 1, 2])
+        >>> list(est.similar_items("a", n=2).columns)
+        ['item', 'rank', 'similar_item', 'similarity']
+        """
+        from ._similar import similar
+
+        return similar(self, items, "item", n)
+
+    def similar_users(self, users, n=10):
+        """The ``n`` known users most similar to each of ``users``, by cosine of their factors.
+
+        As :meth:`similar_items`, for users: columns ``user``, ``rank``,
+        ``similar_user``, ``similarity``; the vectors are ``p_u`` as the
+        network uses them (with the mean factors of their feature labels and
+        SVD++'s implicit term when the model has them).
+        """
+        from ._similar import similar
+
+        return similar(self, users, "user", n)
+
     # scikeras methods that bypass the id encoding are not offered.
     @available_if(_never)
     def partial_fit(self, X, y, sample_weight=None, **kwargs):  # pragma: no cover

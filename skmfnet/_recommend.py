@@ -379,6 +379,11 @@ def _user_index(estimator, users):
     """Requested users as a duplicate-free Index, in the order given."""
     if users is None:
         return pd.Index(estimator.user_encoder_.classes_)
+    return _id_index(users)
+
+
+def _id_index(users):
+    """Requested ids (one id or array-like) as a duplicate-free Index, in the order given."""
     if np.ndim(users) == 0:
         users = [users]
     if hasattr(users, "__array__"):

@@ -6,6 +6,7 @@ A thin layer over the public API::
     skmfnet fit ratings.csv --model model.skmf       # EmbeddingMFRegressor().fit + save
     skmfnet predict model.skmf pairs.csv > predictions.csv
     skmfnet recommend model.skmf --user 42 -n 10
+    skmfnet similar model.skmf --item 50 -n 10      # est.similar_items([50], n=10)
 
 Tables are CSV (``.tsv``: tab-separated) or Parquet (``.parquet``, needs
 pyarrow); the user, item and rating columns are found by name (``--user-col``
@@ -481,6 +482,28 @@ def _recommend(args):
     return 0
 
 
+def _similar(args):
+    import pandas as pd
+
+    _check_output(args.output)
+    estimator = _load_model(args.model, args)
+    if not hasattr(estimator, "similar_items"):
+        raise UsageError(
+            f"{args.model} holds a {type(estimator).__name__}, which has no factors to compare: "
+            "'skmfnet similar' needs a model fitted with --estimator mf"
+        )
+    side, texts = ("item", args.item) if args.item else ("user", args.user)
+    option = f"--{side}"
+    classes = getattr(estimator, f"{side}_encoder_").classes_
+    ids = _ids_like(pd.Series(texts, dtype=object), classes, side, lambda i: option).tolist()
+    try:
+        table = (estimator.similar_items if side == "item" else estimator.similar_users)(ids, n=args.n)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {_one_line(exc)}") from None
+    _write_table(table, args.output)
+    return 0
+
+
 # ------------------------------------------------------------------- parser
 def _global_options(parser, default):
     """-q and --verbose, accepted before the command and after it.
@@ -571,6 +594,19 @@ def _parser():
                      help="also recommend items the user rated in training")
     rec.add_argument("--output", "-o", help="write to this file instead of standard output")
     rec.set_defaults(run=_recommend)
+
+    sim = commands.add_parser(
+        "similar", parents=[common], help="most similar items or users",
+        description="The n items (or users) most similar to each one given, by cosine of the "
+        "learned factors; writes item, rank, similar_item, similarity (or the same for users) as CSV.",
+    )
+    sim.add_argument("model", help="model file written by 'skmfnet fit' (--estimator mf)")
+    what = sim.add_mutually_exclusive_group(required=True)
+    what.add_argument("--item", "-i", action="append", metavar="ID", help="item id (repeat for several)")
+    what.add_argument("--user", "-u", action="append", metavar="ID", help="user id (repeat for several)")
+    sim.add_argument("-n", type=_positive_int, default=10, help="neighbours per id (default 10)")
+    sim.add_argument("--output", "-o", help="write to this file instead of standard output")
+    sim.set_defaults(run=_similar)
     return parser
 
 

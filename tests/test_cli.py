@@ -117,6 +117,39 @@ def test_recommend_matches_the_api(workdir, mf_model, capsys):
     assert not rated & set(map(tuple, out[["user", "item"]].to_numpy().tolist()))
 
 
+def test_similar_matches_the_api(mf_model, capsys):
+    assert main(["similar", str(mf_model), "--item", "3", "--item", "5", "-n", "4", "-q"]) == 0
+    out = read_csv(capsys.readouterr().out)
+    expected = load_estimator(mf_model).similar_items([3, 5], n=4)
+    assert list(out.columns) == ["item", "rank", "similar_item", "similarity"]
+    assert out[["item", "rank", "similar_item"]].values.tolist() == expected[
+        ["item", "rank", "similar_item"]].values.tolist()
+    np.testing.assert_allclose(out["similarity"], expected["similarity"], rtol=1e-12)
+    assert main(["similar", str(mf_model), "--user", "3", "-n", "2", "-q"]) == 0
+    assert read_csv(capsys.readouterr().out).columns.tolist() == ["user", "rank", "similar_user", "similarity"]
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--item", "999"], r"--item: items: 1 of the 1 ids given were not seen in fit"),
+        (["--item", "abc"], r"--item: 'abc' is not an integer"),
+        (["-n", "0", "--item", "3"], r"-n: expected a positive integer"),
+        ([], r"one of the arguments --item/-i --user/-u is required"),
+    ],
+)
+def test_similar_refuses_bad_input_in_one_line(mf_model, capsys, argv, match):
+    assert main(["similar", str(mf_model), *argv, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+    assert err.count("\n") == 1
+
+
+def test_similar_needs_factors(bias_model, capsys):
+    assert main(["similar", str(bias_model), "--item", "3", "-q"]) == 2
+    assert "has no factors to compare" in capsys.readouterr().err
+
+
 def test_recommend_all_users_include_seen_and_unknown_user(workdir, bias_model, capsys):
     assert main(["recommend", str(bias_model), "--all-users", "-n", "2", "--include-seen", "-q"]) == 0
     out = read_csv(capsys.readouterr().out)

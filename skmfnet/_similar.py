@@ -1,0 +1,120 @@
+"""Similar items and users: nearest neighbours by cosine of the learned factors.
+
+The vectors compared are those that meet in the network's interaction, so
+that two items are similar when the model treats them alike:
+
+* ``q_i``, the item's factor row, plus the mean factor rows of its feature
+  labels when the model has item side information;
+* ``p_u``, the user's factor row, plus the mean factor rows of its feature
+  labels, plus SVD++'s implicit term ``|N(u)|^-1/2 sum_{j in N(u)} y_j``
+  when the model has them.
+
+They are computed with numpy from the fitted network's tables (the same
+arithmetic as :mod:`skmfnet._network`), then every known row is scored
+against the queries in blocks (at most ``_BLOCK_SCORES`` similarities at
+once), the query itself left out, and the ``n`` most similar kept with
+:func:`skmfnet._recommend._top_n` (ties: the row seen first in training).
+Biases do not enter: they say how high an item is rated, not what it is like.
+"""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_is_fitted
+
+from ._network import IMPLICIT, ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
+from ._recommend import _BLOCK_SCORES, _id_index, _top_n
+
+__all__ = ["factor_vectors", "similar"]
+
+_SIDES = ("user", "item")
+
+
+def factor_vectors(estimator, side, kind="factors"):
+    """``p_u`` (``side="user"``) or ``q_i`` of every row as the network computes them, float64 (n + 1, K).
+
+    ``kind="bias"`` gives ``b_u`` or ``b_i`` the same way, shape (n + 1, 1)
+    (feature biases included; the implicit term has none).  Row 0 (unknown
+    ids) holds the unknown-id row of each table: zero.
+    """
+    model = estimator.model_
+    tables = {("user", "factors"): USER_FACTORS, ("item", "factors"): ITEM_FACTORS,
+              ("user", "bias"): USER_BIAS, ("item", "bias"): ITEM_BIAS}
+    vectors = np.asarray(model.get_layer(tables[side, kind]).embeddings.numpy(), dtype=np.float64)
+    encoders = getattr(estimator, f"{side}_feature_encoders_")
+    codes = getattr(estimator, f"{side}_feature_codes_")
+    # feature layers are numbered over the user features, then the item features
+    first = 0 if side == "user" else len(estimator.user_feature_encoders_)
+    start = 0
+    for k, encoder in enumerate(encoders):
+        table = model.get_layer(f"{side}_feature_{first + k}_{kind}").embeddings.numpy().astype(np.float64)
+        block = codes[:, start : start + encoder.width]
+        start += encoder.width
+        known = block > 0  # code 0: unknown label, missing value, padding
+        summed = (table[block] * known[..., None]).sum(axis=1)
+        vectors = vectors + summed / np.maximum(known.sum(axis=1), 1)[:, None]
+    if side == "user" and kind == "factors" and IMPLICIT in {layer.name for layer in model.layers}:
+        layer = model.get_layer(IMPLICIT)
+        indptr = layer.indptr.numpy().astype(np.int64)
+        indices = layer.indices.numpy()[: indptr[-1]].astype(np.int64)
+        history = sp.csr_matrix(
+            (np.ones(len(indices)), indices, indptr), shape=(len(indptr) - 1, layer.n_items)
+        )
+        lengths = np.diff(indptr)
+        vectors = vectors + (history @ layer.y.numpy().astype(np.float64)) / np.sqrt(np.maximum(lengths, 1))[:, None]
+    return vectors
+
+
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "ids": "no_validation",
+        "side": [StrOptions(set(_SIDES))],
+        "n": [Interval(numbers.Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def similar(estimator, ids, side, n=10):
+    """The ``n`` known ``side`` ids most similar to each of ``ids``, by cosine.
+
+    Returns a DataFrame with columns ``side``, ``rank``, ``similar_<side>``,
+    ``similarity`` (see :meth:`skmfnet.EmbeddingMFRegressor.similar_items`).
+    """
+    check_is_fitted(estimator, "model_")
+    encoder = getattr(estimator, f"{side}_encoder_")
+    ids = _id_index(ids)
+    rows = encoder.transform(np.asarray(ids)).astype(np.int64)
+    unknown = ids[rows == 0]
+    if len(unknown):
+        shown = list(unknown[:5]) + (["..."] if len(unknown) > 5 else [])
+        raise ValueError(
+            f"{side}s: {len(unknown)} of the {len(ids)} ids given were not seen in fit, and an unknown "
+            f"{side} has no learned factors to compare: {shown}. Pass ids from "
+            f"{side}_encoder_.classes_."
+        )
+    vectors = factor_vectors(estimator, side)[1:]  # column j = row j + 1
+    norms = np.linalg.norm(vectors, axis=1)
+    unit = vectors / np.where(norms > 0, norms, 1.0)[:, None]  # a zero vector is similar to nothing (0)
+    block = max(1, _BLOCK_SCORES // max(len(unit), 1))
+    parts = []
+    for start in range(0, len(rows), block):
+        query = rows[start : start + block] - 1
+        scores = unit[query] @ unit.T
+        scores[np.arange(len(query)), query] = -np.inf  # not itself
+        cols, vals = _top_n(scores, n)
+        keep = np.isfinite(vals)
+        parts.append((np.nonzero(keep)[0] + start, np.cumsum(keep, axis=1)[keep], cols[keep], vals[keep]))
+    pos, rank, col, val = (
+        np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dtype=np.int64) for k in range(4)
+    )
+    return pd.DataFrame(
+        {
+            side: ids.take(pos.astype(np.int64)),
+            "rank": rank.astype(np.int64),
+            f"similar_{side}": encoder.classes_.take(col.astype(np.int64)),
+            "similarity": val.astype(np.float64),
+        }
+    )
