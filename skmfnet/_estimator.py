@@ -655,30 +655,32 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             return self._build_and_compile()
 
     def _build_and_compile(self):
+        """The compiled network of the fitted parameters and vocabularies (fit, and fold_in)."""
+        params = self.fitted_params_
         model = build_network(
             self.n_users_,
             self.n_items_,
-            n_factors=self.n_factors,
-            interaction=self.interaction,
-            hidden_layer_sizes=tuple(self.hidden_layer_sizes),
-            activation=self.activation,
-            alpha=self.alpha,
-            alpha_bias=self.alpha_bias,
-            regularization=self.regularization,
-            init_std=self.init_std,
+            n_factors=params["n_factors"],
+            interaction=params["interaction"],
+            hidden_layer_sizes=tuple(params["hidden_layer_sizes"]),
+            activation=params["activation"],
+            alpha=params["alpha"],
+            alpha_bias=params["alpha_bias"],
+            regularization=params["regularization"],
+            init_std=params["init_std"],
             user_features=[(e.name, e.n_known, e.width) for e in self.user_feature_encoders_],
             item_features=[(e.name, e.n_known, e.width) for e in self.item_feature_encoders_],
-            implicit=self._implicit_history,
-            alpha_implicit=self.alpha_implicit,
+            implicit=getattr(self, "_implicit_history", None),  # set during fit only
+            alpha_implicit=params["alpha_implicit"],
             seed=self._seed(),
         )
         return compile_network(
             model,
-            optimizer=self.optimizer,
-            learning_rate=self.learning_rate,
-            loss=self.loss,
+            optimizer=params["optimizer"],
+            learning_rate=params["learning_rate"],
+            loss=params["loss"],
             n_train=self._n_train,
-            batch_size=self.batch_size,
+            batch_size=params["batch_size"],
         )
 
     def _build_keras_model(self):
@@ -802,6 +804,54 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         if self.fitted_params_["clip_predictions"]:
             np.clip(y_pred, *self.rating_range_, out=y_pred)
         return y_pred
+
+    def fold_in(self, X, y):
+        """Give rows to users (or items) not seen in fit, from their ratings, without refitting.
+
+        Each new user's factors and bias are the exact minimiser of the
+        training objective for that row with every other row held fixed (a
+        ridge regression against the known items' factors, closed form);
+        likewise each new item's against the known users'.  Nothing else
+        changes: known pairs predict exactly as before.  The new ids join
+        the vocabularies (and their pairs ``seen_``), so ``predict``,
+        ``recommend`` and ``save`` treat them like ids seen in fit.  This is
+        not ``partial_fit``: ratings between known users and items are
+        refused, not learnt.  Needs the plain dot model (no side
+        information, implicit feedback or ``concat`` network).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_ratings, 2)
+            (user id, item id) pairs; in each, exactly one of the two ids is
+            new (a new user's ratings of known items, or a new item's
+            ratings by known users).
+        y : array-like of shape (n_ratings,)
+            Their ratings.
+
+        Returns
+        -------
+        self : EmbeddingMFRegressor
+
+        Raises
+        ------
+        ValueError
+            For a model other than the plain dot model, a rating whose user
+            and item are both known (or both new), or invalid ``X``/``y``
+            (as in fit).  The estimator is then left as it was.
+
+        Examples
+        --------
+        >>> from skmfnet import EmbeddingMFRegressor
+        >>> X = [["ann", "a"], ["ann", "b"], ["bob", "a"], ["bob", "c"]]
+        >>> est = EmbeddingMFRegressor(n_factors=2, epochs=1, random_state=0).fit(X, [5, 3, 4, 2])
+        >>> est = est.fold_in([["cid", "a"], ["cid", "c"]], [5, 1])
+        >>> est.n_users_, "cid" in est.user_encoder_.classes_
+        (3, True)
+        """
+        from ._foldin import fold_in
+
+        with restore_on_failure(self):
+            return fold_in(self, X, y)
 
     def similar_items(self, items, n=10):
         """The ``n`` known items most similar to each of ``items``, by cosine of their factors.
