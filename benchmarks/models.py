@@ -429,6 +429,11 @@ MODELS["rank_cornac_wmf"] = Model(
     rates=False,
 )
 
+#: The "fold_in" protocol: the model folded into, its repeats (seeds seed .. seed + n - 1).
+FOLD_IN_MODEL = "mf_default"
+FOLD_IN_REPEATS = 5
+QUICK_FOLD_IN_REPEATS = 1
+
 #: The tutorial protocol's network and its published test RMSE.
 TUTORIAL_MODEL = "mf_tutorial"
 TUTORIAL_PUBLISHED_RMSE = 0.944

@@ -15,6 +15,12 @@
 * ``ranking``: the same folds; each model recommends 10 items to every test
   user (items rated in training left out) and is scored against the test
   items that user rated 4 or more: precision, recall, NDCG and hit rate at 10.
+* ``fold_in``: 50 users with at least 40 ratings are held out entirely
+  (drawn with the repeat's seed); the defaults are fitted on everybody
+  else's ratings, then each held user is folded in from the first 5, 10 or
+  20 of their ratings in a random order, and scored on their ratings after
+  the 20th: against the unknown-user fallback and a full refit with the
+  same ratings (:func:`fold_in_scores`).
 
 Everything here uses the package's public API only.
 """
@@ -23,6 +29,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 from sklearn.model_selection import PredefinedSplit, train_test_split
 
@@ -202,3 +209,69 @@ def fit_and_rank(estimator, X_train, y_train, X_test, y_test):
     start = time.perf_counter()
     estimator.fit(X_train, y_train)
     return {"fit_seconds": time.perf_counter() - start, "n_train": int(len(y_train)), "n_test": int(len(y_test))}
+
+
+# ------------------------------------------------------------------ fold-in
+#: Ratings given to fold_in per held-out user, and the users held out per repeat.
+FOLD_IN_GIVEN = (5, 10, 20)
+FOLD_IN_USERS = 50
+#: Held-out users are drawn among those with at least this many ratings, so
+#: that every one has ratings left to score after the largest ``given``.
+FOLD_IN_MIN_RATINGS = 40
+
+
+def fold_in_split(data, seed):
+    """Hold out ``FOLD_IN_USERS`` users entirely; a random order of each one's ratings.
+
+    Returns (X_train, y_train, X_held, y_held, position): ``position`` is the
+    rank of each held rating in its user's random order (0 = first given).
+    Held ratings of items absent from the training part are dropped (no row
+    to fold in against, and no other model knows them either).
+    """
+    X, y = data.X[list(ID_COLUMNS)], data.y
+    counts = X["user_id"].value_counts()
+    eligible = np.sort(counts[counts >= FOLD_IN_MIN_RATINGS].index.to_numpy())
+    rng = np.random.default_rng(seed)
+    held_users = rng.choice(eligible, FOLD_IN_USERS, replace=False)
+    held = X["user_id"].isin(held_users).to_numpy()
+    X_train, y_train = X[~held], y[~held]
+    known_item = X["item_id"].isin(X_train["item_id"]).to_numpy()
+    X_held, y_held = X[held & known_item], y[held & known_item]
+    shuffled = rng.permutation(len(X_held))
+    position = np.empty(len(X_held), dtype=np.int64)
+    position[shuffled] = X_held.iloc[shuffled].groupby("user_id").cumcount().to_numpy()
+    return X_train, y_train, X_held, y_held, position
+
+
+def fold_in_scores(make, data, seed):
+    """RMSE on each held user's ratings after its first ``max(FOLD_IN_GIVEN)``, three ways.
+
+    * ``unknown``: the model fitted without the held users (their fallback, mu + b_i);
+    * ``fold_in_<n>``: that model after ``fold_in`` of each user's first n ratings
+      (on a copy, so every n starts from the same fit);
+    * ``refit_<n>``: a new fit on the training part plus those n ratings per user.
+    Each with its seconds (fit, fold_in or refit).
+    """
+    import pickle
+
+    X_train, y_train, X_held, y_held, position = fold_in_split(data, seed)
+    scored = position >= max(FOLD_IN_GIVEN)
+
+    def rmse(estimator):
+        return float(np.sqrt(np.mean((estimator.predict(X_held[scored]) - y_held[scored]) ** 2)))
+
+    start = time.perf_counter()
+    base = make(seed).fit(X_train, y_train)
+    out = {"seed": seed, "n_held_users": FOLD_IN_USERS, "n_scored": int(scored.sum()),
+           "unknown": {"rmse": rmse(base), "seconds": time.perf_counter() - start}}
+    frozen = pickle.dumps(base)
+    for n in FOLD_IN_GIVEN:
+        given = position < n
+        model = pickle.loads(frozen)
+        start = time.perf_counter()
+        model.fold_in(X_held[given], y_held[given])
+        out[f"fold_in_{n}"] = {"rmse": rmse(model), "seconds": time.perf_counter() - start}
+        start = time.perf_counter()
+        refit = make(seed).fit(pd.concat([X_train, X_held[given]]), np.concatenate([y_train, y_held[given]]))
+        out[f"refit_{n}"] = {"rmse": rmse(refit), "seconds": time.perf_counter() - start}
+    return out

@@ -27,7 +27,7 @@ if str(HERE.parent) not in sys.path:  # `python benchmarks/run.py` puts benchmar
 
 from benchmarks import models as M  # noqa: E402
 
-PROTOCOLS = ("tutorial", "folds", "peers", "ablations", "ranking")
+PROTOCOLS = ("tutorial", "folds", "peers", "ablations", "ranking", "fold_in")
 ALL_FOLDS = (1, 2, 3, 4, 5)
 
 
@@ -206,6 +206,9 @@ def main(argv=None):
         tasks.append(("curve", M.CURVE_MODEL, 1))
     for protocol, names in by_protocol.items():
         tasks += [(protocol, n, k) for n in names for k in folds]
+    if "fold_in" in protocols:
+        repeats = M.QUICK_FOLD_IN_REPEATS if args.quick else M.FOLD_IN_REPEATS
+        tasks += [("fold_in", M.FOLD_IN_MODEL, args.seed + r) for r in range(repeats)]
 
     results = {
         "command": "python " + shlex.join(
@@ -241,7 +244,8 @@ def main(argv=None):
 
     bar = tqdm(tasks, desc="benchmark", unit="fit", dynamic_ncols=True)
     for protocol, name, fold in bar:
-        bar.set_postfix_str(f"{protocol}: {name}" + (f" u{fold}" if fold else ""))
+        where = f" seed {fold}" if protocol == "fold_in" else (f" u{fold}" if fold else "")
+        bar.set_postfix_str(f"{protocol}: {name}{where}")
         spec = M.MODELS[name]
         estimator = _make(name, args)
         if protocol == "tutorial":
@@ -261,6 +265,13 @@ def main(argv=None):
                 + f": {res['n_train']} train / {res['n_test']} test ratings"
             )
             tut["models"][name] = res
+        elif protocol == "fold_in":
+            res = P.fold_in_scores(lambda seed: _make(name, args).set_params(random_state=seed), data, fold)
+            entry = results["protocols"].setdefault("fold_in", {
+                "label": spec.label, "params": P.describe_params(estimator), "given": list(P.FOLD_IN_GIVEN),
+                "n_held_users": P.FOLD_IN_USERS, "min_ratings": P.FOLD_IN_MIN_RATINGS, "repeats": [],
+            })
+            entry["repeats"].append(res)
         elif protocol == "curve":
             res = P.fit_and_score(
                 estimator, *P.columns(P.fold_split(data, 1), spec.columns), validation=True

@@ -98,10 +98,16 @@ def test_quick_run_end_to_end(tmp_path):
     assert len(curve["rmse"]) == len(curve["val_rmse"]) == 2
     assert len(results["learning_curves"]["mf_default_u1"]["history"]["val_rmse"]) >= 1
 
+    fold_in = results["protocols"]["fold_in"]
+    assert [r["seed"] for r in fold_in["repeats"]] == [0]  # --quick: one draw
+    for key in ("unknown", "fold_in_5", "refit_5", "fold_in_20", "refit_20"):
+        assert math.isfinite(fold_in["repeats"][0][key]["rmse"]), key
+
     for name in ("results.md", "rmse.png", "learning_curves.png"):
         assert (tmp_path / name).stat().st_size > 0
     table = (tmp_path / "results.md").read_text()
     assert "not measured here" in table and "GLocal-K" in table
+    assert "## New users without refitting: fold_in" in table
 
 
 def test_speed_synthetic_protocol_end_to_end(tmp_path):
