@@ -13,7 +13,7 @@ from sklearn.utils import RegressorTags
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import IdEncoder, validate_user_item, warn_if_no_id_known
+from ._encoding import IdEncoder, check_sample_weight, validate_user_item, warn_if_no_id_known
 from ._mixins import RecommenderMixin, restore_on_failure
 from ._recommend import seen_matrix_from_rows
 
@@ -46,8 +46,11 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
 
     .. math::
 
-        \sum_{(u, i) \in R} (r_{ui} - \mu - b_u - b_i)^2
-        + \lambda_u \sum_u b_u^2 + \lambda_i \sum_i b_i^2 .
+        \sum_{(u, i) \in R} w_{ui} (r_{ui} - \mu - b_u - b_i)^2
+        + \lambda_u \sum_u b_u^2 + \lambda_i \sum_i b_i^2 ,
+
+    with weights :math:`w_{ui}` = ``sample_weight`` (1 by default; then
+    :math:`\mu` is the weighted mean).
 
     This is the baseline predictor of Koren (2010), "Factor in the
     neighbors", and of Surprise's ``BaselineOnly``.  The biases are fitted by
@@ -57,9 +60,9 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
 
     .. math::
 
-        b_i \leftarrow \frac{\sum_{u \in R(i)} (r_{ui} - \mu - b_u)}{\lambda_i + |R(i)|},
+        b_i \leftarrow \frac{\sum_{u \in R(i)} w_{ui} (r_{ui} - \mu - b_u)}{\lambda_i + \sum_{u \in R(i)} w_{ui}},
         \qquad
-        b_u \leftarrow \frac{\sum_{i \in R(u)} (r_{ui} - \mu - b_i)}{\lambda_u + |R(u)|},
+        b_u \leftarrow \frac{\sum_{i \in R(u)} w_{ui} (r_{ui} - \mu - b_i)}{\lambda_u + \sum_{i \in R(u)} w_{ui}},
 
     starting from zero biases.  The defaults (``reg_user=15``,
     ``reg_item=10``, ``n_iter=10``) are Surprise's ALS defaults (``reg_u``,
@@ -162,7 +165,7 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
         tags.input_tags.categorical = True  # ids are labels, not magnitudes
         return tags
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Learn the id vocabularies, the mean rating and the biases.
 
         Parameters
@@ -171,6 +174,12 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
             User id in column 0, item id in column 1 (any hashable labels).
         y : array-like of shape (n_ratings,)
             Ratings.
+        sample_weight : array-like of shape (n_ratings,), default=None
+            Non-negative weight of each rating's squared error: an integer
+            weight counts as that many copies of the rating, a weight of 0
+            drops it (its ids are then unknown unless other ratings have
+            them).  None: every weight 1.  Routed by scikit-learn's
+            ``cross_validate`` and searches like any fit parameter.
 
         Returns
         -------
@@ -178,29 +187,32 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
         """
         # a fit that fails leaves the estimator as it was (fitted or not)
         with restore_on_failure(self):
-            return self._fit(X, y)
+            return self._fit(X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def _fit(self, X, y):
+    def _fit(self, X, y, sample_weight):
         users, items, y = validate_user_item(self, X, y, reset=True)
+        weights, keep = check_sample_weight(sample_weight, len(y))
+        users, items, y, weights = users[keep], items[keep], y[keep], weights[keep]
         self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))
         user_rows, item_rows = _fit_ids(self, users, items)
         n_user_rows, n_item_rows = self.n_users_ + 1, self.n_items_ + 1
 
-        mu = float(np.mean(y))
+        mu = float(np.average(y, weights=weights))
         residual = y - mu
-        # Denominators lambda + |R(.)|; row 0 (unknown ids) has no rating and stays 0.
-        user_denom = self.reg_user + np.bincount(user_rows, minlength=n_user_rows)
-        item_denom = self.reg_item + np.bincount(item_rows, minlength=n_item_rows)
+        # Denominators lambda + sum of weights (|R(.)| unweighted); row 0
+        # (unknown ids) has no rating and stays 0.
+        user_denom = self.reg_user + np.bincount(user_rows, weights=weights, minlength=n_user_rows)
+        item_denom = self.reg_item + np.bincount(item_rows, weights=weights, minlength=n_item_rows)
         user_denom[0] = item_denom[0] = 1.0  # numerator is 0 there; avoid 0/0 when reg is 0
         user_bias = np.zeros(n_user_rows)
         for _ in range(self.n_iter):
             item_bias = (
-                np.bincount(item_rows, weights=residual - user_bias[user_rows], minlength=n_item_rows)
+                np.bincount(item_rows, weights=weights * (residual - user_bias[user_rows]), minlength=n_item_rows)
                 / item_denom
             )
             user_bias = (
-                np.bincount(user_rows, weights=residual - item_bias[item_rows], minlength=n_user_rows)
+                np.bincount(user_rows, weights=weights * (residual - item_bias[item_rows]), minlength=n_user_rows)
                 / user_denom
             )
 

@@ -16,9 +16,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_sample_weight, validate_data
 
-__all__ = ["IdEncoder", "UNKNOWN_INDEX", "validate_user_item", "warn_if_no_id_known"]
+__all__ = ["IdEncoder", "UNKNOWN_INDEX", "check_sample_weight", "validate_user_item", "warn_if_no_id_known"]
 
 #: Embedding row used for ids not seen in ``fit``.
 UNKNOWN_INDEX = 0
@@ -150,6 +150,21 @@ def _check_ratings(y):
             "number: drop or fill those rows first."
         )
     return y
+
+
+def check_sample_weight(sample_weight, n_ratings):
+    """Validated weights (float64) and the mask of the ratings to keep (weight > 0).
+
+    scikit-learn's check refuses a wrong length, NaN, infinity and negative
+    weights, naming ``sample_weight``.  A weight of 0 drops the rating: the
+    fit is then the fit without it (vocabularies, mean and training alike).
+    None: every weight 1.
+    """
+    if sample_weight is None:
+        return np.ones(n_ratings), np.ones(n_ratings, dtype=bool)
+    weights = _check_sample_weight(sample_weight, np.empty((n_ratings, 0)), dtype=np.float64,
+                                   ensure_non_negative=True)
+    return weights, weights > 0  # scikit-learn refuses all-zero weights
 
 
 def warn_if_no_id_known(user_rows, item_rows, user_encoder, item_encoder, users, items):

@@ -41,7 +41,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._distribute import DISTRIBUTIONS, get_strategy
-from ._encoding import validate_user_item, warn_if_no_id_known
+from ._encoding import check_sample_weight, validate_user_item, warn_if_no_id_known
 from ._mixins import RecommenderMixin, restore_on_failure
 from ._network import build_network, score_rows
 from ._preparation import encode, fit_encoding, id_rows, pair_inputs
@@ -486,7 +486,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         return tags
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, *, validation_data=None):
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
         """Learn the id vocabularies, the mean rating and the network.
 
         Parameters
@@ -496,6 +496,15 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             then the columns named in ``user_features`` and ``item_features``.
         y : array-like of shape (n_ratings,)
             Ratings.
+        sample_weight : array-like of shape (n_ratings,), default=None
+            Non-negative weight of each rating's squared error and of its
+            per-rating penalty in the loss, scaled to mean 1, so that an
+            integer weight counts as that many copies of the rating; a
+            weight of 0 drops the rating (its ids are then unknown unless
+            other ratings have them); ``mu_`` is the weighted mean.  Routed
+            by scikit-learn's ``cross_validate`` and searches like any fit
+            parameter.  Trains on the compiled path (the parameters that
+            ``negative_ratio`` needs); other configurations refuse it.
         validation_data : tuple (X_val, y_val), optional
             Ratings to evaluate after every epoch (``history_["val_rmse"]``),
             as Keras's ``validation_data``.  When given, it is also what early
@@ -508,12 +517,16 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         # a fit that fails, for bad input or during training, leaves the
         # estimator as it was: still fitted with its previous model, or unfitted
         with restore_on_failure(self):
-            return self._fit_ratings(X, y, validation_data)
+            return self._fit_ratings(X, y, sample_weight, validation_data)
 
-    def _fit_ratings(self, X, y, validation_data):
+    def _fit_ratings(self, X, y, sample_weight, validation_data):
         self._validate_params()
         self._check_combinations(validation_data)
         users, items, extras, y = validate_user_item(self, X, y, reset=True, with_features=True)
+        weights, keep = check_sample_weight(sample_weight, len(y))
+        if sample_weight is not None:
+            self._require_compiled_path("sample_weight", "Fit without sample_weight")
+            users, items, extras, y, weights = users[keep], items[keep], extras[keep], y[keep], weights[keep]
         all_users, all_items = users, items  # pairs held out for early stopping are seen too
 
         if validation_data is None and self.early_stopping:
@@ -529,6 +542,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             )
             validation = (users[val_part], items[val_part], extras[val_part], y[val_part])
             users, items, extras, y = users[train_part], items[train_part], extras[train_part], y[train_part]
+            weights = weights[train_part]
         elif validation_data is not None:
             X_val, y_val = validation_data
             validation = validate_user_item(self, X_val, y_val, reset=False, with_features=True)
@@ -551,7 +565,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         self._implicit_history = (
             (training_pairs.indptr, training_pairs.indices) if self.implicit else None
         )
-        self.mu_ = float(np.mean(y))
+        self.mu_ = float(np.average(y, weights=weights))
+        # scaled to mean 1: an integer weight counts as that many copies of the rating
+        self._train_weights = None if sample_weight is None else (weights / weights.mean()).astype(np.float32)
         self._n_train = len(y)
         self.rating_range_ = (float(np.min(y)), float(np.max(y)))
 
@@ -564,6 +580,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             )
         super().fit(rows, (y - self.mu_).astype(np.float32), **fit_kwargs)
         del self._implicit_history  # now in the network's weights
+        del self._train_weights
         return self
 
     def _check_combinations(self, validation_data):
@@ -585,27 +602,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 "selection_factors=0."
             )
         if self.negative_ratio > 0:
-            unsupported = [
-                f"{name}={value!r}"
-                for name, value, ok in [
-                    ("interaction", self.interaction, self.interaction == "dot"),
-                    ("regularization", self.regularization, self.regularization == "batch"),
-                    ("loss", self.loss, self.loss == "squared_error"),
-                    ("optimizer", self.optimizer, self.optimizer in ("lazy_adam", "sgd")),
-                    ("user_features", self.user_features, not self.user_features),
-                    ("item_features", self.item_features, not self.item_features),
-                    ("implicit", self.implicit, not self.implicit),
-                    ("distribution", self.distribution, self.distribution is None),
-                ]
-                if not ok
-            ]
-            if unsupported:
-                raise ValueError(
-                    f"negative_ratio={self.negative_ratio!r} trains on the compiled path only: "
-                    "interaction='dot', regularization='batch', loss='squared_error', optimizer "
-                    "'lazy_adam' or 'sgd', no user_features, item_features, implicit feedback or "
-                    f"distribution; got {', '.join(unsupported)}. Set negative_ratio=0 for this model."
-                )
+            self._require_compiled_path(f"negative_ratio={self.negative_ratio!r}", "Set negative_ratio=0")
+
         if self.distribution == "multi_worker":
             if self._seed() is None:
                 raise ValueError(
@@ -626,6 +624,29 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                     "distribution='multi_worker' trains with loss='squared_error', without "
                     f"early stopping or validation_data; got {', '.join(unsupported)}."
                 )
+
+    def _require_compiled_path(self, what, remedy):
+        """Refuse ``what`` unless the parameters take the compiled path (:mod:`skmfnet._rowfit`)."""
+        unsupported = [
+            f"{name}={value!r}"
+            for name, value, ok in [
+                ("interaction", self.interaction, self.interaction == "dot"),
+                ("regularization", self.regularization, self.regularization == "batch"),
+                ("loss", self.loss, self.loss == "squared_error"),
+                ("optimizer", self.optimizer, self.optimizer in ("lazy_adam", "sgd")),
+                ("user_features", self.user_features, not self.user_features),
+                ("item_features", self.item_features, not self.item_features),
+                ("implicit", self.implicit, not self.implicit),
+                ("distribution", self.distribution, self.distribution is None),
+            ]
+            if not ok
+        ]
+        if unsupported:
+            raise ValueError(
+                f"{what} trains on the compiled path only: interaction='dot', regularization='batch', "
+                "loss='squared_error', optimizer 'lazy_adam' or 'sgd', no user_features, item_features, "
+                f"implicit feedback or distribution; got {', '.join(unsupported)}. {remedy} for this model."
+            )
 
     def _seed(self):
         """An int seed derived from random_state (None stays None)."""
@@ -705,6 +726,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             alpha_bias=self.alpha_bias,
             negatives=self._negatives(len(y)),
             selection=self._selection_tables(),
+            weights=self._train_weights,
             multi_worker=self.distribution == "multi_worker",
             validation=kwargs.pop("validation_data", None),
             callbacks=self._fit_callbacks,

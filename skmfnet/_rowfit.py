@@ -172,17 +172,18 @@ def _compile_epoch(rule, batch, n_negatives, selection):
             tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64),
             tf.TensorSpec([2], tf.float32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
-            packed, packed, tf.TensorSpec([None], tf.float32),
+            packed, packed, tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32),
         ],
     )
     def run_epoch(table_u, table_i, X, y, order, penalty, hyper, step, negative, n_items, seed,
-                  sel_u, sel_i, sel_penalty):
+                  sel_u, sel_i, sel_penalty, weights):
         """One epoch; ``negative`` = [centred imputed rating, weight] of the
         sampled pairs, whose items are drawn from rows 1 .. ``n_items`` with
         the stateless seed (``seed``, 2**62 + step): never the seed of an
         epoch's shuffle, (``seed``, epoch).  ``sel_u``, ``sel_i`` (packed
         like the rating tables, ``sel_penalty`` wide) are the selection
-        tables (placeholders, returned unchanged, without ``selection``)."""
+        tables (placeholders, returned unchanged, without ``selection``).
+        ``weights``: each rating's weight on its squared error and penalty."""
         _TRACES["epoch"] += 1  # Python: runs only when TensorFlow traces
         width = tf.shape(penalty)[0]  # factors and bias
         K = width - 1
@@ -197,6 +198,7 @@ def _compile_epoch(rule, batch, n_negatives, selection):
             index = tf.slice(order, [s * batch], [batch])
             pairs = tf.gather(X, index)
             users, items, target = pairs[:, 0], pairs[:, 1], tf.gather(y, index)
+            w = tf.gather(weights, index)  # the ratings' weights (all 1 without sample_weight)
             if n_negatives:
                 # the batch's users again (cyclically), each with an item drawn
                 # uniformly among the known ones: most such pairs are unobserved
@@ -212,22 +214,23 @@ def _compile_epoch(rule, batch, n_negatives, selection):
             error = score - target
             # the per-rating penalty applies to the ratings only
             U_r, V_r = U[:batch], V[:batch]
-            squared = tf.reduce_mean(error[:batch] * error[:batch])
+            w_r = w[:, None]
+            squared = tf.reduce_mean(w * error[:batch] * error[:batch])
             loss = (
                 squared
-                + tf.reduce_sum(tf.reduce_mean(U_r * U_r, axis=0) * penalty)
-                + tf.reduce_sum(tf.reduce_mean(V_r * V_r, axis=0) * penalty)
+                + tf.reduce_sum(tf.reduce_mean(w_r * U_r * U_r, axis=0) * penalty)
+                + tf.reduce_sum(tf.reduce_mean(w_r * V_r * V_r, axis=0) * penalty)
             )
-            # (position's weight on its squared error, whether its rows are penalized)
+            # (position's weight on its squared error, and on its rows' penalty)
             if n_negatives:
-                weight = tf.concat([tf.ones([batch]), tf.fill([n_negatives], negative[1])], axis=0)
-                keep = tf.concat([tf.ones([batch, 1]), tf.zeros([n_negatives, 1])], axis=0)
+                weight = tf.concat([w, tf.fill([n_negatives], negative[1])], axis=0)
+                keep = tf.concat([w_r, tf.zeros([n_negatives, 1])], axis=0)
                 negatives_loss = negative[1] * tf.reduce_sum(error[batch:] * error[batch:]) / batch
             if n_negatives and not selection:
                 loss += negatives_loss
                 weighted, shrink_U, shrink_V = weight * error, keep * penalty * U, keep * penalty * V
             else:  # the rating tables learn from the ratings alone
-                weighted, shrink_U, shrink_V = error[:batch], penalty * U_r, penalty * V_r
+                weighted, shrink_U, shrink_V = w * error[:batch], w_r * penalty * U_r, w_r * penalty * V_r
             ones = tf.ones_like(weighted[:, None])
             grad_U = (2.0 / batch) * (weighted[:, None] * tf.concat([V[:rating_size, :K], ones], axis=1) + shrink_U)
             grad_V = (2.0 / batch) * (weighted[:, None] * tf.concat([U[:rating_size, :K], ones], axis=1) + shrink_V)
@@ -249,10 +252,10 @@ def _compile_epoch(rule, batch, n_negatives, selection):
                 sel_error = score + tf.reduce_sum(S[:, :K_s] * T[:, :K_s], axis=1) + S[:, K_s] + T[:, K_s] - target
                 S_r, T_r = S[:batch], T[:batch]
                 loss += (
-                    tf.reduce_mean(sel_error[:batch] * sel_error[:batch])
+                    tf.reduce_mean(w * sel_error[:batch] * sel_error[:batch])
                     + negative[1] * tf.reduce_sum(sel_error[batch:] * sel_error[batch:]) / batch
-                    + tf.reduce_sum(tf.reduce_mean(S_r * S_r, axis=0) * sel_penalty)
-                    + tf.reduce_sum(tf.reduce_mean(T_r * T_r, axis=0) * sel_penalty)
+                    + tf.reduce_sum(tf.reduce_mean(w_r * S_r * S_r, axis=0) * sel_penalty)
+                    + tf.reduce_sum(tf.reduce_mean(w_r * T_r * T_r, axis=0) * sel_penalty)
                 )
                 sel_weighted = (weight * sel_error)[:, None]
                 sel_ones = tf.ones_like(sel_weighted)
@@ -296,6 +299,7 @@ def fit_rows(
     seed,
     negatives=(0, 0.0, 0.0),
     selection=None,
+    weights=None,
     validation=None,
     callbacks=(),
     verbose=0,
@@ -327,6 +331,10 @@ def fit_rows(
         and the imputed rating of the sampled pairs, while the rating tables
         learn from the ratings alone, exactly as without sampled pairs.
         Needs ``negatives``.
+    weights : ndarray of shape (n,) or None
+        Weight of each rating's squared error and per-rating penalty in its
+        batch's loss (the caller scales them to mean 1, so that an integer
+        weight counts as that many copies of the rating); None: all 1.
     optimizer : keras.optimizers.Optimizer
         Its rule and hyperparameters (:func:`supports` must hold).  When it
         is the model's optimizer, its state (moments, step count) is set at
@@ -375,6 +383,7 @@ def fit_rows(
     step = tf.constant(0, tf.int64)
     X = tf.constant(np.asarray(X, dtype=np.int32))
     y = tf.constant(np.asarray(y, dtype=np.float32))
+    weights = tf.constant(np.ones(n, np.float32) if weights is None else np.asarray(weights, dtype=np.float32))
     n_items = tf.constant(int(Q.shape[0]) - 1, tf.int32)  # known items: rows 1 .. n
     sample_seed = tf.constant(seed, tf.int64)
 
@@ -385,7 +394,8 @@ def fit_rows(
     for epoch in range(epochs):
         order = _epoch_order(tf.constant(n, tf.int32), tf.constant([seed, epoch], tf.int64))
         *tables, sel_u, sel_i, step, loss, squared = run_epoch(
-            *tables, X, y, order, penalty, hyper, step, negative, n_items, sample_seed, *sel_tables, sel_penalty
+            *tables, X, y, order, penalty, hyper, step, negative, n_items, sample_seed, *sel_tables, sel_penalty,
+            weights,
         )
         tables, sel_tables = tables[:2], [sel_u, sel_i]
         for table, rows, (factors, bias) in zip(tables, n_rows, ((P, b_u), (Q, b_i))):

@@ -124,6 +124,7 @@ def train(
     alpha_bias,
     negatives=(0, 0.0, 0.0),
     selection=None,
+    weights=None,
     multi_worker=False,
     validation=None,
     callbacks=(),
@@ -141,6 +142,9 @@ def train(
     selection : list [S, T] of float32 ndarrays, or None
         Selection tables trained by the sampled pairs, updated in place
         (compiled path only; see :func:`skmfnet._rowfit.fit_rows`).
+    weights : ndarray of shape (n,) or None
+        Per-rating weights, mean 1 (compiled path only; see
+        :func:`skmfnet._rowfit.fit_rows`).
     multi_worker : bool
         The model was built under a ``MultiWorkerMirroredStrategy``.
     validation : tuple (X_val, y_val) or None
@@ -156,6 +160,8 @@ def train(
     if seed is None:
         seed = int(np.random.randint(2**31 - 1))
     steps = steps_per_epoch(len(y), batch_size)
+    if not compiled_path and (negatives[0] or selection is not None or weights is not None):
+        raise ValueError("sampled unobserved pairs, selection tables and sample weights train on the compiled path only")
     if multi_worker:
         return fit_multi_worker(
             model,
@@ -178,12 +184,11 @@ def train(
             seed=seed,
             negatives=negatives,
             selection=selection,
+            weights=weights,
             validation=validation,
             callbacks=callbacks,
             verbose=verbose,
         )
-    if negatives[0] or selection is not None:
-        raise ValueError("sampled unobserved pairs are trained on the compiled path only")
     history = model.fit(
         training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed),
         epochs=epochs,
