@@ -429,6 +429,34 @@ MODELS["rank_cornac_wmf"] = Model(
     rates=False,
 )
 
+#: The "temporal" protocol (one TemporalSplit of all ratings): with and
+#: without the time-bin item feature (fixed beforehand, not tuned).
+TIME_PARAMS = dict(item_features=["item_time_bin"])
+MODELS["temporal_bias"] = Model(
+    make=lambda seed: _skmfnet()[1](),
+    label="BiasBaselineRegressor()",
+    protocol="temporal",
+    fallback="mu + known side's bias",
+    quick_default=True,
+)
+MODELS["temporal_mf_default"] = Model(
+    make=lambda seed: _skmfnet()[2](random_state=seed),
+    label="EmbeddingMFRegressor() defaults",
+    protocol="temporal",
+    fallback="mu + known side's bias (zero rows)",
+    quick={"epochs": QUICK_EPOCHS},
+    quick_default=True,
+)
+MODELS["temporal_mf_time"] = Model(
+    make=lambda seed: _skmfnet()[2](**TIME_PARAMS, random_state=seed),
+    label="EmbeddingMFRegressor(item_features=['item_time_bin']): item biases and factors drift by 30-day bin",
+    protocol="temporal",
+    fallback="mu + known side's bias (zero rows); an (item, bin) unseen in training adds nothing",
+    quick={"epochs": QUICK_EPOCHS},
+    quick_default=True,
+    columns=ID_COLUMNS + ("item_time_bin",),
+)
+
 #: The "fold_in" protocol: the model folded into, its repeats (seeds seed .. seed + n - 1).
 FOLD_IN_MODEL = "mf_default"
 FOLD_IN_REPEATS = 5

@@ -15,6 +15,9 @@
 * ``ranking``: the same folds; each model recommends 10 items to every test
   user (items rated in training left out) and is scored against the test
   items that user rated 4 or more: precision, recall, NDCG and hit rate at 10.
+* ``temporal``: :class:`skmfnet.model_selection.TemporalSplit` on all the
+  ratings (each user's latest 20% by timestamp as test), with the time of
+  each rating as columns a model may use (:func:`temporal_split`).
 * ``fold_in``: 50 users with at least 40 ratings are held out entirely
   (drawn with the repeat's seed); the defaults are fitted on everybody
   else's ratings, then each held user is folded in from the first 5, 10 or
@@ -83,6 +86,7 @@ class Data:
     y: np.ndarray
     folds: list  # folds[k] = (train_idx, test_idx) of u{k+1}.base / u{k+1}.test
     path: str
+    timestamps: np.ndarray = None  # Unix seconds of each rating
 
 
 def load_movielens_100k(data_home=None):
@@ -90,7 +94,7 @@ def load_movielens_100k(data_home=None):
     X = bunch.ratings[list(ID_COLUMNS)].join(side_information(bunch))
     y = bunch.ratings["rating"].to_numpy(dtype=np.float64)
     folds = list(PredefinedSplit(bunch.test_fold).split())
-    return Data(X=X, y=y, folds=folds, path=bunch.path)
+    return Data(X=X, y=y, folds=folds, path=bunch.path, timestamps=bunch.ratings["timestamp"].to_numpy())
 
 
 def fold_split(data, fold):
@@ -275,3 +279,30 @@ def fold_in_scores(make, data, seed):
         refit = make(seed).fit(pd.concat([X_train, X_held[given]]), np.concatenate([y_train, y_held[given]]))
         out[f"refit_{n}"] = {"rmse": rmse(refit), "seconds": time.perf_counter() - start}
     return out
+
+
+# ------------------------------------------------------------------ temporal
+TEMPORAL_TEST_SIZE = 0.2
+#: Width of a time bin (30 days): ML-100K's ratings span about seven months.
+TIME_BIN_SECONDS = 30 * 24 * 3600
+TIME_COLUMNS = ("time_bin", "item_time_bin")
+
+
+def temporal_split(data):
+    """(X_train, y_train, X_test, y_test) of ``TemporalSplit(TEMPORAL_TEST_SIZE)``.
+
+    X gains two columns computed from each rating's own time, known when the
+    rating is predicted (as timeSVD++ uses it): ``time_bin``, the 30-day bin
+    since the first rating, and ``item_time_bin``, the label "item@bin", whose
+    bias and factors let an item's bias drift from bin to bin (timeSVD++'s
+    ``b_i + b_{i,Bin(t)}``) when given as an item feature.
+    """
+    from skmfnet.model_selection import TemporalSplit
+
+    bins = (data.timestamps - data.timestamps.min()) // TIME_BIN_SECONDS
+    X = data.X.assign(
+        time_bin=bins.astype(str),
+        item_time_bin=data.X["item_id"].astype(str) + "@" + pd.Series(bins, index=data.X.index).astype(str),
+    )
+    (train, test), = TemporalSplit(TEMPORAL_TEST_SIZE).split(X, groups=data.timestamps)
+    return X.iloc[train], data.y[train], X.iloc[test], data.y[test]

@@ -262,6 +262,20 @@ def markdown(results, published):
                     f"{_pm(entry['rmse_mean'], entry['rmse_std'])} |"
                 )
             lines.append("")
+    temporal = results["protocols"].get("temporal")
+    if temporal:
+        lines += [
+            "## Temporal split: each user's latest ratings",
+            "",
+            "`skmfnet.model_selection.TemporalSplit(0.2)` on all the ratings: each user's latest 20% "
+            f"(by timestamp) as test, {next(iter(temporal.values()))['n_test']} test ratings.",
+            "",
+            "| Model | RMSE | MAE | Fit s |",
+            "|---|---|---|---|",
+        ]
+        for entry in temporal.values():
+            lines.append(f"| {entry['label']} | {entry['rmse']:.4f} | {entry['mae']:.4f} | {entry['fit_seconds']:.2f} |")
+        lines.append("")
     fold_in = results["protocols"].get("fold_in")
     if fold_in:
         lines += _fold_in_section(fold_in)

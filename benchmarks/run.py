@@ -27,7 +27,7 @@ if str(HERE.parent) not in sys.path:  # `python benchmarks/run.py` puts benchmar
 
 from benchmarks import models as M  # noqa: E402
 
-PROTOCOLS = ("tutorial", "folds", "peers", "ablations", "ranking", "fold_in")
+PROTOCOLS = ("tutorial", "folds", "peers", "ablations", "ranking", "temporal", "fold_in")
 ALL_FOLDS = (1, 2, 3, 4, 5)
 
 
@@ -206,6 +206,8 @@ def main(argv=None):
         tasks.append(("curve", M.CURVE_MODEL, 1))
     for protocol, names in by_protocol.items():
         tasks += [(protocol, n, k) for n in names for k in folds]
+    if "temporal" in protocols:
+        tasks += [("temporal", n, None) for n in selected if M.MODELS[n].protocol == "temporal"]
     if "fold_in" in protocols:
         repeats = M.QUICK_FOLD_IN_REPEATS if args.quick else M.FOLD_IN_REPEATS
         tasks += [("fold_in", M.FOLD_IN_MODEL, args.seed + r) for r in range(repeats)]
@@ -265,6 +267,12 @@ def main(argv=None):
                 + f": {res['n_train']} train / {res['n_test']} test ratings"
             )
             tut["models"][name] = res
+        elif protocol == "temporal":
+            res = P.fit_and_score(estimator, *P.columns(P.temporal_split(data), spec.columns))
+            res.pop("history", None)
+            res.update(label=spec.label, params=P.describe_params(estimator), fallback=spec.fallback,
+                       split=f"TemporalSplit({P.TEMPORAL_TEST_SIZE}) of all ratings")
+            results["protocols"].setdefault("temporal", {})[name] = res
         elif protocol == "fold_in":
             res = P.fold_in_scores(lambda seed: _make(name, args).set_params(random_state=seed), data, fold)
             entry = results["protocols"].setdefault("fold_in", {

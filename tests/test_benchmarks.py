@@ -98,6 +98,11 @@ def test_quick_run_end_to_end(tmp_path):
     assert len(curve["rmse"]) == len(curve["val_rmse"]) == 2
     assert len(results["learning_curves"]["mf_default_u1"]["history"]["val_rmse"]) >= 1
 
+    temporal = results["protocols"]["temporal"]
+    assert set(temporal) == {"temporal_bias", "temporal_mf_default", "temporal_mf_time"}
+    assert all(math.isfinite(entry["rmse"]) for entry in temporal.values())
+    assert temporal["temporal_mf_time"]["params"]["item_features"] == ["item_time_bin"]
+
     fold_in = results["protocols"]["fold_in"]
     assert [r["seed"] for r in fold_in["repeats"]] == [0]  # --quick: one draw
     for key in ("unknown", "fold_in_5", "refit_5", "fold_in_20", "refit_20"):
@@ -108,6 +113,7 @@ def test_quick_run_end_to_end(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "not measured here" in table and "GLocal-K" in table
     assert "## New users without refitting: fold_in" in table
+    assert "## Temporal split: each user's latest ratings" in table
 
 
 def test_speed_synthetic_protocol_end_to_end(tmp_path):
