@@ -1,28 +1,37 @@
 """Fold-in: rows for users and items not seen in fit, without refitting.
 
-A new user's ratings of known items determine the user's row of the dot
-model, ``[p_u | b_u]``, given the fixed item rows: the training objective
-restricted to that row (squared errors of the user's ratings plus the
-per-rating penalty, ``alpha * ||p_u||^2 + alpha_bias * b_u^2`` for each of
-them, see :class:`skmfnet._network.RowL2Embedding`) is a ridge regression,
-solved in closed form::
+Every rating passed pairs one new id with one known id.  The new ids join
+the vocabularies after the known ones (known rows keep their numbers), the
+network is rebuilt with the larger tables, every weight of the fitted
+network is copied into it, and only the new rows are then learnt, so no
+known pair's prediction changes.  Two ways to learn them:
+
+**Closed form** (the plain dot model).  A new user's ratings of known items
+determine the user's row ``[p_u | b_u]`` given the fixed item rows: the
+training objective restricted to that row (squared errors of the user's
+ratings plus the per-rating penalty, ``alpha * ||p_u||^2 + alpha_bias *
+b_u^2`` for each of them, see :class:`skmfnet._network.RowL2Embedding`) is a
+ridge regression::
 
     A = [q_i | 1] for the user's items,  t = r - mu - b_i
     [p_u | b_u] = (A^T A + n_u * diag(alpha, ..., alpha, alpha_bias))^-1 A^T t
 
-and likewise a new item's row from its ratings by known users (with
-``[p_u | 1]`` and ``t = r - mu - b_u``).  Every other row stays exactly as
-fitted, so no known pair's prediction changes.  This is the exact minimiser
-for the new row, where a few gradient steps would only approach it; it
-needs the plain dot model (for side information, implicit feedback or the
-``concat`` network the new rows enter non-linearly or through other tables,
-and :func:`fold_in` refuses them).
+and likewise a new item's row from its ratings by known users (``[p_u | 1]``
+and ``t = r - mu - b_u``): the exact minimiser, in milliseconds.
 
-The estimator's fitted state grows in place: the id vocabularies gain the
-new ids (after the known ones, so known rows keep their numbers), the
-network is rebuilt with the larger tables (the optimizer state of fit is
-not carried over), and the new pairs join ``seen_`` so that ``recommend``
-leaves them out.  Save the estimator afterwards to keep the new rows.
+**Gradient steps** (side information, implicit feedback, the ``concat``
+network), where the new rows enter through feature tables, the implicit
+term or Dense layers.  Starting from the rebuilt network's initial values,
+``FOLD_IN_STEPS`` full-batch Adam steps (the fit's learning rate) minimise
+the same objective on the fold-in ratings, with the gradient of every other
+row and every other weight set to zero.  A new user's features are those of
+their first fold-in rating (as ``fit`` does), and with implicit feedback
+their items ``N(u)`` are their fold-in items; a new item joins no known
+user's ``N(u)`` (that would change known predictions).
+
+The fitted state grows in place (optimizer state is not carried over), and
+the new pairs join ``seen_`` so that ``recommend`` leaves them out.  Save the
+estimator afterwards to keep the new rows.
 """
 
 import numpy as np
@@ -31,26 +40,21 @@ import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
 from ._encoding import validate_user_item
-from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
-from ._preparation import id_rows
+from ._features import first_rows_table
+from ._network import IMPLICIT, ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
+from ._preparation import encode, id_rows
 from ._recommend import seen_matrix_from_rows
 
 __all__ = ["fold_in"]
+
+#: Full-batch Adam steps of the gradient fold-in.
+FOLD_IN_STEPS = 300
 
 
 def fold_in(estimator, X, y):
     """Give rows to the new users and items of ``(X, y)``; see :meth:`EmbeddingMFRegressor.fold_in`."""
     check_is_fitted(estimator, "model_")
-    if not estimator._plain_dot():
-        params = estimator.fitted_params_
-        raise ValueError(
-            "fold_in solves new rows in closed form for the plain dot model (interaction='dot', no "
-            f"user_features, item_features or implicit feedback); this model has interaction="
-            f"{params['interaction']!r}, user_features={params['user_features']!r}, item_features="
-            f"{params['item_features']!r}, implicit={params['implicit']!r}. Refit with fit to learn "
-            "from these ratings."
-        )
-    users, items, y = validate_user_item(estimator, X, y, reset=False)
+    users, items, extras, y = validate_user_item(estimator, X, y, reset=False, with_features=True)
     rows = id_rows(estimator, users, items)
     known_user, known_item = rows[:, 0] > 0, rows[:, 1] > 0
     for mask, what in (
@@ -67,70 +71,150 @@ def fold_in(estimator, X, y):
                 f"X: {int(mask.sum())} of the {len(y)} ratings pair {what}; the first is row {first}, "
                 f"(user {_scalar(users[first])!r}, item {_scalar(items[first])!r})."
             )
-    params = estimator.fitted_params_
-    model = estimator.model_
-    tables = {name: model.get_layer(name).embeddings.numpy() for name in (USER_FACTORS, USER_BIAS,
-                                                                        ITEM_FACTORS, ITEM_BIAS)}
-    centred = y - estimator.mu_
-    penalty = np.array([params["alpha"]] * int(tables[USER_FACTORS].shape[1]) + [params["alpha_bias"]])
-    new_rows = {}
-    for side, new, other in (("user", ~known_user, 1), ("item", ~known_item, 0)):
-        ids = users[new] if side == "user" else items[new]
-        other_rows = rows[new, other]
-        factors = tables[ITEM_FACTORS if side == "user" else USER_FACTORS].astype(np.float64)
-        bias = tables[ITEM_BIAS if side == "user" else USER_BIAS][:, 0].astype(np.float64)
-        codes, uniques = pd.factorize(ids, sort=False)
-        solved = np.zeros((len(uniques), len(penalty)))
-        for k in range(len(uniques)):
-            mine = codes == k
-            A = np.column_stack([factors[other_rows[mine]], np.ones(mine.sum())])
-            t = centred[new][mine] - bias[other_rows[mine]]
-            solved[k] = np.linalg.solve(A.T @ A + mine.sum() * np.diag(penalty), A.T @ t)
-        new_rows[side] = (uniques, solved)
-    _grow(estimator, new_rows, users, items)
+    new = {"user": pd.unique(users[~known_user]), "item": pd.unique(items[~known_item])}
+    solved = None
+    if estimator._plain_dot():
+        solved = _closed_form(estimator, rows, {"user": (~known_user, users), "item": (~known_item, items)}, y, new)
+    old_sizes = {"user": estimator.n_users_, "item": estimator.n_items_}
+    estimator._n_train += len(y)  # ratings the model has learnt from (bounds N(u)'s pairs in model files)
+    _grow(estimator, new, users, items, extras)
+    inputs = encode(estimator, users, items, extras)
+    if solved is not None:
+        for side, (factors, bias) in (("user", (USER_FACTORS, USER_BIAS)), ("item", (ITEM_FACTORS, ITEM_BIAS))):
+            start = old_sizes[side] + 1
+            for name, values in ((factors, solved[side][:, :-1]), (bias, solved[side][:, -1:])):
+                table = estimator.model_.get_layer(name).embeddings
+                table.assign(np.vstack([table.numpy()[:start], values.astype(np.float32)]))
+    else:
+        _gradient_steps(estimator, inputs, (y - estimator.mu_).astype(np.float32), old_sizes)
     return estimator
 
 
-def _grow(estimator, new_rows, users, items):
-    """Append the new ids and rows to the fitted state and rebuild the network."""
+def _closed_form(estimator, rows, ratings, y, new):
+    """``{side: (n_new, K + 1) [factors | bias]}``: each new row's exact minimiser (see the module docstring).
+
+    ``ratings[side]`` = (mask of the ratings of new ``side`` ids, the raw ids of that side).
+    """
+    params = estimator.fitted_params_
     model = estimator.model_
-    weights = {name: model.get_layer(name).embeddings.numpy() for name in (USER_FACTORS, USER_BIAS,
-                                                                         ITEM_FACTORS, ITEM_BIAS)}
-    seen = sp.csr_matrix(estimator.seen_) if getattr(estimator, "seen_", None) is not None else None
-    for side, (factors, bias) in (("user", (USER_FACTORS, USER_BIAS)), ("item", (ITEM_FACTORS, ITEM_BIAS))):
-        uniques, solved = new_rows[side]
-        if not len(uniques):
+    tables = {name: model.get_layer(name).embeddings.numpy().astype(np.float64)
+              for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS)}
+    centred = y - estimator.mu_
+    penalty = np.array([params["alpha"]] * tables[USER_FACTORS].shape[1] + [params["alpha_bias"]])
+    solved = {}
+    for side, other, (factors, bias) in (("user", 1, (ITEM_FACTORS, ITEM_BIAS)), ("item", 0, (USER_FACTORS, USER_BIAS))):
+        is_new, ids = ratings[side]
+        other_rows = rows[is_new, other]
+        codes = pd.Index(new[side]).get_indexer(ids[is_new])
+        out = np.zeros((len(new[side]), len(penalty)))
+        for k in range(len(new[side])):
+            mine = codes == k
+            A = np.column_stack([tables[factors][other_rows[mine]], np.ones(mine.sum())])
+            t = centred[is_new][mine] - tables[bias][other_rows[mine], 0]
+            out[k] = np.linalg.solve(A.T @ A + mine.sum() * np.diag(penalty), A.T @ t)
+        solved[side] = out
+    return solved
+
+
+def _grow(estimator, new, users, items, extras):
+    """Append the new ids to the fitted state; rebuild the network holding every fitted weight."""
+    old = estimator.model_
+    old_sizes = {"user": estimator.n_users_, "item": estimator.n_items_}
+    for side, ids in new.items():
+        if not len(ids):
             continue
         encoder = getattr(estimator, f"{side}_encoder_")
-        # known ids keep their rows; the new ones follow, in order of appearance
-        encoder.classes_ = encoder.classes_.append(pd.Index(uniques, dtype=encoder.classes_.dtype
-                                                             if _same_kind(uniques, encoder.classes_) else object))
-        weights[factors] = np.vstack([weights[factors], solved[:, :-1].astype(np.float32)])
-        weights[bias] = np.vstack([weights[bias], solved[:, -1:].astype(np.float32)])
-        n = encoder.n_known
-        setattr(estimator, f"n_{side}s_", n)
-        codes = getattr(estimator, f"{side}_feature_codes_")
-        setattr(estimator, f"{side}_feature_codes_",
-                np.vstack([codes, np.zeros((len(uniques), codes.shape[1]), dtype=codes.dtype)]))
+        same_kind = _same_kind(ids, encoder.classes_)
+        encoder.classes_ = encoder.classes_.append(pd.Index(ids, dtype=encoder.classes_.dtype if same_kind else object))
+        setattr(estimator, f"n_{side}s_", encoder.n_known)
         selection = getattr(estimator, f"{side}_selection_", None)
         if selection is not None:  # no sampled pairs for the new rows: the selection term is zero
             setattr(estimator, f"{side}_selection_",
-                    np.vstack([selection, np.zeros((len(uniques), selection.shape[1]), dtype=selection.dtype)]))
-    network = estimator._build_and_compile()
-    for name, table in weights.items():
-        network.get_layer(name).embeddings.assign(table)
+                    np.vstack([selection, np.zeros((len(ids), selection.shape[1]), dtype=selection.dtype)]))
+    inputs = encode(estimator, users, items, extras)
+    for side, column, offset in (("user", 0, 2), ("item", 1, 2 + estimator.user_feature_codes_.shape[1])):
+        codes = getattr(estimator, f"{side}_feature_codes_")
+        width = codes.shape[1]
+        table = first_rows_table(inputs[:, column], inputs[:, offset : offset + width], getattr(estimator, f"n_{side}s_"))
+        table[: len(codes)] = codes  # known rows keep the codes of fit
+        setattr(estimator, f"{side}_feature_codes_", table)
+    if IMPLICIT in {layer.name for layer in old.layers}:
+        # N(u) of the new users: their fold-in items; known users' histories unchanged
+        layer = old.get_layer(IMPLICIT)
+        indptr = layer.indptr.numpy().astype(np.int64)
+        history = sp.csr_matrix((np.ones(indptr[-1]), layer.indices.numpy()[: indptr[-1]], indptr),
+                                shape=(len(indptr) - 1, estimator.n_items_ + 1))
+        mine = inputs[:, 0] > old_sizes["user"]
+        added = sp.csr_matrix((np.ones(mine.sum()), (inputs[mine, 0], inputs[mine, 1])),
+                              shape=(estimator.n_users_ + 1, estimator.n_items_ + 1))
+        history.resize(estimator.n_users_ + 1, estimator.n_items_ + 1)
+        combined = (history + added).tocsr()
+        combined.sort_indices()
+        estimator._implicit_history = (combined.indptr, combined.indices)
+    try:
+        network = estimator._build_and_compile()
+    finally:
+        estimator.__dict__.pop("_implicit_history", None)
+    for layer in old.layers:
+        if not layer.weights:
+            continue
+        target = network.get_layer(layer.name)
+        for source, variable in zip(layer.weights, target.weights):
+            values = source.numpy()
+            if layer.name == IMPLICIT and variable.path.endswith(("indptr", "indices")):
+                continue  # set from the history above
+            if values.shape != tuple(variable.shape):  # a per-id table: its new rows keep their initial values
+                values = np.concatenate([values, variable.numpy()[len(values):]], axis=0)
+            variable.assign(values)
     # a built optimizer (fresh state) is saved and loaded like that of a fitted model
     network.optimizer.build(network.trainable_variables)
     estimator.model_ = network
-    if seen is not None:
-        rows = id_rows(estimator, users, items)
-        old = seen.tocoo()
-        new = seen_matrix_from_rows(rows[:, 0], rows[:, 1], estimator.n_users_, estimator.n_items_).tocoo()
-        estimator.seen_ = sp.csr_matrix(
-            (np.ones(len(old.row) + len(new.row), dtype=bool),
-             (np.concatenate([old.row, new.row]), np.concatenate([old.col, new.col]))),
-            shape=(estimator.n_users_ + 1, estimator.n_items_ + 1),
+    if getattr(estimator, "seen_", None) is not None:
+        seen = sp.csr_matrix(estimator.seen_)
+        seen.resize(estimator.n_users_ + 1, estimator.n_items_ + 1)
+        added = seen_matrix_from_rows(inputs[:, 0], inputs[:, 1], estimator.n_users_, estimator.n_items_)
+        estimator.seen_ = (seen + added).astype(bool).tocsr()
+
+
+def _gradient_steps(estimator, inputs, target, old_sizes):
+    """Full-batch Adam on the new rows only (see the module docstring)."""
+    import keras
+    import tensorflow as tf
+
+    model = estimator.model_
+    first_new = {}
+    for side, names in (("user", (USER_FACTORS, USER_BIAS)), ("item", (ITEM_FACTORS, ITEM_BIAS))):
+        for name in names:
+            first_new[name] = old_sizes[side] + 1
+    if IMPLICIT in {layer.name for layer in model.layers}:
+        first_new["y"] = old_sizes["item"] + 1  # the implicit term's item table
+    variables, masks = [], []
+    for variable in model.trainable_variables:
+        name = variable.path.split("/")[0] if variable.path.split("/")[0] in first_new else variable.name
+        if name not in first_new:
+            continue
+        mask = np.zeros((int(variable.shape[0]), 1), dtype=np.float32)
+        mask[first_new[name]:] = 1.0
+        if mask.any():
+            variables.append(variable)
+            masks.append(tf.constant(mask))
+    if not variables:
+        return
+    optimizer = keras.optimizers.Adam(learning_rate=float(estimator.fitted_params_["learning_rate"]))
+    x, t = tf.constant(inputs), tf.constant(target)
+
+    @tf.function(autograph=False)
+    def step():
+        with tf.GradientTape() as tape:
+            prediction = tf.reshape(model(x, training=True), [-1])
+            loss = tf.reduce_mean(tf.square(prediction - t)) + tf.add_n([0.0] + list(model.losses))
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(
+            [(tf.convert_to_tensor(g) * m, v) for g, m, v in zip(gradients, masks, variables) if g is not None]
         )
+
+    for _ in range(FOLD_IN_STEPS):
+        step()
 
 
 def _same_kind(values, classes):

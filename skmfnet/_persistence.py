@@ -267,7 +267,8 @@ def save_estimator(estimator, path):
                 }
                 for encoder in getattr(estimator, f"{side}_feature_encoders_")
             ]
-            arrays[f"{side}_feature_codes"] = getattr(estimator, f"{side}_feature_codes_").astype(np.int32)
+            if getattr(estimator, f"{side}_feature_encoders_"):  # a side without features has no codes
+                arrays[f"{side}_feature_codes"] = getattr(estimator, f"{side}_feature_codes_").astype(np.int32)
     if getattr(estimator, "item_selection_", None) is not None:
         arrays["user_selection"] = np.asarray(estimator.user_selection_, dtype=np.float32)
         arrays["item_selection"] = np.asarray(estimator.item_selection_, dtype=np.float32)

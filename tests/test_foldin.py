@@ -112,7 +112,7 @@ def test_fold_in_refuses_pairs_it_cannot_learn(fitted, pairs, match):
     assert fitted.n_users_ == n_users and fitted.model_ is model  # left as it was
 
 
-def test_fold_in_refuses_bad_input_and_models_it_cannot_solve(planted, fitted):
+def test_fold_in_refuses_bad_input(planted, fitted):
     _, held = planted
     X = held[["user_id", "item_id"]]
     with pytest.raises(ValueError, match="NaN"):
@@ -121,8 +121,28 @@ def test_fold_in_refuses_bad_input_and_models_it_cannot_solve(planted, fitted):
         fitted.fold_in(X, None)
     with pytest.raises(NotFittedError):
         EmbeddingMFRegressor().fold_in(X, held["rating"])
-    concat = EmbeddingMFRegressor(interaction="concat", hidden_layer_sizes=(4,), epochs=1, n_factors=2).fit(
-        *planted[0][["user_id", "item_id"]].pipe(lambda f: (f, planted[0]["rating"])))
-    with pytest.raises(ValueError, match=r"fold_in solves new rows in closed form for the plain dot model.*"
-                                         r"interaction='concat'"):
-        concat.fold_in(X, held["rating"])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(implicit=True), dict(user_features=["segment"]),
+     dict(interaction="concat", hidden_layer_sizes=(16,), optimizer="adam", learning_rate=0.01)],
+    ids=["implicit", "side-information", "concat"],
+)
+def test_other_networks_fold_in_by_gradient_steps_on_the_new_rows_only(planted, params, tmp_path):
+    train, held = planted
+    segment = lambda frame: frame.assign(segment=frame["user_id"] % 2)  # noqa: E731
+    train, held = segment(train), segment(held)
+    columns = ["user_id", "item_id"] + (["segment"] if "user_features" in params else [])
+    est = EmbeddingMFRegressor(**{**PARAMS, **params}).fit(train[columns], train["rating"])
+    given = held.groupby("user_id").head(12)
+    rest = held.drop(given.index)
+    before_known, before_new = est.predict(train[columns]), est.predict(rest[columns])
+    est.fold_in(given[columns], given["rating"])
+    np.testing.assert_array_equal(est.predict(train[columns]), before_known)  # nothing else moved
+    rmse = lambda pred: float(np.sqrt(np.mean((pred - rest["rating"]) ** 2)))  # noqa: E731
+    assert rmse(est.predict(rest[columns])) < 0.8 * rmse(before_new)
+    assert est.n_users_ == train["user_id"].nunique() + 6
+    est.save(tmp_path / "folded.skmf")
+    loaded = EmbeddingMFRegressor.load(tmp_path / "folded.skmf")
+    np.testing.assert_array_equal(loaded.predict(rest[columns]), est.predict(rest[columns]))

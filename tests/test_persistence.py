@@ -564,3 +564,15 @@ def test_save_after_set_params_writes_the_fitted_model(tmp_path, tiny_ratings):
     loaded = EmbeddingMFRegressor.load(tmp_path / "m.skmf")
     assert loaded.get_params()["n_factors"] == 3
     np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+@pytest.mark.parametrize("side", ["user", "item"])
+def test_side_information_on_one_side_only_round_trips(tmp_path, side):
+    # the codes of the side without features used to be written, and then
+    # refused on load as an unexpected member
+    X = pd.DataFrame({"user": [1, 2, 3, 1, 2], "item": [1, 1, 2, 2, 3], "label": ["a", "b", "a", "a", "c"]})
+    est = EmbeddingMFRegressor(**{f"{side}_features": ["label"]}, n_factors=2, epochs=1, random_state=0)
+    est.fit(X, [1.0, 2.0, 3.0, 4.0, 5.0])
+    est.save(tmp_path / "one_side.skmf")
+    loaded = EmbeddingMFRegressor.load(tmp_path / "one_side.skmf")
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
