@@ -830,23 +830,25 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     def fold_in(self, X, y):
         """Give rows to users (or items) not seen in fit, from their ratings, without refitting.
 
-        Each new user's factors and bias are the exact minimiser of the
-        training objective for that row with every other row held fixed (a
-        ridge regression against the known items' factors, closed form);
-        likewise each new item's against the known users'.  Nothing else
-        changes: known pairs predict exactly as before.  The new ids join
-        the vocabularies (and their pairs ``seen_``), so ``predict``,
-        ``recommend`` and ``save`` treat them like ids seen in fit.  This is
-        not ``partial_fit``: ratings between known users and items are
-        refused, not learnt.  Needs the plain dot model (no side
-        information, implicit feedback or ``concat`` network).
+        For the plain dot model, each new user's factors and bias are the
+        exact minimiser of the training objective for that row with every
+        other row held fixed (a ridge regression against the known items'
+        factors, closed form); likewise each new item's against the known
+        users'.  With side information, implicit feedback or the ``concat``
+        network, full-batch Adam steps on the new rows alone minimise the
+        same objective (a new user's features are those of their first
+        rating here).  Nothing else changes: known pairs predict exactly as
+        before.  The new ids join the vocabularies (and their pairs
+        ``seen_``), so ``predict``, ``recommend`` and ``save`` treat them
+        like ids seen in fit.  This is not ``partial_fit``: ratings between
+        known users and items are refused, not learnt.
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_ratings, 2)
-            (user id, item id) pairs; in each, exactly one of the two ids is
-            new (a new user's ratings of known items, or a new item's
-            ratings by known users).
+        X : array-like or DataFrame of shape (n_ratings, 2 + n_feature_columns)
+            (user id, item id) pairs, then the feature columns of fit; in
+            each pair exactly one of the two ids is new (a new user's
+            ratings of known items, or a new item's ratings by known users).
         y : array-like of shape (n_ratings,)
             Their ratings.
 
@@ -857,9 +859,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         Raises
         ------
         ValueError
-            For a model other than the plain dot model, a rating whose user
-            and item are both known (or both new), or invalid ``X``/``y``
-            (as in fit).  The estimator is then left as it was.
+            For a rating whose user and item are both known (or both new),
+            or invalid ``X``/``y`` (as in fit).  The estimator is then left
+            as it was.
 
         Examples
         --------
