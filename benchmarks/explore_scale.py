@@ -1,0 +1,58 @@
+"""Exploration for #13 item 3: which settings would make the defaults accurate at the 25M shape.
+
+Not a benchmark row: data of the 25M shape's *density* (ratings per user and
+per item) at a tenth of its users and items, drawn with another seed than
+``benchmarks/speed.py``'s (``make_ratings(16_200, 5_900, 2_750_000,
+n_factors=8, noise=0.8, random_state=1)``); the first 2.5M ratings train,
+the last 250K are scored after every epoch (``validation_data``), so each
+configuration gives its whole validation curve.  K=64, every other
+parameter at its default.
+
+Usage: ``python benchmarks/explore_scale.py`` (about 6 minutes on 2 cores);
+writes ``benchmarks/results/explore_scale.json``.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from skmfnet import EmbeddingMFRegressor  # noqa: E402
+from skmfnet.datasets import make_ratings  # noqa: E402
+
+CONFIGS = [
+    {},
+    {"alpha": 0.03},
+    {"alpha": 0.03, "learning_rate": 0.002},
+    {"alpha": 0.05, "learning_rate": 0.002},
+    {"alpha": 0.03, "learning_rate": 0.001},
+]
+EPOCHS = 20
+
+
+def main():
+    X, y = make_ratings(16_200, 5_900, 2_750_000, n_factors=8, noise=0.8, rating_scale=(1, 5),
+                        return_X_y=True, random_state=1)
+    n = 2_500_000
+    X_fit, y_fit, X_val, y_val = X.iloc[:n], y.iloc[:n], X.iloc[n:], y.iloc[n:]
+    rows = []
+    for params in CONFIGS:
+        start = time.perf_counter()
+        est = EmbeddingMFRegressor(n_factors=64, epochs=EPOCHS, random_state=0, **params)
+        est.fit(X_fit, y_fit, validation_data=(X_val, y_val))
+        curve = est.history_["val_rmse"]
+        rows.append({"params": params, "val_rmse_by_epoch": curve, "at_10_epochs": curve[9],
+                     "best_epoch": int(min(range(len(curve)), key=curve.__getitem__)) + 1,
+                     "best_val_rmse": min(curve), "seconds": time.perf_counter() - start})
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "val_rmse_by_epoch"}), flush=True)
+    out = {"command": "python benchmarks/explore_scale.py", "n_factors": 64, "epochs": EPOCHS,
+           "data": "make_ratings(16_200, 5_900, 2_750_000, n_factors=8, noise=0.8, rating_scale=(1, 5), "
+                   "random_state=1); first 2.5M fit, last 250K validation", "results": rows}
+    (ROOT / "benchmarks" / "results" / "explore_scale.json").write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
