@@ -39,7 +39,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import validate_user_item
+from ._encoding import IdEncoder, validate_user_item
 from ._features import first_rows_table
 from ._network import IMPLICIT, ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
 from ._preparation import encode, id_rows
@@ -123,9 +123,12 @@ def _grow(estimator, new, users, items, extras):
     for side, ids in new.items():
         if not len(ids):
             continue
-        encoder = getattr(estimator, f"{side}_encoder_")
-        same_kind = _same_kind(ids, encoder.classes_)
-        encoder.classes_ = encoder.classes_.append(pd.Index(ids, dtype=encoder.classes_.dtype if same_kind else object))
+        # a new encoder, not the fitted one changed in place: a fold-in that
+        # fails part-way leaves the estimator's objects as they were
+        classes = getattr(estimator, f"{side}_encoder_").classes_
+        encoder = IdEncoder()
+        encoder.classes_ = classes.append(pd.Index(ids, dtype=classes.dtype if _same_kind(ids, classes) else object))
+        setattr(estimator, f"{side}_encoder_", encoder)
         setattr(estimator, f"n_{side}s_", encoder.n_known)
         selection = getattr(estimator, f"{side}_selection_", None)
         if selection is not None:  # no sampled pairs for the new rows: the selection term is zero

@@ -146,3 +146,23 @@ def test_other_networks_fold_in_by_gradient_steps_on_the_new_rows_only(planted, 
     est.save(tmp_path / "folded.skmf")
     loaded = EmbeddingMFRegressor.load(tmp_path / "folded.skmf")
     np.testing.assert_array_equal(loaded.predict(rest[columns]), est.predict(rest[columns]))
+
+
+def test_a_fold_in_that_fails_part_way_leaves_the_estimator_as_it_was(planted, fitted, monkeypatch):
+    train, held = planted
+    X = train[["user_id", "item_id"]]
+    before = fitted.predict(X)
+    classes = fitted.user_encoder_.classes_.copy()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    from skmfnet import _foldin
+
+    monkeypatch.setattr(_foldin, "seen_matrix_from_rows", broken)  # fails after the vocabularies grew
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fitted.fold_in(held[["user_id", "item_id"]], held["rating"])
+    pd.testing.assert_index_equal(fitted.user_encoder_.classes_, classes)
+    assert fitted.n_users_ == len(classes)
+    np.testing.assert_array_equal(fitted.predict(X), before)
+    assert fitted.seen_.shape == (len(classes) + 1, fitted.n_items_ + 1)
