@@ -501,10 +501,13 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             per-rating penalty in the loss, scaled to mean 1, so that an
             integer weight counts as that many copies of the rating; a
             weight of 0 drops the rating (its ids are then unknown unless
-            other ratings have them); ``mu_`` is the weighted mean.  Routed
-            by scikit-learn's ``cross_validate`` and searches like any fit
-            parameter.  Trains on the compiled path (the parameters that
-            ``negative_ratio`` needs); other configurations refuse it.
+            other ratings have them); ``mu_`` is the weighted mean.  On the
+            compiled path (the plain dot model with ``"lazy_adam"`` or
+            ``"sgd"``) the weights multiply each rating's terms in its batch;
+            on the others (``keras.Model.fit``, multi-worker) each epoch
+            draws its ratings with replacement in proportion to the weights,
+            the same objective in expectation.  Routed by scikit-learn's
+            ``cross_validate`` and searches like any fit parameter.
         validation_data : tuple (X_val, y_val), optional
             Ratings to evaluate after every epoch (``history_["val_rmse"]``),
             as Keras's ``validation_data``.  When given, it is also what early
@@ -525,7 +528,6 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         users, items, extras, y = validate_user_item(self, X, y, reset=True, with_features=True)
         weights, keep = check_sample_weight(sample_weight, len(y))
         if sample_weight is not None:
-            self._require_compiled_path("sample_weight", "Fit without sample_weight")
             users, items, extras, y, weights = users[keep], items[keep], extras[keep], y[keep], weights[keep]
         all_users, all_items = users, items  # pairs held out for early stopping are seen too
 

@@ -53,7 +53,7 @@ def steps_per_epoch(n_ratings, batch_size):
     return max(1, n_ratings // batch_size)
 
 
-def training_batches(X, y, *, batch_size, epochs, seed):
+def training_batches(X, y, *, batch_size, epochs, seed, weights=None):
     """Shuffled full batches for ``epochs`` epochs, as one tf.data pipeline.
 
     Epoch ``e`` is a permutation of the ratings drawn with the stateless seed
@@ -61,14 +61,36 @@ def training_batches(X, y, *, batch_size, epochs, seed):
     different every epoch, is left out).  Equal batch shapes mean the training
     step is traced once; the per-epoch work is one shuffle op and one gather per
     batch, with no Python per batch and no global random state.
+
+    With ``weights`` (mean 1, one per rating), epoch ``e`` instead holds
+    each rating ``w`` times when its weight ``w`` is an integer, else
+    ``floor(w)`` or ``floor(w) + 1`` times (stochastic rounding, mean ``w``,
+    drawn with the seed ``(seed, 2**40 + e)``), shuffled: every term of a
+    rating, its squared error and its per-rating penalty alike, then counts
+    ``w`` times per epoch in expectation, and integer weights are repeated
+    ratings exactly.  The epoch keeps ``n // batch_size`` batches (its list
+    is cycled if rounding left it short).  This is how the paths that train
+    through ``keras.Model.fit`` or the multi-worker loop, which only see
+    batches, honour sample weights.
     """
     X, y = tf.constant(X), tf.constant(y)
     n = int(y.shape[0])
     steps = steps_per_epoch(n, batch_size)
     batch_size = min(batch_size, n)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        whole, fraction = tf.constant(np.floor(weights).astype(np.int32)), tf.constant(weights - np.floor(weights))
 
     def epoch_batches(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
+        if weights is None:
+            order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([seed, epoch]))
+        else:
+            # the rounding's seed, (seed, 2**40 + e), is never an epoch's shuffle seed
+            rounding = tf.stack([tf.constant(seed, tf.int64), epoch + (1 << 40)])
+            extra = tf.random.stateless_uniform([n], seed=rounding, dtype=tf.float64) < fraction
+            copies = tf.repeat(tf.range(n), whole + tf.cast(extra, tf.int32))
+            order = tf.random.experimental.stateless_shuffle(copies, seed=tf.stack([seed, epoch]))
+            order = tf.tile(order, [1 + (steps * batch_size) // tf.maximum(tf.size(order), 1)])
         return tf.data.Dataset.from_tensor_slices(tf.reshape(order[: steps * batch_size], (steps, batch_size)))
 
     batches = tf.data.Dataset.range(epochs).flat_map(epoch_batches)
@@ -143,8 +165,10 @@ def train(
         Selection tables trained by the sampled pairs, updated in place
         (compiled path only; see :func:`skmfnet._rowfit.fit_rows`).
     weights : ndarray of shape (n,) or None
-        Per-rating weights, mean 1 (compiled path only; see
-        :func:`skmfnet._rowfit.fit_rows`).
+        Per-rating weights, mean 1: on the compiled path they multiply each
+        rating's terms in its batch (:func:`skmfnet._rowfit.fit_rows`); on
+        the others each epoch draws its ratings in proportion to them
+        (:func:`training_batches`).
     multi_worker : bool
         The model was built under a ``MultiWorkerMirroredStrategy``.
     validation : tuple (X_val, y_val) or None
@@ -160,12 +184,12 @@ def train(
     if seed is None:
         seed = int(np.random.randint(2**31 - 1))
     steps = steps_per_epoch(len(y), batch_size)
-    if not compiled_path and (negatives[0] or selection is not None or weights is not None):
-        raise ValueError("sampled unobserved pairs, selection tables and sample weights train on the compiled path only")
+    if not compiled_path and (negatives[0] or selection is not None):
+        raise ValueError("sampled unobserved pairs and selection tables train on the compiled path only")
     if multi_worker:
         return fit_multi_worker(
             model,
-            training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed),
+            training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed, weights=weights),
             epochs=epochs,
             steps_per_epoch=steps,
             global_batch_size=min(batch_size, len(y)),
@@ -190,7 +214,7 @@ def train(
             verbose=verbose,
         )
     history = model.fit(
-        training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed),
+        training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed, weights=weights),
         epochs=epochs,
         steps_per_epoch=steps,
         verbose=verbose,

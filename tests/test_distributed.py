@@ -41,7 +41,8 @@ def _rmse(a, b):
 
 
 @pytest.mark.timeout(120)
-def test_multi_worker_training_on_loopback(tmp_path):
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "sample_weight"])
+def test_multi_worker_training_on_loopback(tmp_path, weighted):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     procs = []
     try:
@@ -54,7 +55,8 @@ def test_multi_worker_training_on_loopback(tmp_path):
                 TF_NUM_INTEROP_THREADS="1",
             )
             procs.append(subprocess.Popen(
-                [sys.executable, str(SCRIPTS / "multi_worker_fit.py"), str(tmp_path / f"worker{index}.npz")],
+                [sys.executable, str(SCRIPTS / "multi_worker_fit.py"), str(tmp_path / f"worker{index}.npz")]
+                + (["weighted"] if weighted else []),
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             ))
         outputs = [p.communicate(timeout=100)[0] for p in procs]
@@ -73,10 +75,15 @@ def test_multi_worker_training_on_loopback(tmp_path):
         np.testing.assert_allclose(results[0][name], results[1][name], rtol=1e-6, atol=1e-7)
 
     X_train, y_train, X_test, y_test = multi_worker_fit.data()
-    single = EmbeddingMFRegressor(**multi_worker_fit.PARAMS).fit(X_train, y_train)
+    sample_weight = multi_worker_fit.weights() if weighted else None
+    params = multi_worker_fit.WEIGHTED_PARAMS if weighted else multi_worker_fit.PARAMS
+    single = EmbeddingMFRegressor(**params).fit(X_train, y_train, sample_weight=sample_weight)
     single_rmse = _rmse(single.predict(X_test), y_test)
     distributed_rmse = _rmse(results[0]["prediction"], y_test)
     assert abs(distributed_rmse - single_rmse) < RMSE_TOLERANCE, (distributed_rmse, single_rmse)
+    if weighted:  # the workers honoured the weights: closer to the weighted fit than to the unweighted one
+        unweighted = EmbeddingMFRegressor(**params).fit(X_train, y_train).predict(X_test)
+        assert _rmse(results[0]["prediction"], single.predict(X_test)) < _rmse(results[0]["prediction"], unweighted)
     # the fitted estimator pickles and predicts here, without the cluster
     import pickle
 

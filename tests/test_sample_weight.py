@@ -90,15 +90,40 @@ def test_bad_weights_are_refused_naming_sample_weight(ratings, make, weights, ma
     assert not hasattr(est, "mu_")  # nothing half-fitted
 
 
+def test_weighted_epochs_repeat_each_rating_as_often_as_its_weight():
+    from skmfnet._training import training_batches
+
+    X, y = np.zeros((4, 2), dtype=np.int32), np.arange(4, dtype=np.float32)
+    # integer weights (mean 1): every epoch holds each rating exactly that many times
+    for batch_y in (b for _, b in training_batches(X, y, batch_size=4, epochs=5, seed=0,
+                                                   weights=np.array([0.0, 1.0, 2.0, 1.0]))):
+        assert sorted(batch_y.numpy().astype(int)) == [1, 2, 2, 3]
+    # fractional weights: stochastic rounding, right on average
+    weights = np.array([0.5, 1.5, 0.25, 1.75])
+    drawn = np.concatenate([b.numpy() for _, b in training_batches(X, y, batch_size=4, epochs=2000, seed=0,
+                                                                    weights=weights)]).astype(int)
+    np.testing.assert_allclose(np.bincount(drawn, minlength=4) / len(drawn), weights / 4, atol=0.02)
+
+
 @pytest.mark.parametrize(
-    "params, named",
-    [(dict(interaction="concat", hidden_layer_sizes=(4,)), "interaction='concat'"),
-     (dict(implicit=True), "implicit=True"), (dict(optimizer="adam"), "optimizer='adam'")],
+    "params",
+    [dict(interaction="concat", hidden_layer_sizes=(16,)), dict(implicit=True), dict(optimizer="adam")],
+    ids=["concat", "implicit", "dense-adam"],
 )
-def test_sample_weight_needs_the_compiled_path(ratings, params, named):
+def test_the_paths_through_keras_fit_honour_the_weights(ratings, params):
+    # ratings of one half of the users count ten times: the weighted model fits
+    # them more closely, relative to the other half, than the unweighted one
     X, y = ratings
-    with pytest.raises(ValueError, match=rf"sample_weight trains on the compiled path only.*got .*{named}"):
-        EmbeddingMFRegressor(epochs=1, **params).fit(X, y, sample_weight=np.ones(len(y)))
+    heavy = (X["user_id"].to_numpy() % 2) == 0
+    common = dict(n_factors=8, epochs=30, batch_size=32, learning_rate=0.01, random_state=0, **params)
+
+    def gap(est):
+        error = (est.predict(X) - y) ** 2
+        return np.sqrt(error[heavy].mean()) - np.sqrt(error[~heavy].mean())
+
+    weighted = EmbeddingMFRegressor(**common).fit(X, y, sample_weight=np.where(heavy, 10.0, 1.0))
+    plain = EmbeddingMFRegressor(**common).fit(X, y)
+    assert gap(weighted) < gap(plain) - 0.05
 
 
 def test_searches_and_cross_validation_route_sample_weight(ratings):
