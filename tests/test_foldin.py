@@ -121,6 +121,8 @@ def test_fold_in_refuses_bad_input(planted, fitted):
         fitted.fold_in(X, None)
     with pytest.raises(NotFittedError):
         EmbeddingMFRegressor().fold_in(X, held["rating"])
+    with pytest.raises(ValueError, match=r"Found array with 0 sample\(s\).*minimum of 1 is required"):
+        fitted.fold_in(X.iloc[:0], held["rating"].iloc[:0])
 
 
 @pytest.mark.parametrize(
