@@ -29,8 +29,12 @@ the epoch's batches):
   pairs join every batch as extra positions, drawn inside the compiled
   epoch with a stateless seed per step: the batch's users again, items
   uniform among the known ones, an imputed target and a weight on their
-  squared error, no penalty.  Keras has no counterpart, so this part is
-  tested on its own (``tests/test_ranking.py``).
+  squared error, no penalty.  With selection tables (``selection_factors``)
+  the sampled pairs train those tables only, on the residual of the rating
+  score, and the rating tables learn from the ratings alone.  Keras has no
+  counterpart, so this part is tested on its own (``tests/test_ranking.py``);
+* sample weights multiply each rating's squared error and per-rating
+  penalty in its batch (all 1 without them).
 
 Batches come from the same stateless shuffle as the Keras path (seed
 ``(seed, epoch)``, ``n // batch_size`` full batches), so the two paths follow
