@@ -8,7 +8,7 @@ the last 250K are scored after every epoch (``validation_data``), so each
 configuration gives its whole validation curve.  K=64, every other
 parameter at its default.
 
-Usage: ``python benchmarks/explore_scale.py`` (about 6 minutes on 2 cores);
+Usage: ``python benchmarks/explore_scale.py`` (about 7 minutes on 2 cores);
 writes ``benchmarks/results/explore_scale.json``.
 """
 
@@ -25,9 +25,12 @@ from skmfnet.datasets import make_ratings  # noqa: E402
 
 CONFIGS = [
     {},
+    {"learning_rate": 0.002},
+    {"learning_rate": 0.001},
     {"alpha": 0.03},
     {"alpha": 0.03, "learning_rate": 0.002},
     {"alpha": 0.05, "learning_rate": 0.002},
+    {"alpha": 0.05, "learning_rate": 0.001},
     {"alpha": 0.03, "learning_rate": 0.001},
 ]
 EPOCHS = 20
