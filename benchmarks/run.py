@@ -243,6 +243,7 @@ def main(argv=None):
     subsample = M.QUICK_TUTORIAL_SUBSAMPLE if args.quick else None
     if "tutorial" in protocols:
         split = P.tutorial_split(data, args.seed, test_size=M.TUTORIAL_TEST_SIZE, subsample=subsample)
+    temporal = P.temporal_split(data) if "temporal" in protocols else None  # one split for every model
 
     bar = tqdm(tasks, desc="benchmark", unit="fit", dynamic_ncols=True)
     for protocol, name, fold in bar:
@@ -268,7 +269,7 @@ def main(argv=None):
             )
             tut["models"][name] = res
         elif protocol == "temporal":
-            res = P.fit_and_score(estimator, *P.columns(P.temporal_split(data), spec.columns))
+            res = P.fit_and_score(estimator, *P.columns(temporal, spec.columns))
             res.pop("history", None)
             res.update(label=spec.label, params=P.describe_params(estimator), fallback=spec.fallback,
                        split=f"TemporalSplit({P.TEMPORAL_TEST_SIZE}) of all ratings")

@@ -758,10 +758,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             return None
         seed = self._seed()
         rng = np.random.default_rng(None if seed is None else [seed, 0x5E1EC7])
+        std = 0.05 if params["init_std"] is None else params["init_std"]  # None: Keras's scale
         tables = []
         for n in (self.n_users_, self.n_items_):
             table = np.zeros((n + 1, params["selection_factors"] + 1), dtype=np.float32)
-            std = 0.05 if params["init_std"] is None else params["init_std"]  # None: Keras's scale
             table[1:, :-1] = rng.normal(0.0, std, (n, params["selection_factors"]))
             tables.append(table)
         self.user_selection_, self.item_selection_ = tables

@@ -77,8 +77,7 @@ def fold_in(estimator, X, y):
         solved = _closed_form(estimator, rows, {"user": (~known_user, users), "item": (~known_item, items)}, y, new)
     old_sizes = {"user": estimator.n_users_, "item": estimator.n_items_}
     estimator._n_train += len(y)  # ratings the model has learnt from (bounds N(u)'s pairs in model files)
-    _grow(estimator, new, users, items, extras)
-    inputs = encode(estimator, users, items, extras)
+    inputs = _grow(estimator, new, users, items, extras)
     if solved is not None:
         for side, (factors, bias) in (("user", (USER_FACTORS, USER_BIAS)), ("item", (ITEM_FACTORS, ITEM_BIAS))):
             start = old_sizes[side] + 1
@@ -117,7 +116,10 @@ def _closed_form(estimator, rows, ratings, y, new):
 
 
 def _grow(estimator, new, users, items, extras):
-    """Append the new ids to the fitted state; rebuild the network holding every fitted weight."""
+    """Append the new ids to the fitted state; rebuild the network holding every fitted weight.
+
+    Returns the network's input rows of the fold-in ratings.
+    """
     old = estimator.model_
     old_sizes = {"user": estimator.n_users_, "item": estimator.n_items_}
     for side, ids in new.items():
@@ -177,6 +179,7 @@ def _grow(estimator, new, users, items, extras):
         seen.resize(estimator.n_users_ + 1, estimator.n_items_ + 1)
         added = seen_matrix_from_rows(inputs[:, 0], inputs[:, 1], estimator.n_users_, estimator.n_items_)
         estimator.seen_ = (seen + added).astype(bool).tocsr()
+    return inputs
 
 
 def _gradient_steps(estimator, inputs, target, old_sizes):
@@ -185,24 +188,17 @@ def _gradient_steps(estimator, inputs, target, old_sizes):
     import tensorflow as tf
 
     model = estimator.model_
-    first_new = {}
-    for side, names in (("user", (USER_FACTORS, USER_BIAS)), ("item", (ITEM_FACTORS, ITEM_BIAS))):
-        for name in names:
-            first_new[name] = old_sizes[side] + 1
+    # each per-id table and the first of its new rows (the rest are frozen)
+    tables = [(model.get_layer(name).embeddings, old_sizes[side] + 1)
+              for side, names in (("user", (USER_FACTORS, USER_BIAS)), ("item", (ITEM_FACTORS, ITEM_BIAS)))
+              for name in names]
     if IMPLICIT in {layer.name for layer in model.layers}:
-        first_new["y"] = old_sizes["item"] + 1  # the implicit term's item table
+        tables.append((model.get_layer(IMPLICIT).y, old_sizes["item"] + 1))  # the implicit term's item table
     variables, masks = [], []
-    for variable in model.trainable_variables:
-        name = variable.path.split("/")[0] if variable.path.split("/")[0] in first_new else variable.name
-        if name not in first_new:
-            continue
-        mask = np.zeros((int(variable.shape[0]), 1), dtype=np.float32)
-        mask[first_new[name]:] = 1.0
-        if mask.any():
+    for variable, first in tables:
+        if first < variable.shape[0]:  # the table has new rows
             variables.append(variable)
-            masks.append(tf.constant(mask))
-    if not variables:
-        return
+            masks.append(tf.constant((np.arange(variable.shape[0]) >= first).astype(np.float32)[:, None]))
     optimizer = keras.optimizers.Adam(learning_rate=float(estimator.fitted_params_["learning_rate"]))
     x, t = tf.constant(inputs), tf.constant(target)
 

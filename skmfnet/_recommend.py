@@ -267,6 +267,28 @@ def _top_n(scores, n):
     return np.take_along_axis(cols, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
+def ranked_blocks(query_rows, score, n_columns, n):
+    """The ``n`` best columns of every query row, scored block by block.
+
+    ``score(rows)`` returns the float64 scores of a block of query rows
+    against all ``n_columns`` columns (-inf: left out); blocks hold at most
+    ``_BLOCK_SCORES`` scores.  Returns (query position, rank from 1, column,
+    score), one entry per kept (query, column), queries in order and ranks
+    ascending; left-out columns never appear.
+    """
+    block = max(1, _BLOCK_SCORES // max(n_columns, 1))
+    parts = []
+    for start in range(0, len(query_rows), block):
+        cols, vals = _top_n(score(query_rows[start : start + block]), n)
+        keep = np.isfinite(vals)  # left-out columns sort last, as -inf
+        parts.append((np.nonzero(keep)[0] + start, np.cumsum(keep, axis=1)[keep], cols[keep], vals[keep]))
+    return tuple(
+        np.concatenate([p[k] for p in parts]).astype(np.int64 if k < 3 else np.float64)
+        if parts else np.empty(0, dtype=np.int64 if k < 3 else np.float64)
+        for k in range(4)
+    )
+
+
 @validate_params(
     {
         "estimator": "no_validation",
@@ -346,31 +368,23 @@ def recommend(estimator, users=None, n=10, *, exclude_seen=True, seen=None):
     seen_csr = _resolve_seen(estimator, seen) if exclude_seen else None
 
     scorer = _Scorer(estimator)
-    block = max(1, _BLOCK_SCORES // max(scorer.n_items, 1))
-    parts = []  # (user position, rank, item column, score) per block of users
-    for start in range(0, len(user_rows), block):
-        rows = user_rows[start : start + block]
-        scores = scorer(rows)
+
+    def scores(rows):
+        out = scorer(rows)
         if seen_csr is not None:
             sub = seen_csr[rows]
             r = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
             c = sub.indices.astype(np.int64) - 1  # item row -> score column
-            scores[r[c >= 0], c[c >= 0]] = -np.inf
-        cols, vals = _top_n(scores, n)
-        keep = np.isfinite(vals)  # excluded items sort last, as -inf
-        parts.append(
-            (np.nonzero(keep)[0] + start, np.cumsum(keep, axis=1)[keep], cols[keep], vals[keep])
-        )
-    pos, rank, col, val = (
-        np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dtype=np.int64)
-        for k in range(4)
-    )
+            out[r[c >= 0], c[c >= 0]] = -np.inf
+        return out
+
+    pos, rank, col, val = ranked_blocks(user_rows, scores, scorer.n_items, n)
     return pd.DataFrame(
         {
             "user": users.take(pos),
-            "rank": rank.astype(np.int64),
-            "item": estimator.item_encoder_.classes_.take(col.astype(np.int64)),
-            "score": val.astype(np.float64),
+            "rank": rank,
+            "item": estimator.item_encoder_.classes_.take(col),
+            "score": val,
         }
     )
 

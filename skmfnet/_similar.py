@@ -11,9 +11,10 @@ that two items are similar when the model treats them alike:
 
 They are computed with numpy from the fitted network's tables (the same
 arithmetic as :mod:`skmfnet._network`), then every known row is scored
-against the queries in blocks (at most ``_BLOCK_SCORES`` similarities at
-once), the query itself left out, and the ``n`` most similar kept with
-:func:`skmfnet._recommend._top_n` (ties: the row seen first in training).
+against the queries block by block, the query itself left out, and the
+``n`` most similar kept by :func:`skmfnet._recommend.ranked_blocks`, as
+``recommend`` keeps its ``n`` best items (ties: the row seen first in
+training).
 Biases do not enter: they say how high an item is rated, not what it is like.
 """
 
@@ -26,7 +27,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted
 
 from ._network import IMPLICIT, ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
-from ._recommend import _BLOCK_SCORES, _id_index, _top_n
+from ._recommend import _id_index, ranked_blocks
 
 __all__ = ["factor_vectors", "similar"]
 
@@ -98,23 +99,18 @@ def similar(estimator, ids, side, n=10):
     vectors = factor_vectors(estimator, side)[1:]  # column j = row j + 1
     norms = np.linalg.norm(vectors, axis=1)
     unit = vectors / np.where(norms > 0, norms, 1.0)[:, None]  # a zero vector is similar to nothing (0)
-    block = max(1, _BLOCK_SCORES // max(len(unit), 1))
-    parts = []
-    for start in range(0, len(rows), block):
-        query = rows[start : start + block] - 1
-        scores = unit[query] @ unit.T
-        scores[np.arange(len(query)), query] = -np.inf  # not itself
-        cols, vals = _top_n(scores, n)
-        keep = np.isfinite(vals)
-        parts.append((np.nonzero(keep)[0] + start, np.cumsum(keep, axis=1)[keep], cols[keep], vals[keep]))
-    pos, rank, col, val = (
-        np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dtype=np.int64) for k in range(4)
-    )
+
+    def scores(query):
+        out = unit[query - 1] @ unit.T
+        out[np.arange(len(query)), query - 1] = -np.inf  # not itself
+        return out
+
+    pos, rank, col, val = ranked_blocks(rows, scores, len(unit), n)
     return pd.DataFrame(
         {
-            side: ids.take(pos.astype(np.int64)),
-            "rank": rank.astype(np.int64),
-            f"similar_{side}": encoder.classes_.take(col.astype(np.int64)),
-            "similarity": val.astype(np.float64),
+            side: ids.take(pos),
+            "rank": rank,
+            f"similar_{side}": encoder.classes_.take(col),
+            "similarity": val,
         }
     )
