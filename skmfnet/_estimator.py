@@ -302,6 +302,18 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         ``batch_size`` is then the global batch, split across all replicas.
         The fitted estimator pickles and predicts without the cluster.  See
         the "Scaling out" page of the documentation.
+    n_jobs : int or None, default=None
+        Threads of the compiled path (the plain dot model with
+        ``"lazy_adam"`` or ``"sgd"``; other configurations ignore it).
+        With ``p`` threads the users and the items are each cut into ``p``
+        blocks and every epoch trains the ``p x p`` (user block, item block)
+        cells in ``p`` rounds of ``p`` cells that share no user and no item
+        (DSGD's stratified schedule): the same update rule on another order
+        of the ratings, and the same result whatever the threads' timing.
+        None: every usable core from 524,288 training ratings on, else one
+        thread (an epoch on fewer ratings takes milliseconds); -1: every
+        usable core; 1: one thread, whose batches are exactly those of the
+        ``keras.Model.fit`` path.  Lowered until every cell holds one batch.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialization, the shuffling and the validation split.  On
         CPU, the same integer gives identical predictions from two fits.
@@ -397,6 +409,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         "negative_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "selection_factors": [Interval(numbers.Integral, 0, None, closed="left")],
         "distribution": [StrOptions(set(DISTRIBUTIONS)), None],
+        "n_jobs": [numbers.Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -435,6 +448,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         negative_weight=1.0,
         selection_factors=0,
         distribution=None,
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -464,6 +478,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         self.negative_weight = negative_weight
         self.selection_factors = selection_factors
         self.distribution = distribution
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -596,6 +611,11 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         if bad:
             raise ValueError(
                 f"hidden_layer_sizes must contain positive integers; got {tuple(self.hidden_layer_sizes)!r}."
+            )
+        if self.n_jobs == 0:
+            raise ValueError(
+                "n_jobs must be a positive number of threads, a negative number counted from the "
+                "number of cores (-1: all), or None; got 0."
             )
         if self.selection_factors > 0 and self.negative_ratio == 0:
             raise ValueError(
@@ -733,6 +753,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             validation=kwargs.pop("validation_data", None),
             callbacks=self._fit_callbacks,
             verbose=self.verbose,
+            n_jobs=self.n_jobs,
         )
 
     def _negatives(self, n_train):

@@ -38,14 +38,33 @@ the epoch's batches):
 
 Batches come from the same stateless shuffle as the Keras path (seed
 ``(seed, epoch)``, ``n // batch_size`` full batches), so the two paths follow
-the same trajectory up to floating-point rounding.  After every epoch the
+the same trajectory up to floating-point rounding.
+
+Several cores (``n_blocks > 1``): XLA runs the epoch's loop on one thread,
+and two threads cannot share the tables (each compiled call owns its inputs
+and returns new ones), so the tables are cut instead.  The users and the
+items are each split into ``p`` blocks balanced by their ratings, the
+ratings into the ``p x p`` (user block, item block) cells, and every epoch
+runs ``p`` rounds; in round ``s``, ``p`` threads each train one cell
+``(a, (a + s) mod p)``: no two share a user or an item, so each compiled
+call owns its rows and the rounds need no locks and give the same result
+whatever the threads' timing (the stratified schedule of DSGD, Gemulla et
+al., KDD 2011, "Large-scale matrix factorization with distributed
+stochastic gradient descent").  Same update rule, per batch of one cell;
+each cell is shuffled with its own stateless seed, and ``n_ab //
+batch_size`` full batches of it are trained.  Hogwild-style sharing (the
+numba loop of ``../shared/tools/ceiling_sgd.py``) would need mutable
+tables, which an XLA program does not have.  After every epoch the
 weights are written back into the Keras model's embedding variables, so
 callbacks (early stopping), ``predict``, pickling and model files see an
 ordinary fitted Keras model.
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
+import joblib
 import keras
 import numpy as np
 import tensorflow as tf
@@ -53,7 +72,7 @@ import tensorflow as tf
 from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS, score_rows
 from ._optimizers import LazyAdam
 
-__all__ = ["fit_rows", "supports", "trace_count"]
+__all__ = ["AUTO_PARALLEL_RATINGS", "Blocks", "fit_rows", "resolve_blocks", "supports", "trace_count"]
 
 
 def supports(optimizer):
@@ -177,17 +196,21 @@ def _compile_epoch(rule, batch, n_negatives, selection):
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64),
             tf.TensorSpec([2], tf.float32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
             packed, packed, tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([], tf.int64),
         ],
     )
     def run_epoch(table_u, table_i, X, y, order, penalty, hyper, step, negative, n_items, seed,
-                  sel_u, sel_i, sel_penalty, weights):
+                  sel_u, sel_i, sel_penalty, weights, stride):
         """One epoch; ``negative`` = [centred imputed rating, weight] of the
         sampled pairs, whose items are drawn from rows 1 .. ``n_items`` with
         the stateless seed (``seed``, 2**62 + step): never the seed of an
         epoch's shuffle, (``seed``, epoch).  ``sel_u``, ``sel_i`` (packed
         like the rating tables, ``sel_penalty`` wide) are the selection
         tables (placeholders, returned unchanged, without ``selection``).
-        ``weights``: each rating's weight on its squared error and penalty."""
+        ``weights``: each rating's weight on its squared error and penalty.
+        ``step`` (Adam's bias correction, the sampling seeds) advances by
+        ``stride`` per batch: the number of cells trained side by side, whose
+        batches count as interleaved."""
         _TRACES["epoch"] += 1  # Python: runs only when TensorFlow traces
         width = tf.shape(penalty)[0]  # factors and bias
         K = width - 1
@@ -238,7 +261,7 @@ def _compile_epoch(rule, batch, n_negatives, selection):
             ones = tf.ones_like(weighted[:, None])
             grad_U = (2.0 / batch) * (weighted[:, None] * tf.concat([V[:rating_size, :K], ones], axis=1) + shrink_U)
             grad_V = (2.0 / batch) * (weighted[:, None] * tf.concat([U[:rating_size, :K], ones], axis=1) + shrink_V)
-            step = step + 1
+            step = step + stride
             owners_u, owners_i, owners_su, owners_si = owners
             table_u, owners_u = update(
                 table_u, owners_u, users[:rating_size], state_u[:rating_size], grad_U, step, hyper, width, rating_size
@@ -307,6 +330,7 @@ def fit_rows(
     validation=None,
     callbacks=(),
     verbose=0,
+    n_blocks=1,
 ):
     """Train the four embedding tables of a dot network, compiled.
 
@@ -348,6 +372,10 @@ def fit_rows(
     callbacks : list of keras.callbacks.Callback
         Called at the end of each epoch with the epoch's logs (early stopping
         works as with ``Model.fit``).
+    n_blocks : int
+        Threads, and blocks per side of the stratified schedule (module
+        docstring); lowered until every cell holds a batch.  1: one thread,
+        the Keras path's batches exactly.
 
     Returns
     -------
@@ -369,61 +397,187 @@ def fit_rows(
     run_epoch = _epoch_function(rule, batch, int(n_negatives), selection is not None)
     negative = tf.constant([negative_target, negative_weight], tf.float32)
 
-    def packed(weights):
-        table = np.zeros((_bucket(len(weights)), weights.shape[1] * (1 + rule.slots)), dtype=np.float32)
-        table[: len(weights), : weights.shape[1]] = weights
-        return tf.constant(table)
+    X = np.asarray(X, dtype=np.int32)
+    y = np.asarray(y, dtype=np.float32)
+    weights = np.ones(n, np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+    n_rows = [int(P.shape[0]), int(Q.shape[0])]
+    blocks = Blocks(X, n_rows, n_blocks, batch)
+    p = blocks.p
+    cells = {cell: (tf.constant(X_c), tf.constant(y[index]), tf.constant(weights[index]))
+             for cell, (index, X_c) in blocks.cells.items()}
 
-    tables = [packed(np.concatenate([np.asarray(f), np.asarray(b)], axis=1)) for f, b in ((P, b_u), (Q, b_i))]
+    # the packed tables of each side, one per block: [factors | bias | state]
+    tables = [blocks.pack(side, np.concatenate([np.asarray(f), np.asarray(b)], axis=1), rule.slots)
+              for side, (f, b) in enumerate(((P, b_u), (Q, b_i)))]
     if selection is None:
-        sel_tables, sel_penalty = [tf.zeros([1, 1])] * 2, tf.zeros([1])
+        sel_tables, sel_penalty = [[tf.zeros([1, 1])] * p] * 2, tf.zeros([1])
     else:
-        sel_tables = [packed(table) for table in selection]
+        sel_tables = [blocks.pack(side, table, rule.slots) for side, table in enumerate(selection)]
         K_s = selection[0].shape[1] - 1
         sel_penalty = tf.constant([alpha] * K_s + [alpha_bias], tf.float32)
-    n_rows = [int(P.shape[0]), int(Q.shape[0])]
     penalty = tf.constant([alpha] * K + [alpha_bias], tf.float32)
     hyper = tf.constant(rule.hyper(optimizer), tf.float32)
     step = tf.constant(0, tf.int64)
-    X = tf.constant(np.asarray(X, dtype=np.int32))
-    y = tf.constant(np.asarray(y, dtype=np.float32))
-    weights = tf.constant(np.ones(n, np.float32) if weights is None else np.asarray(weights, dtype=np.float32))
-    n_items = tf.constant(int(Q.shape[0]) - 1, tf.int32)  # known items: rows 1 .. n
-    sample_seed = tf.constant(seed, tf.int64)
+
+    def train_cell(epoch, a, b, step):
+        # the round's p cells count as interleaved batches: cell a takes the
+        # steps start + a + 1, start + a + 1 + p, ... (start + 1, + 2, ... with one block)
+        X_c, y_c, w_c = cells[a, b]
+        order = _epoch_order(tf.constant(len(y_c), tf.int32), tf.constant(blocks.order_seed(seed, epoch, a, b), tf.int64))
+        return run_epoch(
+            tables[0][a], tables[1][b], X_c, y_c, order, penalty, hyper, step, negative,
+            tf.constant(blocks.n_members(1, b), tf.int32),  # sampled items: the cell's rows 1 .. n
+            tf.constant(blocks.sample_seed(seed, a, b), tf.int64),
+            sel_tables[0][a], sel_tables[1][b], sel_penalty, w_c, tf.constant(p, tf.int64),
+        )
 
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
     model.stop_training = False
     callback_list.on_train_begin()
     history = {}
-    for epoch in range(epochs):
-        order = _epoch_order(tf.constant(n, tf.int32), tf.constant([seed, epoch], tf.int64))
-        *tables, sel_u, sel_i, step, loss, squared = run_epoch(
-            *tables, X, y, order, penalty, hyper, step, negative, n_items, sample_seed, *sel_tables, sel_penalty,
-            weights,
-        )
-        tables, sel_tables = tables[:2], [sel_u, sel_i]
-        for table, rows, (factors, bias) in zip(tables, n_rows, ((P, b_u), (Q, b_i))):
-            factors.assign(table[:rows, :K])
-            bias.assign(table[:rows, K:width])
-        # Keras's RMSE metric is over all the epoch's ratings: with full batches
-        # of equal size, the square root of the mean of the batch MSEs
-        logs = {"loss": float(loss), "rmse": math.sqrt(float(squared))}
-        if validation is not None:
-            logs.update(_evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias))
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
-        if verbose:
-            print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-        callback_list.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
+    with ThreadPoolExecutor(max_workers=p) if p > 1 else nullcontext() as pool:
+        for epoch in range(epochs):
+            total_loss = total_squared = 0.0
+            total_steps = 0
+            for s in range(p):
+                # the round's cells share no user and no item: p threads, no locks
+                jobs = [(epoch, a, (a + s) % p, step + a) for a in range(p)]
+                results = [train_cell(*job) for job in jobs] if p == 1 else list(pool.map(lambda j: train_cell(*j), jobs))
+                round_steps = 0
+                for (_, a, b, start), (u, i, su, si, end, loss, squared) in zip(jobs, results):
+                    tables[0][a], tables[1][b], sel_tables[0][a], sel_tables[1][b] = u, i, su, si
+                    cell_steps = int(end - start) // p
+                    total_loss += float(loss) * cell_steps
+                    total_squared += float(squared) * cell_steps
+                    round_steps += cell_steps
+                total_steps += round_steps
+                step = step + round_steps  # Keras's count: every batch trained
+            for side, (factors, bias) in enumerate(((P, b_u), (Q, b_i))):
+                values = blocks.unpack(side, tables[side], np.concatenate([factors.numpy(), bias.numpy()], axis=1))
+                factors.assign(values[:, :K])
+                bias.assign(values[:, K:])
+            # Keras's RMSE metric is over all the epoch's ratings: with full batches
+            # of equal size, the square root of the mean of the batch MSEs
+            logs = {"loss": total_loss / total_steps, "rmse": math.sqrt(total_squared / total_steps)}
+            if validation is not None:
+                logs.update(_evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias))
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+            callback_list.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
     callback_list.on_train_end()
     if selection is not None:
-        for array, table in zip(selection, sel_tables):
-            array[:] = table[: len(array), : array.shape[1]].numpy()
+        for side, array in enumerate(selection):
+            array[:] = blocks.unpack(side, sel_tables[side], array)
     if optimizer is getattr(model, "optimizer", None):
-        _store_optimizer_state(model, rule, [t[:rows] for t, rows in zip(tables, n_rows)], step, K)
+        state = [blocks.unpack(side, tables[side], np.zeros((rows, width * (1 + rule.slots)), np.float32))
+                 for side, rows in enumerate(n_rows)]
+        _store_optimizer_state(model, rule, state, step, K)
     return history
+
+
+#: ``n_jobs=None`` trains on every usable core from this many ratings on
+#: (below it an epoch takes milliseconds and one thread is as fast).
+AUTO_PARALLEL_RATINGS = 1 << 19
+
+
+def resolve_blocks(n_jobs, n_ratings):
+    """Threads (and blocks per side) of a fit of ``n_ratings``: see :func:`fit_rows`'s ``n_blocks``.
+
+    ``None``: every usable core when there are at least
+    :data:`AUTO_PARALLEL_RATINGS` ratings, else 1; a negative ``n_jobs``
+    counts from the number of cores as in joblib (-1: all, -2: all but one).
+    """
+    cores = joblib.cpu_count()
+    if n_jobs is None:
+        return cores if n_ratings >= AUTO_PARALLEL_RATINGS else 1
+    if n_jobs < 0:
+        return max(1, cores + 1 + n_jobs)
+    return int(n_jobs)
+
+
+class Blocks:
+    """The rows of both sides cut into ``p`` blocks each, and the ratings into the ``p x p`` cells.
+
+    Rows are dealt to blocks in decreasing order of their ratings, snaking
+    (0, 1, ..., p-1, p-1, ..., 0, 0, ...), so that the blocks, and so the
+    cells, hold about as many ratings each.  Block ``a`` of a side holds its
+    rows at local rows 1 .. n_a (row 0 is never trained: it stands for
+    unknown ids); with ``p == 1`` local rows are the network's rows.  ``p``
+    is lowered until every cell holds at least one batch of ratings.
+    """
+
+    def __init__(self, X, n_rows, p, batch):
+        p = max(1, min(p, min(n_rows) - 1))
+        while True:
+            self.block, self.local, self.members = [], [], []
+            for side, rows in enumerate(n_rows):
+                counts = np.bincount(X[:, side], minlength=rows)
+                block = np.zeros(rows, np.int64)
+                dealt = np.argsort(-counts[1:], kind="stable") + 1
+                snake = np.concatenate([np.arange(p), np.arange(p)[::-1]])
+                block[dealt] = snake[np.arange(len(dealt)) % (2 * p)]
+                local = np.zeros(rows, np.int32)
+                members = []
+                for a in range(p):
+                    rows_a = np.flatnonzero(block == a)
+                    rows_a = rows_a[rows_a > 0]
+                    local[rows_a] = np.arange(1, len(rows_a) + 1)
+                    members.append(rows_a)
+                self.block.append(block)
+                self.local.append(local)
+                self.members.append(members)
+            cell = self.block[0][X[:, 0]] * p + self.block[1][X[:, 1]]
+            sizes = np.bincount(cell, minlength=p * p)
+            if p == 1 or sizes.min() >= batch:
+                break
+            p -= 1
+        self.p = p
+        if p == 1:
+            self.cells = {(0, 0): (slice(None), X)}
+        else:
+            ordered = np.argsort(cell, kind="stable")
+            bounds = np.concatenate([[0], np.cumsum(sizes)])
+            self.cells = {}
+            for a in range(p):
+                for b in range(p):
+                    index = ordered[bounds[a * p + b]: bounds[a * p + b + 1]]
+                    X_c = np.stack([self.local[0][X[index, 0]], self.local[1][X[index, 1]]], axis=1)
+                    self.cells[a, b] = (index, X_c)
+        # one table shape per side: XLA compiles one program for every block
+        self._rows = [_bucket(1 + max(len(m) for m in members)) for members in self.members]
+
+    def n_members(self, side, a):
+        """Rows of block ``a`` of ``side`` (its local rows are 1 .. n)."""
+        return len(self.members[side][a])
+
+    def order_seed(self, seed, epoch, a, b):
+        """Stateless seed of cell (a, b)'s shuffle in ``epoch``: ``(seed, epoch)`` with one block."""
+        return [seed, epoch] if self.p == 1 else [seed, (1 << 50) + (epoch * self.p + a) * self.p + b]
+
+    def sample_seed(self, seed, a, b):
+        """Seed of cell (a, b)'s sampled items (``seed`` with one block)."""
+        return seed if self.p == 1 else seed + ((a * self.p + b + 1) << 32)
+
+    def pack(self, side, weights, slots):
+        """Block tables ``[weights | optimizer state (zero)]`` of a side's full ``weights``."""
+        tables = []
+        for members in self.members[side]:
+            table = np.zeros((self._rows[side], weights.shape[1] * (1 + slots)), dtype=np.float32)
+            table[1: len(members) + 1, : weights.shape[1]] = weights[members]
+            tables.append(tf.constant(table))
+        return tables
+
+    def unpack(self, side, tables, out):
+        """``out`` (rows x columns, row 0 kept) with each block's trained rows written back."""
+        out = np.array(out, dtype=np.float32)
+        columns = out.shape[1]
+        for members, table in zip(self.members[side], tables):
+            out[members] = table[1: len(members) + 1, :columns].numpy()
+        return out
 
 
 def _store_optimizer_state(model, rule, tables, step, K):

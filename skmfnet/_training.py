@@ -29,7 +29,7 @@ import tensorflow as tf
 from ._distribute import fit_multi_worker
 from ._network import SCORE_BATCH
 from ._optimizers import LazyAdam
-from ._rowfit import fit_rows, supports
+from ._rowfit import fit_rows, resolve_blocks, supports
 
 __all__ = [
     "compile_network",
@@ -151,6 +151,7 @@ def train(
     validation=None,
     callbacks=(),
     verbose=0,
+    n_jobs=None,
 ):
     """Train a compiled network on encoded rows ``X`` and centred ratings ``y``.
 
@@ -174,6 +175,8 @@ def train(
     validation : tuple (X_val, y_val) or None
         Encoded, centred ratings evaluated after each epoch.
     callbacks : list of keras.callbacks.Callback
+    n_jobs : int or None
+        Threads of the compiled path (:func:`skmfnet._rowfit.resolve_blocks`).
 
     Returns
     -------
@@ -212,6 +215,7 @@ def train(
             validation=validation,
             callbacks=callbacks,
             verbose=verbose,
+            n_blocks=resolve_blocks(n_jobs, len(y)),
         )
     history = model.fit(
         training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed, weights=weights),

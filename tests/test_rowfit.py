@@ -174,3 +174,139 @@ def test_the_defaults_train_only_the_rows_of_each_batch_on_every_path(tiny_ratin
     est = EmbeddingMFRegressor(n_factors=2, epochs=1, random_state=0, **params).fit(X, y)
     assert type(est.model_.optimizer) is LazyAdam
     assert est._compiled_rows() is compiled
+
+
+# --------------------------------------------- several threads (n_jobs, the stratified schedule)
+BLOCKED = dict(n_factors=8, epochs=4, batch_size=128, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def larger_ratings():
+    X, y = make_ratings(n_users=300, n_items=200, n_ratings=24_000, rating_scale=(1, 5), return_X_y=True,
+                        random_state=4)
+    return X.iloc[:20_000], y.iloc[:20_000], X.iloc[20_000:], y.iloc[20_000:]
+
+
+def test_blocks_cut_rows_and_ratings_into_cells_that_share_no_row():
+    from skmfnet._rowfit import Blocks
+
+    rng = np.random.default_rng(0)
+    # power-law counts (a few popular rows, a long tail): the deal must still balance the cells
+    def draw(rows):
+        weights = 1.0 / np.arange(10, rows + 10) ** 0.8
+        return rng.choice(np.arange(1, rows + 1), 30_000, p=weights / weights.sum())
+
+    X = np.column_stack([draw(500), draw(300)]).astype(np.int32)
+    blocks = Blocks(X, [501, 301], 3, batch=64)
+    assert blocks.p == 3
+    seen = np.zeros(len(X), int)
+    sizes = []
+    for (a, b), (index, X_c) in blocks.cells.items():
+        seen[index] += 1
+        sizes.append(len(index))
+        # local rows map back to the ratings' rows, inside their blocks
+        np.testing.assert_array_equal(blocks.members[0][a][X_c[:, 0] - 1], X[index, 0])
+        np.testing.assert_array_equal(blocks.members[1][b][X_c[:, 1] - 1], X[index, 1])
+    assert (seen == 1).all()  # every rating in exactly one cell
+    for side, rows in enumerate((501, 301)):  # every row but 0 in exactly one block
+        assert sorted(np.concatenate(blocks.members[side]).tolist()) == list(range(1, rows))
+    assert max(sizes) < 1.2 * min(sizes)
+    # a round (a, (a + s) mod p) uses every user block and every item block once
+    for s in range(3):
+        assert sorted((a + s) % 3 for a in range(3)) == [0, 1, 2]
+
+
+def test_blocks_are_fewer_when_a_cell_would_hold_less_than_a_batch():
+    from skmfnet._rowfit import Blocks
+
+    X = np.column_stack([np.arange(1, 401) % 40 + 1, np.arange(1, 401) % 30 + 1]).astype(np.int32)
+    assert Blocks(X, [41, 31], 2, batch=64).p == 2  # about 100 ratings per cell
+    assert Blocks(X, [41, 31], 2, batch=128).p == 1
+    assert Blocks(X, [41, 31], 8, batch=20).p == 4
+
+
+def test_threads_give_the_result_of_the_same_schedule_run_in_sequence(larger_ratings, monkeypatch):
+    import skmfnet._rowfit as rowfit
+
+    X, y, X_test, _ = larger_ratings
+    threaded = EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
+
+    class InOrder:  # the same rounds, one cell after another on this thread
+        def __init__(self, max_workers):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, function, jobs):
+            return [function(job) for job in jobs]
+
+    monkeypatch.setattr(rowfit, "ThreadPoolExecutor", InOrder)
+    in_order = EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
+    # no row is shared by two cells of a round: the threads' timing cannot matter
+    np.testing.assert_array_equal(threaded.predict(X_test), in_order.predict(X_test))
+    assert threaded.history_ == in_order.history_
+
+
+def test_threads_learn_as_well_as_one_thread(larger_ratings):
+    from sklearn.metrics import root_mean_squared_error
+
+    X, y, X_test, y_test = larger_ratings
+    # 10 epochs: near convergence (after 4 epochs two trajectories of either
+    # kind differ by up to 0.05 depending on the seed)
+    one, two = (EmbeddingMFRegressor(**{**BLOCKED, "epochs": 10}, n_jobs=n).fit(X, y) for n in (1, 2))
+    # another order of the ratings: another trajectory
+    assert not np.allclose(one.predict(X_test), two.predict(X_test))
+    rmse = [root_mean_squared_error(y_test, est.predict(X_test)) for est in (one, two)]
+    baseline = root_mean_squared_error(y_test, np.full(len(y_test), y.mean()))
+    assert rmse[1] < baseline - 0.05
+    assert abs(rmse[1] - rmse[0]) < 0.01
+    # the optimizer counted every batch of every cell: about one thread's count
+    # (each of the 4 cells drops its last partial batch)
+    assert 0 <= int(one.model_.optimizer.iterations) - int(two.model_.optimizer.iterations) <= 10 * 3
+
+
+def test_threads_with_sampled_pairs_selection_and_early_stopping(larger_ratings):
+    X, y, X_test, _ = larger_ratings
+    params = dict(BLOCKED, n_jobs=2, negative_ratio=1.0, selection_factors=4, early_stopping=True,
+                  n_iter_no_change=1, epochs=6)
+    first, second = (EmbeddingMFRegressor(**params).fit(X, y) for _ in range(2))
+    np.testing.assert_array_equal(first.predict(X_test), second.predict(X_test))
+    np.testing.assert_array_equal(first.user_selection_, second.user_selection_)
+    # the selection tables were trained on every block (their biases start at zero)
+    assert (first.item_selection_[1:, -1] != 0).mean() > 0.9
+    assert (first.user_selection_[1:, -1] != 0).mean() > 0.9
+    assert "val_rmse" in first.history_
+
+
+def test_threads_fall_back_to_one_on_small_data(tiny_ratings):
+    X, y = tiny_ratings
+    one = EmbeddingMFRegressor(**LAZY, n_jobs=1).fit(X, y)
+    many = EmbeddingMFRegressor(**LAZY, n_jobs=4).fit(X, y)  # no cell would hold a batch
+    np.testing.assert_array_equal(one.predict(X), many.predict(X))
+
+
+def test_n_jobs_resolution(monkeypatch):
+    import joblib
+
+    from skmfnet._rowfit import AUTO_PARALLEL_RATINGS, resolve_blocks
+
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 4)
+    assert resolve_blocks(None, AUTO_PARALLEL_RATINGS - 1) == 1
+    assert resolve_blocks(None, AUTO_PARALLEL_RATINGS) == 4
+    assert resolve_blocks(-1, 10) == 4
+    assert resolve_blocks(-2, 10) == 3
+    assert resolve_blocks(-9, 10) == 1
+    assert resolve_blocks(3, 10) == 3
+
+
+@pytest.mark.parametrize("n_jobs, match", [(0, "n_jobs must be a positive number of threads.*got 0"),
+                                           (1.5, "The 'n_jobs' parameter"), ("2", "The 'n_jobs' parameter")],
+                         ids=["zero", "float", "string"])
+def test_bad_n_jobs_is_refused(tiny_ratings, n_jobs, match):
+    X, y = tiny_ratings
+    with pytest.raises(ValueError, match=match):
+        EmbeddingMFRegressor(**LAZY, n_jobs=n_jobs).fit(X, y)
