@@ -35,8 +35,13 @@ Four protocols, each measured in one run so that ratios compare like with like:
   included (not ``--epochs``); ``skmfnet-sgd``: ``optimizer="sgd"``
   (``SKMFNET_SGD``) for ``--epochs``; ``skmfnet-lazy4096``: the row-sparse
   configuration of earlier runs (``optimizer="lazy_adam"`` at the former
-  defaults' learning rate and batch size) for ``--epochs``; all three on
-  the compiled path.
+  defaults' learning rate and batch size) for ``--epochs``;
+  ``skmfnet-1thread``: the defaults with ``n_jobs=1`` (one thread; the
+  defaults use every usable core at this size); all four on the compiled
+  path.  Beside them, the memory-traffic bound: the bytes an epoch must
+  move per rating on the compiled path (its user and item rows with their
+  optimizer state, read and written) against this machine's memory
+  bandwidth, measured in the same run (numpy copies on every usable core).
 * ``tutorial``: seconds per epoch of the tutorial network against its
   arithmetic bound: FLOPs of its Dense layers per rating (forward and
   backward: 3 x 2 x weights) x ratings / this machine's measured float32
@@ -72,7 +77,7 @@ from benchmarks.report import machine_info  # noqa: E402
 
 PROTOCOLS = ("ml100k", "search", "synthetic", "tutorial")
 SEARCH_GRID = [8, 16, 32, 64, 128]
-LIBRARIES = ("skmfnet", "skmfnet-sgd", "skmfnet-lazy4096", "surprise", "cornac")
+LIBRARIES = ("skmfnet", "skmfnet-1thread", "skmfnet-sgd", "skmfnet-lazy4096", "surprise", "cornac")
 # skmfnet with plain SGD on the compiled path.  The batch loss is a mean, so
 # the learning rate is large (per rating it is 2 * lr / batch_size); factors
 # start at std 0.1 (SGD hardly moves away from the defaults' near-zero start).
@@ -190,6 +195,10 @@ def _make_estimator(library, n_factors, epochs, seed):
         from skmfnet import EmbeddingMFRegressor
 
         return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed)
+    if library == "skmfnet-1thread":
+        from skmfnet import EmbeddingMFRegressor
+
+        return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed, n_jobs=1)
     if library == "skmfnet-lazy4096":
         from skmfnet import EmbeddingMFRegressor
 
@@ -238,6 +247,27 @@ def _worker(args):
     }))
 
 
+def _memory_bandwidth(gib=0.5, repeats=5):
+    """Bytes per second that numpy copies move (read + write) on every usable core at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cores = len(os.sched_getaffinity(0))
+    n = int(gib * 2**30) // 8
+    pairs = [(np.ones(n), np.empty(n)) for _ in range(cores)]
+    best = 0.0
+    with ThreadPoolExecutor(cores) as pool:  # numpy releases the GIL while it copies
+        for _ in range(repeats):
+            start = time.perf_counter()
+            list(pool.map(lambda pair: np.copyto(pair[1], pair[0]), pairs))
+            best = max(best, 2 * 8 * n * cores / (time.perf_counter() - start))
+    return best
+
+
+def _bytes_per_rating(n_factors):
+    """Bytes the compiled path moves per rating: both rows with their state, read and written."""
+    return {"adam": 2 * 2 * (n_factors + 1) * 3 * 4, "sgd": 2 * 2 * (n_factors + 1) * 4}
+
+
 def run_synthetic(args):
     from skmfnet.datasets import make_ratings
 
@@ -247,8 +277,12 @@ def run_synthetic(args):
         162_000, 59_000, args.n_ratings + args.test_ratings, n_factors=8, noise=0.8, rating_scale=(1, 5),
         return_X_y=True, random_state=args.seed,
     )
+    bandwidth = _memory_bandwidth()
     results = {"n_ratings": args.n_ratings, "n_users": 162_000, "n_items": 59_000,
                "n_factors": args.n_factors, "epochs": args.epochs, "test_ratings": args.test_ratings,
+               "memory_bandwidth_bytes_per_s": bandwidth,
+               "bytes_per_rating": _bytes_per_rating(args.n_factors),
+               "bound_ratings_per_s": {rule: bandwidth / b for rule, b in _bytes_per_rating(args.n_factors).items()},
                "libraries": {}}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "ratings.npz")
@@ -361,6 +395,13 @@ def markdown(results):
                          f"{ratio(lib, 'ratings_per_s', 'surprise')} | {ratio(lib, 'fit_s', 'cornac')} | "
                          f"{ratio(lib, 'predict_pairs_per_s', 'surprise')} |")
         lines.append("")
+        if "bound_ratings_per_s" in s:
+            b, bound = s["bytes_per_rating"], s["bound_ratings_per_s"]
+            lines += [f"Memory-traffic bound of the compiled path: {b['adam']:,} bytes per rating with Adam's "
+                      f"moments (skmfnet, skmfnet-1thread), {b['sgd']:,} with SGD (the user and item rows, read "
+                      f"and written) at {s['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s (numpy copies on "
+                      f"every usable core, measured in this run): at most {bound['adam'] / 1e6:.1f} and "
+                      f"{bound['sgd'] / 1e6:.1f} M ratings / s per epoch.", ""]
     if "tutorial" in results:
         t = results["tutorial"]
         lines += ["## Tutorial network vs its arithmetic bound", "",
