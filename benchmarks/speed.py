@@ -42,6 +42,15 @@ Four protocols, each measured in one run so that ratios compare like with like:
   move per rating on the compiled path (its user and item rows with their
   optimizer state, read and written) against this machine's memory
   bandwidth, measured in the same run (numpy copies on every usable core).
+* ``scaling``: ``distribution="multi_worker"`` on loopback: one process
+  on one core (``taskset``, one TensorFlow thread, ``n_jobs=1``) against
+  two worker processes on one core each, at ``SCALING_SIZES`` training
+  ratings of the 25M id shape (:func:`skmfnet.datasets.make_ratings`,
+  162,000 users, 59,000 items), ``EmbeddingMFRegressor(n_factors=32)``
+  defaults otherwise: seconds per epoch (``(T(10) - T(1)) / 9`` of each
+  process, worker 0 for the pair), throughput, test RMSE on 100,000 further
+  ratings, and the bytes each worker sent per epoch through the exchange
+  (counted by ``skmfnet._distribute.RowExchange``).
 * ``tutorial``: seconds per epoch of the tutorial network against its
   arithmetic bound: FLOPs of its Dense layers per rating (forward and
   backward: 3 x 2 x weights) x ratings / this machine's measured float32
@@ -75,7 +84,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.peers import CornacRegressor, SurpriseRegressor  # noqa: E402
 from benchmarks.report import machine_info  # noqa: E402
 
-PROTOCOLS = ("ml100k", "search", "synthetic", "tutorial")
+PROTOCOLS = ("ml100k", "search", "synthetic", "tutorial", "scaling")
+#: scaling: training ratings of each run (the 25M id shape), factors, epochs
+SCALING_SIZES = (400_000, 5_000_000)
+SCALING_FACTORS = 32
+SCALING_EPOCHS = 10
 SEARCH_GRID = [8, 16, 32, 64, 128]
 LIBRARIES = ("skmfnet", "skmfnet-1thread", "skmfnet-sgd", "skmfnet-lazy4096", "surprise", "cornac")
 # skmfnet with plain SGD on the compiled path.  The batch loss is a mean, so
@@ -182,8 +195,8 @@ def run_search(seed):
 
 # ------------------------------------------------------------------ synthetic
 def _full_epochs(library, epochs):
-    """Epochs of the timed fit: the defaults' own for ``skmfnet``, else ``--epochs``."""
-    if library == "skmfnet":
+    """Epochs of the timed fit: the defaults' own for ``skmfnet`` and ``skmfnet-1thread``, else ``--epochs``."""
+    if library in ("skmfnet", "skmfnet-1thread"):
         from skmfnet import EmbeddingMFRegressor
 
         return EmbeddingMFRegressor().epochs
@@ -277,7 +290,8 @@ def run_synthetic(args):
         162_000, 59_000, args.n_ratings + args.test_ratings, n_factors=8, noise=0.8, rating_scale=(1, 5),
         return_X_y=True, random_state=args.seed,
     )
-    bandwidth = _memory_bandwidth()
+    # copies far larger than the caches (smaller for the test suite's tiny runs)
+    bandwidth = _memory_bandwidth(gib=0.5 if args.n_ratings >= 1_000_000 else 0.0625)
     results = {"n_ratings": args.n_ratings, "n_users": 162_000, "n_items": 59_000,
                "n_factors": args.n_factors, "epochs": args.epochs, "test_ratings": args.test_ratings,
                "memory_bandwidth_bytes_per_s": bandwidth,
@@ -297,6 +311,90 @@ def run_synthetic(args):
                 capture_output=True, text=True, check=True,
             )
             results["libraries"][library] = json.loads(out.stdout.strip().splitlines()[-1])
+    return results
+
+
+# -------------------------------------------------------------------- scaling
+def _scaling_worker(args):
+    """Run in a child process (one of the pair, or alone): fit, time, score; print JSON."""
+    from skmfnet import EmbeddingMFRegressor
+    from skmfnet._distribute import RowExchange
+
+    arrays = np.load(args.data)
+    X = pd.DataFrame({"user_id": arrays["users"], "item_id": arrays["items"]})
+    y = pd.Series(arrays["ratings"])
+    n = args.n_ratings
+    X, X_test, y, y_test = X.iloc[:n], X.iloc[n:], y.iloc[:n], y.iloc[n:]
+    alone = "TF_CONFIG" not in os.environ
+    params = dict(n_factors=SCALING_FACTORS, random_state=args.seed,
+                  **({"n_jobs": 1} if alone else {"distribution": "multi_worker"}))
+    times, sent = {}, {}
+    for epochs in (SCALING_EPOCHS, 1):
+        before = RowExchange.sent_bytes
+        start = time.perf_counter()
+        fitted = EmbeddingMFRegressor(epochs=epochs, **params).fit(X, y)
+        times[epochs] = time.perf_counter() - start
+        sent[epochs] = RowExchange.sent_bytes - before
+        if epochs == SCALING_EPOCHS:
+            rmse = _rmse(fitted.predict(X_test), y_test)
+            steps = int(fitted.model_.optimizer.iterations) // epochs
+    epoch_s = (times[SCALING_EPOCHS] - times[1]) / (SCALING_EPOCHS - 1)
+    print(json.dumps({"fit_s": times[SCALING_EPOCHS], "one_epoch_fit_s": times[1], "epoch_s": epoch_s,
+                      "ratings_per_s": n / epoch_s, "test_rmse": rmse, "steps_per_epoch": steps,
+                      "sent_bytes_per_epoch": (sent[SCALING_EPOCHS] - sent[1]) / (SCALING_EPOCHS - 1)}))
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
+
+
+def run_scaling(args):
+    from skmfnet.datasets import make_ratings
+
+    results = {"n_factors": SCALING_FACTORS, "epochs": SCALING_EPOCHS, "test_ratings": 100_000, "sizes": {},
+               "cores": sorted(os.sched_getaffinity(0))}
+    one_thread = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.scaling_sizes:
+            X, y = make_ratings(162_000, 59_000, n + 100_000, n_factors=8, noise=0.8, rating_scale=(1, 5),
+                                return_X_y=True, random_state=args.seed)
+            path = os.path.join(tmp, f"ratings{n}.npz")
+            np.savez(path, users=X["user_id"].to_numpy(), items=X["item_id"].to_numpy(), ratings=y.to_numpy())
+            del X, y
+            command = [sys.executable, __file__, "--scaling-worker", "--data", path, "--seed", str(args.seed),
+                       "--n-ratings", str(n)]
+            print(f"scaling: {n:,} ratings, one process ...", file=sys.stderr, flush=True)
+            alone = subprocess.run(["taskset", "-c", "0"] + command, capture_output=True, text=True, check=True,
+                                   env=dict(os.environ, **one_thread))
+            workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+            print(f"scaling: {n:,} ratings, two workers ...", file=sys.stderr, flush=True)
+            procs = [
+                subprocess.Popen(
+                    ["taskset", "-c", str(index)] + command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    env=dict(os.environ, **one_thread, TF_CONFIG=json.dumps(
+                        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})),
+                )
+                for index in range(2)
+            ]
+            outputs = [proc.communicate(timeout=3600) for proc in procs]
+            for proc, (out, err) in zip(procs, outputs):
+                if proc.returncode:
+                    raise RuntimeError(f"scaling worker failed: {err[-3000:]}")
+            pair = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+            single = json.loads(alone.stdout.strip().splitlines()[-1])
+            results["sizes"][str(n)] = {
+                "one_process_one_core": single, "two_workers_one_core_each": pair,
+                "speedup": single["epoch_s"] / pair[0]["epoch_s"],
+                "rmse_difference": pair[0]["test_rmse"] - single["test_rmse"],
+            }
     return results
 
 
@@ -402,6 +500,24 @@ def markdown(results):
                       f"and written) at {s['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s (numpy copies on "
                       f"every usable core, measured in this run): at most {bound['adam'] / 1e6:.1f} and "
                       f"{bound['sgd'] / 1e6:.1f} M ratings / s per epoch.", ""]
+    if "scaling" in results:
+        r = results["scaling"]
+        lines += [f"## Scaling out: 1 process on 1 core vs 2 workers on 1 core each (loopback), "
+                  f"K={r['n_factors']}, {r['epochs']} epochs", "",
+                  "Ratings of the 25M id shape (162,000 users, 59,000 items); test RMSE on "
+                  f"{r['test_ratings']:,} further ratings. Sent: bytes each worker sent through the exchange "
+                  "per epoch (row blocks and loss sums), and per training step.", "",
+                  "| Ratings | Setup | s / epoch | M ratings / s / epoch | Speedup | Test RMSE | Sent MB / epoch "
+                  "| Sent KB / step |", "|---|---|---|---|---|---|---|---|"]
+        for n, row in r["sizes"].items():
+            single, pair = row["one_process_one_core"], row["two_workers_one_core_each"][0]
+            lines.append(f"| {int(n):,} | 1 process x 1 core | {single['epoch_s']:.2f} | "
+                         f"{single['ratings_per_s'] / 1e6:.2f} | 1.00 | {single['test_rmse']:.4f} | 0 | 0 |")
+            lines.append(f"| {int(n):,} | 2 workers x 1 core | {pair['epoch_s']:.2f} | "
+                         f"{pair['ratings_per_s'] / 1e6:.2f} | {row['speedup']:.2f} | {pair['test_rmse']:.4f} | "
+                         f"{pair['sent_bytes_per_epoch'] / 1e6:.1f} | "
+                         f"{pair['sent_bytes_per_epoch'] / pair['steps_per_epoch'] / 1e3:.1f} |")
+        lines.append("")
     if "tutorial" in results:
         t = results["tutorial"]
         lines += ["## Tutorial network vs its arithmetic bound", "",
@@ -424,14 +540,20 @@ def main(argv=None):
     parser.add_argument("--test-ratings", type=int, default=1_000_000,
                         help="synthetic: held-out ratings for RMSE and prediction throughput")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scaling-sizes", default=",".join(map(str, SCALING_SIZES)),
+                        help="scaling: comma-separated training ratings of each run")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--scaling-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(args)
+    if args.scaling_worker:
+        return _scaling_worker(args)
     args.protocols = [p for p in args.protocols.split(",") if p]
+    args.scaling_sizes = [int(n) for n in args.scaling_sizes.split(",") if n]
     args.libraries = [lib for lib in args.libraries.split(",") if lib]
     for value, allowed, name in ((args.protocols, PROTOCOLS, "--protocols"), (args.libraries, LIBRARIES, "--libraries")):
         bad = sorted(set(value) - set(allowed))
@@ -448,6 +570,8 @@ def main(argv=None):
         results["synthetic"] = run_synthetic(args)
     if "tutorial" in args.protocols:
         results["tutorial"] = run_tutorial(args.seed)
+    if "scaling" in args.protocols:
+        results["scaling"] = run_scaling(args)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.json").write_text(json.dumps(results, indent=2, default=float))

@@ -7,7 +7,14 @@ reused: TensorFlow allows only one ``MultiWorkerMirroredStrategy`` per
 process, and it must exist before the process runs its first TensorFlow
 operation.
 
-Batch size semantics: ``batch_size`` is the *global* batch.  Every step, each
+Two multi-worker loops: the compiled path's (the plain dot model with
+``"lazy_adam"`` or ``"sgd"``) trains the stratified schedule of
+:mod:`skmfnet._rowfit` with one worker per block and exchanges only blocks of
+rows, through :class:`RowExchange` (the strategy's all-gather collective);
+every other network trains through :func:`fit_multi_worker`, which
+all-reduces whole-table gradients every step.
+
+Batch size semantics of :func:`fit_multi_worker`: ``batch_size`` is the *global* batch.  Every step, each
 of the ``num_replicas_in_sync`` replicas (devices, over all workers) takes
 ``batch_size / num_replicas_in_sync`` ratings of it; gradients are averaged
 across replicas, so one step is the same update as on one device with the same
@@ -21,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["DISTRIBUTIONS", "fit_multi_worker", "get_strategy"]
+__all__ = ["DISTRIBUTIONS", "RowExchange", "fit_multi_worker", "get_strategy"]
 
 #: Accepted values of the ``distribution`` parameter (None: no strategy).
 DISTRIBUTIONS = ("mirrored", "multi_worker")
@@ -54,6 +61,57 @@ def get_strategy(distribution):
         else:  # pragma: no cover - guarded by the estimator's parameter validation
             raise ValueError(f"distribution must be one of {DISTRIBUTIONS} or None; got {distribution!r}.")
     return _strategies[distribution]
+
+
+#: Seconds a collective of :class:`RowExchange` waits for the other workers
+#: before it fails (a dead or missing worker), instead of hanging.
+EXCHANGE_TIMEOUT_S = 600.0
+
+
+class RowExchange:
+    """All-gather of equally shaped tensors across the workers of a ``MultiWorkerMirroredStrategy``.
+
+    The only communication of the compiled path's multi-worker training
+    (:func:`skmfnet._rowfit.fit_rows`): blocks of table rows, through the
+    strategy's collective ``all_gather`` (one replica per worker), with a
+    timeout so that a worker that died makes the others fail.
+    """
+
+    _gathers = {}  # per strategy: one traced function per process (retraced per shape)
+    #: Bytes this process has contributed to all-gathers (what it sends each
+    #: peer), for the scaling benchmark.
+    sent_bytes = 0
+
+    def __init__(self, strategy, timeout_seconds=EXCHANGE_TIMEOUT_S):
+        self.strategy = strategy
+        self.index = int(strategy.cluster_resolver.task_id)
+        self.size = int(strategy.num_replicas_in_sync)
+        key = (id(strategy), timeout_seconds)
+        if key not in self._gathers:
+            options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_seconds)
+
+            def replica(x):
+                # a tensor of the replica (the captured input alone has no
+                # destination device for the collective)
+                return tf.distribute.get_replica_context().all_gather(tf.identity(x), axis=0, options=options)
+
+            self._gathers[key] = tf.function(lambda x: strategy.run(replica, args=(x,)))
+        self._gather = self._gathers[key]
+
+    def all_gather(self, x):
+        """Every worker's ``x``, in worker order (a list of ``size`` tensors)."""
+        RowExchange.sent_bytes += int(x.shape.num_elements()) * x.dtype.size
+        try:
+            gathered = self.strategy.experimental_local_results(self._gather(x))[0]
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+                tf.errors.AbortedError, tf.errors.InternalError) as error:
+            raise RuntimeError(
+                f"distribution='multi_worker': worker {self.index} of {self.size} could not exchange "
+                "rows with the other workers: one of them stopped, was killed or is unreachable. "
+                "Restart the fit on every worker. TensorFlow said: "
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            ) from error
+        return tf.split(gathered, self.size, axis=0)
 
 
 

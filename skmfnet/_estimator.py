@@ -627,6 +627,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             self._require_compiled_path(f"negative_ratio={self.negative_ratio!r}", "Set negative_ratio=0")
 
         if self.distribution == "multi_worker":
+            compiled = not self._compiled_path_blockers(self.get_params(deep=False))
             if self._seed() is None:
                 raise ValueError(
                     "distribution='multi_worker' needs an integer random_state, the same on "
@@ -636,38 +637,45 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 f"{name}={value!r}"
                 for name, value, bad in [
                     ("loss", self.loss, self.loss != "squared_error"),
-                    ("early_stopping", self.early_stopping, self.early_stopping),
-                    ("validation_data", "given", validation_data is not None),
+                    ("early_stopping", self.early_stopping, self.early_stopping and not compiled),
+                    ("validation_data", "given", validation_data is not None and not compiled),
                 ]
                 if bad
             ]
             if unsupported:
                 raise ValueError(
-                    "distribution='multi_worker' trains with loss='squared_error', without "
-                    f"early stopping or validation_data; got {', '.join(unsupported)}."
+                    "distribution='multi_worker' trains with loss='squared_error', and without "
+                    "early stopping or validation_data outside the compiled path (the plain dot "
+                    f"model with optimizer 'lazy_adam' or 'sgd'); got {', '.join(unsupported)}."
                 )
 
-    def _require_compiled_path(self, what, remedy):
-        """Refuse ``what`` unless the parameters take the compiled path (:mod:`skmfnet._rowfit`)."""
-        unsupported = [
-            f"{name}={value!r}"
-            for name, value, ok in [
-                ("interaction", self.interaction, self.interaction == "dot"),
-                ("regularization", self.regularization, self.regularization == "batch"),
-                ("loss", self.loss, self.loss == "squared_error"),
-                ("optimizer", self.optimizer, self.optimizer in ("lazy_adam", "sgd")),
-                ("user_features", self.user_features, not self.user_features),
-                ("item_features", self.item_features, not self.item_features),
-                ("implicit", self.implicit, not self.implicit),
-                ("distribution", self.distribution, self.distribution is None),
+    @staticmethod
+    def _compiled_path_blockers(params):
+        """The parameters in ``params`` that keep a fit off the compiled path, as "name=value"."""
+        return [
+            f"{name}={params[name]!r}"
+            for name, ok in [
+                ("interaction", params["interaction"] == "dot"),
+                ("regularization", params["regularization"] == "batch"),
+                ("loss", params["loss"] == "squared_error"),
+                ("optimizer", params["optimizer"] in ("lazy_adam", "sgd")),
+                ("user_features", not params["user_features"]),
+                ("item_features", not params["item_features"]),
+                ("implicit", not params["implicit"]),
+                ("distribution", params["distribution"] in (None, "multi_worker")),
             ]
             if not ok
         ]
+
+    def _require_compiled_path(self, what, remedy):
+        """Refuse ``what`` unless the parameters take the compiled path (:mod:`skmfnet._rowfit`)."""
+        unsupported = self._compiled_path_blockers(self.get_params(deep=False))
         if unsupported:
             raise ValueError(
                 f"{what} trains on the compiled path only: interaction='dot', regularization='batch', "
-                "loss='squared_error', optimizer 'lazy_adam' or 'sgd', no user_features, item_features, "
-                f"implicit feedback or distribution; got {', '.join(unsupported)}. {remedy} for this model."
+                "loss='squared_error', optimizer 'lazy_adam' or 'sgd', no user_features, item_features "
+                f"or implicit feedback, distribution None or 'multi_worker'; got {', '.join(unsupported)}. "
+                f"{remedy} for this model."
             )
 
     def _seed(self):
@@ -694,7 +702,12 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     def _keras_build_fn(self):
         if self.distribution is None:
             return self._build_and_compile()
-        with get_strategy(self.distribution).scope():
+        strategy = get_strategy(self.distribution)  # created before any other TensorFlow operation
+        if self.distribution == "multi_worker" and not self._compiled_path_blockers(self.fitted_params_):
+            # the compiled path trains local tables and exchanges blocks of
+            # rows itself (skmfnet._rowfit): an ordinary model, no mirrored variables
+            return self._build_and_compile()
+        with strategy.scope():
             return self._build_and_compile()
 
     def _build_and_compile(self):

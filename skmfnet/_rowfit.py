@@ -331,6 +331,7 @@ def fit_rows(
     callbacks=(),
     verbose=0,
     n_blocks=1,
+    exchange=None,
 ):
     """Train the four embedding tables of a dot network, compiled.
 
@@ -376,6 +377,16 @@ def fit_rows(
         Threads, and blocks per side of the stratified schedule (module
         docstring); lowered until every cell holds a batch.  1: one thread,
         the Keras path's batches exactly.
+    exchange : skmfnet._distribute.RowExchange or None
+        Train as worker ``exchange.index`` of ``exchange.size`` (every worker
+        runs this function on the same data): the schedule of ``n_blocks =
+        exchange.size`` blocks, of which this worker trains the cells of its
+        user block, one per round; after each round the workers all-gather
+        the item blocks they trained (the next round's cells need them), and
+        the user blocks when the weights are read (validation, callbacks,
+        the end).  The result is that of the same schedule on threads in one
+        process.  With fewer ratings than a batch per cell, every worker
+        trains alone on one thread (the same result everywhere, no gain).
 
     Returns
     -------
@@ -398,13 +409,12 @@ def fit_rows(
     negative = tf.constant([negative_target, negative_weight], tf.float32)
 
     X = np.asarray(X, dtype=np.int32)
-    y = np.asarray(y, dtype=np.float32)
-    weights = np.ones(n, np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
     n_rows = [int(P.shape[0]), int(Q.shape[0])]
-    blocks = Blocks(X, n_rows, n_blocks, batch)
+    blocks = Blocks(X, n_rows, n_blocks if exchange is None else exchange.size, batch)
     p = blocks.p
-    cells = {cell: (tf.constant(X_c), tf.constant(y[index]), tf.constant(weights[index]))
-             for cell, (index, X_c) in blocks.cells.items()}
+    distributed = exchange is not None and p > 1
+    mine = [exchange.index] if distributed else list(range(p))  # the user blocks trained here
+    cells = blocks.tensors(X, y, weights)
 
     # the packed tables of each side, one per block: [factors | bias | state]
     tables = [blocks.pack(side, np.concatenate([np.asarray(f), np.asarray(b)], axis=1), rule.slots)
@@ -423,7 +433,7 @@ def fit_rows(
         # the round's p cells count as interleaved batches: cell a takes the
         # steps start + a + 1, start + a + 1 + p, ... (start + 1, + 2, ... with one block)
         X_c, y_c, w_c = cells[a, b]
-        order = _epoch_order(tf.constant(len(y_c), tf.int32), tf.constant(blocks.order_seed(seed, epoch, a, b), tf.int64))
+        order = _epoch_order(tf.constant(int(y_c.shape[0]), tf.int32), tf.constant(blocks.order_seed(seed, epoch, a, b), tf.int64))
         return run_epoch(
             tables[0][a], tables[1][b], X_c, y_c, order, penalty, hyper, step, negative,
             tf.constant(blocks.n_members(1, b), tf.int32),  # sampled items: the cell's rows 1 .. n
@@ -435,30 +445,44 @@ def fit_rows(
     model.stop_training = False
     callback_list.on_train_begin()
     history = {}
-    with ThreadPoolExecutor(max_workers=p) if p > 1 else nullcontext() as pool:
+    def share(side, s):
+        """All-gather the blocks of ``side`` this worker trained in round ``s`` (users: its own)."""
+        for side_tables in (tables[side], sel_tables[side]) if selection is not None else (tables[side],):
+            for j, block in enumerate(exchange.all_gather(side_tables[(exchange.index + s * side) % p])):
+                side_tables[(j + s * side) % p] = block
+
+    with ThreadPoolExecutor(max_workers=len(mine)) if len(mine) > 1 else nullcontext() as pool:
         for epoch in range(epochs):
-            total_loss = total_squared = 0.0
+            sums = np.zeros(2)  # the epoch's loss and squared error, summed over its batches
             total_steps = 0
             for s in range(p):
-                # the round's cells share no user and no item: p threads, no locks
-                jobs = [(epoch, a, (a + s) % p, step + a) for a in range(p)]
-                results = [train_cell(*job) for job in jobs] if p == 1 else list(pool.map(lambda j: train_cell(*j), jobs))
-                round_steps = 0
-                for (_, a, b, start), (u, i, su, si, end, loss, squared) in zip(jobs, results):
+                # the round's cells share no user and no item: one thread (or
+                # worker) per cell, no locks
+                jobs = [(epoch, a, (a + s) % p, step + a) for a in mine]
+                results = list(pool.map(lambda j: train_cell(*j), jobs)) if pool else [train_cell(*j) for j in jobs]
+                for (_, a, b, _), (u, i, su, si, _, loss, squared) in zip(jobs, results):
                     tables[0][a], tables[1][b], sel_tables[0][a], sel_tables[1][b] = u, i, su, si
-                    cell_steps = int(end - start) // p
-                    total_loss += float(loss) * cell_steps
-                    total_squared += float(squared) * cell_steps
-                    round_steps += cell_steps
+                    sums += np.array([float(loss), float(squared)]) * blocks.steps(a, b)
+                if distributed:  # the next round's cells need the item blocks trained in this one
+                    share(1, s)
+                round_steps = sum(blocks.steps(a, (a + s) % p) for a in range(p))
                 total_steps += round_steps
                 step = step + round_steps  # Keras's count: every batch trained
-            for side, (factors, bias) in enumerate(((P, b_u), (Q, b_i))):
-                values = blocks.unpack(side, tables[side], np.concatenate([factors.numpy(), bias.numpy()], axis=1))
-                factors.assign(values[:, :K])
-                bias.assign(values[:, K:])
+            # the weights are read after every epoch with validation or
+            # callbacks, else after the last: only then do workers share their users
+            last = epoch == epochs - 1
+            if distributed:
+                sums = np.sum([x.numpy() for x in exchange.all_gather(tf.constant(sums[None], tf.float64))], axis=0)[0]
+                if validation is not None or callbacks or last:
+                    share(0, 0)
+            if not distributed or validation is not None or callbacks or last:
+                for side, (factors, bias) in enumerate(((P, b_u), (Q, b_i))):
+                    values = blocks.unpack(side, tables[side], np.concatenate([factors.numpy(), bias.numpy()], axis=1))
+                    factors.assign(values[:, :K])
+                    bias.assign(values[:, K:])
             # Keras's RMSE metric is over all the epoch's ratings: with full batches
             # of equal size, the square root of the mean of the batch MSEs
-            logs = {"loss": total_loss / total_steps, "rmse": math.sqrt(total_squared / total_steps)}
+            logs = {"loss": sums[0] / total_steps, "rmse": math.sqrt(sums[1] / total_steps)}
             if validation is not None:
                 logs.update(_evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias))
             for key, value in logs.items():
@@ -513,10 +537,10 @@ class Blocks:
     def __init__(self, X, n_rows, p, batch):
         p = max(1, min(p, min(n_rows) - 1))
         while True:
-            self.block, self.local, self.members = [], [], []
+            self.block, self.local_rows, self.members = [], [], []
             for side, rows in enumerate(n_rows):
                 counts = np.bincount(X[:, side], minlength=rows)
-                block = np.zeros(rows, np.int64)
+                block = np.zeros(rows, np.int32)
                 dealt = np.argsort(-counts[1:], kind="stable") + 1
                 snake = np.concatenate([np.arange(p), np.arange(p)[::-1]])
                 block[dealt] = snake[np.arange(len(dealt)) % (2 * p)]
@@ -528,7 +552,7 @@ class Blocks:
                     local[rows_a] = np.arange(1, len(rows_a) + 1)
                     members.append(rows_a)
                 self.block.append(block)
-                self.local.append(local)
+                self.local_rows.append(local)
                 self.members.append(members)
             cell = self.block[0][X[:, 0]] * p + self.block[1][X[:, 1]]
             sizes = np.bincount(cell, minlength=p * p)
@@ -536,19 +560,45 @@ class Blocks:
                 break
             p -= 1
         self.p = p
-        if p == 1:
-            self.cells = {(0, 0): (slice(None), X)}
-        else:
-            ordered = np.argsort(cell, kind="stable")
+        self.batch = batch
+        #: ratings of each cell: their positions in X (None: all, with one block)
+        self.cells = {(0, 0): None} if p == 1 else {}
+        self.sizes = {(0, 0): len(X)} if p == 1 else {}
+        if p > 1:
+            ordered = np.argsort(cell, kind="stable").astype(np.int32)
+            del cell
             bounds = np.concatenate([[0], np.cumsum(sizes)])
-            self.cells = {}
             for a in range(p):
                 for b in range(p):
-                    index = ordered[bounds[a * p + b]: bounds[a * p + b + 1]]
-                    X_c = np.stack([self.local[0][X[index, 0]], self.local[1][X[index, 1]]], axis=1)
-                    self.cells[a, b] = (index, X_c)
+                    self.cells[a, b] = ordered[bounds[a * p + b]: bounds[a * p + b + 1]]
+                    self.sizes[a, b] = int(sizes[a * p + b])
         # one table shape per side: XLA compiles one program for every block
         self._rows = [_bucket(1 + max(len(m) for m in members)) for members in self.members]
+
+    def local(self, X, index):
+        """The cell's ratings ``X[index]`` (network rows) as local rows of their blocks."""
+        return np.stack([self.local_rows[0][X[index, 0]], self.local_rows[1][X[index, 1]]], axis=1)
+
+    def tensors(self, X, y, weights):
+        """``{cell: (local rows, ratings, weights)}`` as tensors; the cells' positions are dropped.
+
+        Built cell by cell, so that at most one cell's numpy copies exist
+        beside the tensors (25 million ratings: about 0.4 GB per copy).
+        """
+        out = {}
+        for key in list(self.cells):
+            index = self.cells.pop(key)
+            if index is None:
+                X_c, y_c, w_c = X, y, weights
+            else:
+                X_c, y_c, w_c = self.local(X, index), y[index], None if weights is None else weights[index]
+            out[key] = (tf.constant(X_c), tf.constant(np.asarray(y_c, dtype=np.float32)),
+                        tf.ones([len(X_c)]) if w_c is None else tf.constant(np.asarray(w_c, dtype=np.float32)))
+        return out
+
+    def steps(self, a, b):
+        """Batches of cell (a, b) per epoch (those of the compiled epoch on its ratings)."""
+        return max(1, self.sizes[a, b] // self.batch)
 
     def n_members(self, side, a):
         """Rows of block ``a`` of ``side`` (its local rows are 1 .. n)."""

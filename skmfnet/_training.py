@@ -8,13 +8,15 @@ nothing about training beyond calling :func:`compile_network` and
 
 The three loops, in the order :func:`train` tries them:
 
-``distribution="multi_worker"``
+the compiled row-sparse path
+    :func:`skmfnet._rowfit.fit_rows` for the plain dot model with an optimizer
+    whose rule it implements exactly (:func:`uses_compiled_path`), on one
+    machine or, with ``distribution="multi_worker"``, one block of the
+    stratified schedule per worker.
+``distribution="multi_worker"``, other networks
     :func:`skmfnet._distribute.fit_multi_worker`: the tf.distribute guide's
     custom loop (Keras 3.15's ``Model.fit`` cannot train under
     ``MultiWorkerMirroredStrategy``).
-the compiled row-sparse path
-    :func:`skmfnet._rowfit.fit_rows` for the plain dot model with an optimizer
-    whose rule it implements exactly (:func:`uses_compiled_path`).
 ``keras.Model.fit``
     everything else, on the shuffled batches of :func:`training_batches`.
 
@@ -26,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._distribute import fit_multi_worker
+from ._distribute import RowExchange, fit_multi_worker, get_strategy
 from ._network import SCORE_BATCH
 from ._optimizers import LazyAdam
 from ._rowfit import fit_rows, resolve_blocks, supports
@@ -129,7 +131,7 @@ def uses_compiled_path(model, *, plain_dot, regularization, loss, distribution):
         and supports(model.optimizer)
         and regularization == "batch"
         and loss == "squared_error"
-        and distribution is None
+        and distribution in (None, "multi_worker")
     )
 
 
@@ -189,7 +191,7 @@ def train(
     steps = steps_per_epoch(len(y), batch_size)
     if not compiled_path and (negatives[0] or selection is not None):
         raise ValueError("sampled unobserved pairs and selection tables train on the compiled path only")
-    if multi_worker:
+    if multi_worker and not compiled_path:
         return fit_multi_worker(
             model,
             training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed, weights=weights),
@@ -216,6 +218,7 @@ def train(
             callbacks=callbacks,
             verbose=verbose,
             n_blocks=resolve_blocks(n_jobs, len(y)),
+            exchange=RowExchange(get_strategy("multi_worker")) if multi_worker else None,
         )
     history = model.fit(
         training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed, weights=weights),

@@ -10,6 +10,7 @@ repository root), and the benchmark extra (Surprise, Cornac, matplotlib).
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -129,11 +130,14 @@ def test_speed_synthetic_protocol_end_to_end(tmp_path):
     results = json.loads((tmp_path / "speed.json").read_text())
     synthetic = results["synthetic"]
     assert synthetic["n_ratings"] == 4000 and synthetic["test_ratings"] == 1000
-    assert set(synthetic["libraries"]) == {"skmfnet", "skmfnet-sgd", "skmfnet-lazy4096", "surprise", "cornac"}
+    assert set(synthetic["libraries"]) == {"skmfnet", "skmfnet-1thread", "skmfnet-sgd", "skmfnet-lazy4096", "surprise",
+                                           "cornac"}
     # the plain defaults train for their own number of epochs, the others for --epochs
     from skmfnet import EmbeddingMFRegressor
 
     assert synthetic["libraries"]["skmfnet"]["epochs"] == EmbeddingMFRegressor().epochs
+    assert synthetic["libraries"]["skmfnet-1thread"]["epochs"] == EmbeddingMFRegressor().epochs
+    assert synthetic["bound_ratings_per_s"]["sgd"] == pytest.approx(3 * synthetic["bound_ratings_per_s"]["adam"])
     assert synthetic["libraries"]["skmfnet-sgd"]["epochs"] == 2
     for library, r in synthetic["libraries"].items():
         assert r["fit_s"] > 0 and r["predict_pairs_per_s"] > 0 and r["peak_rss_gib"] > 0, library
@@ -141,3 +145,23 @@ def test_speed_synthetic_protocol_end_to_end(tmp_path):
         assert 0.3 < r["test_rmse"] < 2.0, library
     table = (tmp_path / "speed.md").read_text()
     assert "| skmfnet-sgd |" in table and "Epoch throughput / Surprise" in table
+    assert "Memory-traffic bound of the compiled path" in table
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None,
+                    reason="the scaling protocol pins processes to cores 0 and 1 with taskset")
+def test_speed_scaling_protocol_end_to_end(tmp_path):
+    """benchmarks/speed.py's scaling protocol, tiny: one process, then two workers on loopback."""
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "speed.py"), "--protocols", "scaling",
+         "--scaling-sizes", "20000", "--output", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads((tmp_path / "speed.json").read_text())["scaling"]["sizes"]["20000"]
+    single, pair = row["one_process_one_core"], row["two_workers_one_core_each"]
+    assert single["sent_bytes_per_epoch"] == 0  # alone: nothing exchanged
+    # the two workers exchanged item blocks every round, and hold the same model
+    assert pair[0]["sent_bytes_per_epoch"] > 0 and pair[0]["test_rmse"] == pair[1]["test_rmse"]
+    assert row["speedup"] > 0
+    assert "2 workers x 1 core" in (tmp_path / "speed.md").read_text()

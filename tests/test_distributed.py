@@ -41,8 +41,9 @@ def _rmse(a, b):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "sample_weight"])
-def test_multi_worker_training_on_loopback(tmp_path, weighted):
+@pytest.mark.parametrize("mode", [None, "weighted", "early_stopping"], ids=["plain", "sample_weight", "early_stopping"])
+def test_multi_worker_training_on_loopback(tmp_path, mode):
+    weighted = mode == "weighted"
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     procs = []
     try:
@@ -56,7 +57,7 @@ def test_multi_worker_training_on_loopback(tmp_path, weighted):
             )
             procs.append(subprocess.Popen(
                 [sys.executable, str(SCRIPTS / "multi_worker_fit.py"), str(tmp_path / f"worker{index}.npz")]
-                + (["weighted"] if weighted else []),
+                + ([mode] if mode else []),
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             ))
         outputs = [p.communicate(timeout=100)[0] for p in procs]
@@ -76,11 +77,22 @@ def test_multi_worker_training_on_loopback(tmp_path, weighted):
 
     X_train, y_train, X_test, y_test = multi_worker_fit.data()
     sample_weight = multi_worker_fit.weights() if weighted else None
-    params = multi_worker_fit.WEIGHTED_PARAMS if weighted else multi_worker_fit.PARAMS
+    params = {"weighted": multi_worker_fit.WEIGHTED_PARAMS,
+              "early_stopping": multi_worker_fit.EARLY_STOPPING_PARAMS}.get(mode, multi_worker_fit.PARAMS)
     single = EmbeddingMFRegressor(**params).fit(X_train, y_train, sample_weight=sample_weight)
     single_rmse = _rmse(single.predict(X_test), y_test)
     distributed_rmse = _rmse(results[0]["prediction"], y_test)
     assert abs(distributed_rmse - single_rmse) < RMSE_TOLERANCE, (distributed_rmse, single_rmse)
+    if not weighted:
+        # the compiled path: one block of users per worker, the schedule that
+        # two threads train in one process, and so its result
+        threads = EmbeddingMFRegressor(**params, n_jobs=2).fit(X_train, y_train)
+        assert not np.allclose(threads.predict(X_test), single.predict(X_test))  # another schedule than one thread's
+        np.testing.assert_allclose(results[0]["prediction"], threads.predict(X_test), rtol=1e-5)
+        # early stopping, as in one process: same epochs run, best weights restored
+        assert int(results[0]["epochs"]) == int(results[1]["epochs"]) == len(threads.history_["rmse"])
+        if mode == "early_stopping":
+            assert len(threads.history_["rmse"]) < params["epochs"]
     if weighted:  # the workers honoured the weights: closer to the weighted fit than to the unweighted one
         unweighted = EmbeddingMFRegressor(**params).fit(X_train, y_train).predict(X_test)
         assert _rmse(results[0]["prediction"], single.predict(X_test)) < _rmse(results[0]["prediction"], unweighted)
@@ -91,6 +103,45 @@ def test_multi_worker_training_on_loopback(tmp_path, weighted):
     np.testing.assert_allclose(restored.predict(X_test), results[0]["prediction"], rtol=1e-6)
     # and it learned something: far better than the global mean
     assert distributed_rmse < _rmse(np.full(len(y_test), y_train.mean()), y_test) - 0.2
+
+
+@pytest.mark.timeout(240)
+def test_a_worker_killed_mid_fit_makes_the_other_fail_with_a_clear_error(tmp_path):
+    import time
+
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    procs = []
+    try:
+        for index in range(2):
+            env = dict(
+                os.environ,
+                TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+                TF_CPP_MIN_LOG_LEVEL="2", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+            )
+            procs.append(subprocess.Popen(
+                [sys.executable, "-u", str(SCRIPTS / "multi_worker_fit.py"), str(tmp_path / "unused.npz"), "endless"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            ))
+        survivor, victim = procs
+        lines = []
+        for line in survivor.stdout:  # training has started on both: the epochs need both workers
+            lines.append(line)
+            if line.startswith("Epoch 2/"):
+                break
+        assert lines and lines[-1].startswith("Epoch 2/"), "".join(lines)[-3000:]
+        victim.kill()
+        victim.wait()
+        killed_at = time.monotonic()
+        rest = survivor.communicate(timeout=180)[0]
+        waited = time.monotonic() - killed_at
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert survivor.returncode != 0
+    assert "could not exchange rows with the other workers" in rest, rest[-3000:]
+    assert waited < 180
 
 
 def test_multi_worker_needs_a_seed(tiny_ratings):
@@ -143,8 +194,10 @@ def test_grid_search_on_a_dask_cluster_matches_sequential(low_rank_ratings):
     "params, fit_kwargs, match",
     [
         pytest.param({"loss": "rmse"}, {}, "got loss='rmse'", id="rmse-loss"),
-        pytest.param({"early_stopping": True}, {}, "got early_stopping=True", id="early-stopping"),
-        pytest.param({}, {"validation": True}, "got validation_data='given'", id="validation-data"),
+        pytest.param({"early_stopping": True, "optimizer": "adam"}, {}, "got early_stopping=True",
+                     id="early-stopping"),
+        pytest.param({"interaction": "concat"}, {"validation": True}, "got validation_data='given'",
+                     id="validation-data"),
     ],
 )
 def test_multi_worker_rejects_what_its_loop_does_not_do(tiny_ratings, params, fit_kwargs, match):

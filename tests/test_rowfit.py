@@ -201,7 +201,9 @@ def test_blocks_cut_rows_and_ratings_into_cells_that_share_no_row():
     assert blocks.p == 3
     seen = np.zeros(len(X), int)
     sizes = []
-    for (a, b), (index, X_c) in blocks.cells.items():
+    for (a, b), index in blocks.cells.items():
+        X_c = blocks.local(X, index)
+        assert blocks.sizes[a, b] == len(index)
         seen[index] += 1
         sizes.append(len(index))
         # local rows map back to the ratings' rows, inside their blocks
