@@ -10,6 +10,12 @@ parameter at its default.
 
 Usage: ``python benchmarks/explore_scale.py`` (about 7 minutes on 2 cores);
 writes ``benchmarks/results/explore_scale.json``.
+
+``python benchmarks/explore_scale.py --part small`` asks whether it is the
+scale or the data: the same generator at MovieLens 100K's shape (943 users,
+1,682 items, 100,000 ratings; ``random_state=1``, first 90,000 fit, last
+10,000 scored), the same configurations; writes
+``benchmarks/results/explore_scale_small.json`` (about a minute).
 """
 
 import json
@@ -36,10 +42,10 @@ CONFIGS = [
 EPOCHS = 20
 
 
-def main():
-    X, y = make_ratings(16_200, 5_900, 2_750_000, n_factors=8, noise=0.8, rating_scale=(1, 5),
-                        return_X_y=True, random_state=1)
-    n = 2_500_000
+def main(small=False):
+    shape = (943, 1_682, 100_000) if small else (16_200, 5_900, 2_750_000)
+    X, y = make_ratings(*shape, n_factors=8, noise=0.8, rating_scale=(1, 5), return_X_y=True, random_state=1)
+    n = 90_000 if small else 2_500_000
     X_fit, y_fit, X_val, y_val = X.iloc[:n], y.iloc[:n], X.iloc[n:], y.iloc[n:]
     rows = []
     for params in CONFIGS:
@@ -51,11 +57,14 @@ def main():
                      "best_epoch": int(min(range(len(curve)), key=curve.__getitem__)) + 1,
                      "best_val_rmse": min(curve), "seconds": time.perf_counter() - start})
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "val_rmse_by_epoch"}), flush=True)
-    out = {"command": "python benchmarks/explore_scale.py", "n_factors": 64, "epochs": EPOCHS,
-           "data": "make_ratings(16_200, 5_900, 2_750_000, n_factors=8, noise=0.8, rating_scale=(1, 5), "
-                   "random_state=1); first 2.5M fit, last 250K validation", "results": rows}
-    (ROOT / "benchmarks" / "results" / "explore_scale.json").write_text(json.dumps(out, indent=1))
+    out = {"command": "python benchmarks/explore_scale.py" + (" --part small" if small else ""),
+           "n_factors": 64, "epochs": EPOCHS,
+           "data": f"make_ratings({shape[0]:_}, {shape[1]:_}, {shape[2]:_}, n_factors=8, noise=0.8, "
+                   f"rating_scale=(1, 5), random_state=1); first {n:,} fit, the rest validation",
+           "results": rows}
+    name = "explore_scale_small.json" if small else "explore_scale.json"
+    (ROOT / "benchmarks" / "results" / name).write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    main(small=sys.argv[1:] == ["--part", "small"])

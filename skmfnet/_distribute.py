@@ -31,13 +31,13 @@ import tensorflow as tf
 __all__ = ["DISTRIBUTIONS", "RowExchange", "fit_multi_worker", "get_strategy"]
 
 #: Accepted values of the ``distribution`` parameter (None: no strategy).
-DISTRIBUTIONS = ("mirrored", "multi_worker")
+DISTRIBUTIONS = ("mirrored", "multi_worker", "parameter_server")
 
 _strategies = {}
 
 
 def get_strategy(distribution):
-    """The process-wide strategy for ``distribution`` ("mirrored" or "multi_worker")."""
+    """The process-wide strategy for ``distribution`` (one of :data:`DISTRIBUTIONS`)."""
     if distribution not in _strategies:
         if distribution == "mirrored":
             _strategies[distribution] = tf.distribute.MirroredStrategy()
@@ -58,6 +58,10 @@ def get_strategy(distribution):
                     "TensorFlow operation; fit the estimator first thing in the worker "
                     f"program. TensorFlow said: {error}"
                 ) from error
+        elif distribution == "parameter_server":
+            from ._parameter_server import make_strategy
+
+            _strategies[distribution] = make_strategy()
         else:  # pragma: no cover - guarded by the estimator's parameter validation
             raise ValueError(f"distribution must be one of {DISTRIBUTIONS} or None; got {distribution!r}.")
     return _strategies[distribution]

@@ -293,15 +293,20 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         rating: ``r_hat(u, i) + s_u . t_i + c_u + c_i`` (what a user would
         rate, plus how likely they are to choose the item at all).  Both
         fitted in one model, on the same batches.
-    distribution : {"mirrored", "multi_worker"} or None, default=None
+    distribution : {"mirrored", "multi_worker", "parameter_server"} or None, default=None
         Train with a :mod:`tf.distribute` strategy: ``"mirrored"``
-        (``MirroredStrategy``: all local GPUs, or the CPU) or
+        (``MirroredStrategy``: all local GPUs, or the CPU),
         ``"multi_worker"`` (``MultiWorkerMirroredStrategy``, the cluster read
         from the ``TF_CONFIG`` environment variable; run the same program, with
-        the same data and an integer ``random_state``, on every worker).
-        ``batch_size`` is then the global batch, split across all replicas.
-        The fitted estimator pickles and predicts without the cluster.  See
-        the "Scaling out" page of the documentation.
+        the same data and an integer ``random_state``, on every worker; the
+        plain dot model trains one block of users per worker and exchanges
+        blocks of rows, other networks all-reduce whole gradients with
+        ``batch_size`` the global batch) or ``"parameter_server"``
+        (``ParameterServerStrategy``: the plain dot model's tables sharded
+        over the parameter servers of ``TF_CONFIG``, fit called in its
+        chief, training asynchronous).  The fitted estimator pickles and
+        predicts without the cluster.  See the "Scaling out" page of the
+        documentation.
     n_jobs : int or None, default=None
         Threads of the compiled path (the plain dot model with
         ``"lazy_adam"`` or ``"sgd"``; other configurations ignore it).
@@ -362,6 +367,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         epoch's batches), and ``"val_loss"``/``"val_rmse"`` when a validation
         set is used.  The tutorial's learning-curve plot is
         ``plt.plot(est.history_["rmse"]); plt.plot(est.history_["val_rmse"])``.
+    table_shards_ : dict
+        Only after a fit with ``distribution="parameter_server"``: for the
+        ``"user"`` and ``"item"`` tables, the ``(device, rows)`` of each
+        shard, in row order (where the tables lived during training).
     n_features_in_ : int
         Number of columns of ``X``: 2 plus the feature columns.
     feature_names_in_ : ndarray of str
@@ -626,6 +635,16 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         if self.negative_ratio > 0:
             self._require_compiled_path(f"negative_ratio={self.negative_ratio!r}", "Set negative_ratio=0")
 
+        if self.distribution == "parameter_server":
+            unsupported = self._compiled_path_blockers(self.get_params(deep=False)) + (
+                [f"negative_ratio={self.negative_ratio!r}"] if self.negative_ratio else [])
+            if unsupported:
+                raise ValueError(
+                    "distribution='parameter_server' trains the plain dot model: interaction='dot', "
+                    "regularization='batch', loss='squared_error', optimizer 'lazy_adam' or 'sgd', no "
+                    "user_features, item_features, implicit feedback or sampled pairs (negative_ratio=0); "
+                    f"got {', '.join(unsupported)}."
+                )
         if self.distribution == "multi_worker":
             compiled = not self._compiled_path_blockers(self.get_params(deep=False))
             if self._seed() is None:
@@ -662,7 +681,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 ("user_features", not params["user_features"]),
                 ("item_features", not params["item_features"]),
                 ("implicit", not params["implicit"]),
-                ("distribution", params["distribution"] in (None, "multi_worker")),
+                ("distribution", params["distribution"] in (None, "multi_worker", "parameter_server")),
             ]
             if not ok
         ]
@@ -703,9 +722,11 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         if self.distribution is None:
             return self._build_and_compile()
         strategy = get_strategy(self.distribution)  # created before any other TensorFlow operation
-        if self.distribution == "multi_worker" and not self._compiled_path_blockers(self.fitted_params_):
-            # the compiled path trains local tables and exchanges blocks of
-            # rows itself (skmfnet._rowfit): an ordinary model, no mirrored variables
+        if self.distribution == "parameter_server" or (
+            self.distribution == "multi_worker" and not self._compiled_path_blockers(self.fitted_params_)
+        ):
+            # these loops train tables of their own (local, or sharded over the
+            # servers) and write them into an ordinary model: no mirrored variables
             return self._build_and_compile()
         with strategy.scope():
             return self._build_and_compile()
@@ -749,6 +770,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         return self._keras_build_fn()
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
+        layout = {} if self.distribution == "parameter_server" else None
         self.history_ = train(
             self.model_,
             X,
@@ -763,11 +785,17 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             selection=self._selection_tables(),
             weights=self._train_weights,
             multi_worker=self.distribution == "multi_worker",
+            parameter_server=self.distribution == "parameter_server",
+            layout=layout,
             validation=kwargs.pop("validation_data", None),
             callbacks=self._fit_callbacks,
             verbose=self.verbose,
             n_jobs=self.n_jobs,
         )
+        if layout is not None:
+            self.table_shards_ = layout
+        elif hasattr(self, "table_shards_"):  # from an earlier fit on parameter servers
+            del self.table_shards_
 
     def _negatives(self, n_train):
         """(sampled pairs per batch, their centred rating, their weight) of this fit."""

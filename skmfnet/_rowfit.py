@@ -539,11 +539,12 @@ class Blocks:
         while True:
             self.block, self.local_rows, self.members = [], [], []
             for side, rows in enumerate(n_rows):
-                counts = np.bincount(X[:, side], minlength=rows)
                 block = np.zeros(rows, np.int32)
-                dealt = np.argsort(-counts[1:], kind="stable") + 1
-                snake = np.concatenate([np.arange(p), np.arange(p)[::-1]])
-                block[dealt] = snake[np.arange(len(dealt)) % (2 * p)]
+                if p > 1:
+                    counts = np.bincount(X[:, side], minlength=rows)
+                    dealt = np.argsort(-counts[1:], kind="stable") + 1
+                    snake = np.concatenate([np.arange(p), np.arange(p)[::-1]])
+                    block[dealt] = snake[np.arange(len(dealt)) % (2 * p)]
                 local = np.zeros(rows, np.int32)
                 members = []
                 for a in range(p):
@@ -554,9 +555,14 @@ class Blocks:
                 self.block.append(block)
                 self.local_rows.append(local)
                 self.members.append(members)
-            cell = self.block[0][X[:, 0]] * p + self.block[1][X[:, 1]]
+            if p == 1:
+                break
+            # each rating's cell, in place: 4 bytes per rating at most beside X
+            cell = self.block[0][X[:, 0]]
+            cell *= p
+            cell += self.block[1][X[:, 1]]
             sizes = np.bincount(cell, minlength=p * p)
-            if p == 1 or sizes.min() >= batch:
+            if sizes.min() >= batch:
                 break
             p -= 1
         self.p = p
@@ -565,13 +571,11 @@ class Blocks:
         self.cells = {(0, 0): None} if p == 1 else {}
         self.sizes = {(0, 0): len(X)} if p == 1 else {}
         if p > 1:
-            ordered = np.argsort(cell, kind="stable").astype(np.int32)
-            del cell
-            bounds = np.concatenate([[0], np.cumsum(sizes)])
             for a in range(p):
                 for b in range(p):
-                    self.cells[a, b] = ordered[bounds[a * p + b]: bounds[a * p + b + 1]]
+                    self.cells[a, b] = np.flatnonzero(cell == a * p + b).astype(np.int32)
                     self.sizes[a, b] = int(sizes[a * p + b])
+            del cell
         # one table shape per side: XLA compiles one program for every block
         self._rows = [_bucket(1 + max(len(m) for m in members)) for members in self.members]
 

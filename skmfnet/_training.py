@@ -13,6 +13,10 @@ the compiled row-sparse path
     whose rule it implements exactly (:func:`uses_compiled_path`), on one
     machine or, with ``distribution="multi_worker"``, one block of the
     stratified schedule per worker.
+``distribution="parameter_server"``
+    :func:`skmfnet._parameter_server.fit_parameter_server`: the plain dot
+    model's tables sharded over parameter servers, chunks of batches
+    scheduled on the workers.
 ``distribution="multi_worker"``, other networks
     :func:`skmfnet._distribute.fit_multi_worker`: the tf.distribute guide's
     custom loop (Keras 3.15's ``Model.fit`` cannot train under
@@ -154,6 +158,8 @@ def train(
     callbacks=(),
     verbose=0,
     n_jobs=None,
+    parameter_server=False,
+    layout=None,
 ):
     """Train a compiled network on encoded rows ``X`` and centred ratings ``y``.
 
@@ -179,6 +185,12 @@ def train(
     callbacks : list of keras.callbacks.Callback
     n_jobs : int or None
         Threads of the compiled path (:func:`skmfnet._rowfit.resolve_blocks`).
+    parameter_server : bool
+        Train the plain dot model's tables sharded over the parameter servers
+        of ``TF_CONFIG`` (:mod:`skmfnet._parameter_server`).
+    layout : dict or None
+        With ``parameter_server``, filled with the ``(device, rows)`` of each
+        table's shards.
 
     Returns
     -------
@@ -191,6 +203,17 @@ def train(
     steps = steps_per_epoch(len(y), batch_size)
     if not compiled_path and (negatives[0] or selection is not None):
         raise ValueError("sampled unobserved pairs and selection tables train on the compiled path only")
+    if parameter_server:
+        from ._parameter_server import fit_parameter_server
+
+        history, shards = fit_parameter_server(
+            model, X, y, strategy=get_strategy("parameter_server"), optimizer=model.optimizer, epochs=epochs,
+            batch_size=batch_size, alpha=alpha, alpha_bias=alpha_bias, seed=seed, weights=weights,
+            validation=validation, callbacks=callbacks, verbose=verbose,
+        )
+        if layout is not None:
+            layout.update(shards)
+        return history
     if multi_worker and not compiled_path:
         return fit_multi_worker(
             model,

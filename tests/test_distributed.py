@@ -206,3 +206,68 @@ def test_multi_worker_rejects_what_its_loop_does_not_do(tiny_ratings, params, fi
     kwargs = {"validation_data": (X, y)} if fit_kwargs else {}
     with pytest.raises(ValueError, match=match):
         est.fit(X, y, **kwargs)
+
+
+@pytest.mark.timeout(180)
+def test_parameter_server_training_shards_the_tables_on_loopback(tmp_path):
+    """A chief, 2 workers and 2 parameter servers, each its own process, over loopback."""
+    import pickle
+
+    names = ["chief"] + ["worker"] * 2 + ["ps"] * 2
+    addresses = [f"127.0.0.1:{port}" for port in _free_ports(len(names))]
+    cluster = {"chief": addresses[:1], "worker": addresses[1:3], "ps": addresses[3:]}
+    procs = []
+    try:
+        for k, name in enumerate(names):
+            index = k - names.index(name)
+            # TensorFlow's default thread pools: with one inter-op thread, a
+            # server's remote reads wait on the thread that would serve them
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": name, "index": index}}))
+            args = [str(tmp_path / "chief.npz")] if name == "chief" else ["--serve"]
+            procs.append(subprocess.Popen([sys.executable, str(SCRIPTS / "parameter_server_fit.py")] + args,
+                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        chief_output = procs[0].communicate(timeout=150)[0]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert procs[0].returncode == 0, chief_output[-3000:]
+
+    result = np.load(tmp_path / "chief.npz")
+    layout = json.loads(str(result["layout"]))
+    # each table in two shards, one per parameter server, none on the chief or a worker
+    for side, n in (("user", int(result["n_users"])), ("item", int(result["n_items"]))):
+        devices = [device for device, _ in layout[side]]
+        rows = [rows for _, rows in layout[side]]
+        assert [d.split("/device")[0] for d in devices] == ["/job:ps/replica:0/task:0", "/job:ps/replica:0/task:1"]
+        assert sum(rows) == n + 1 and abs(rows[0] - rows[1]) <= 1
+
+    X_train, y_train, X_test, y_test = multi_worker_fit.data()
+    single = EmbeddingMFRegressor(**multi_worker_fit.PARAMS, n_jobs=1).fit(X_train, y_train)
+    single_rmse = _rmse(single.predict(X_test), y_test)
+    sharded_rmse = _rmse(result["prediction"], y_test)
+    # asynchronous updates: close to the one-process fit, not equal to it
+    assert abs(sharded_rmse - single_rmse) < RMSE_TOLERANCE, (sharded_rmse, single_rmse)
+    assert sharded_rmse < _rmse(np.full(len(y_test), y_train.mean()), y_test) - 0.2
+    restored = pickle.loads(result["pickled"].tobytes())  # predicts here, without the cluster
+    np.testing.assert_allclose(restored.predict(X_test), result["prediction"], rtol=1e-6)
+
+
+def test_parameter_server_refuses_what_it_does_not_train_and_a_bad_cluster(tiny_ratings, monkeypatch):
+    X, y = tiny_ratings
+    with pytest.raises(ValueError, match="distribution='parameter_server' trains the plain dot model.*"
+                                         "got interaction='concat'"):
+        EmbeddingMFRegressor(distribution="parameter_server", interaction="concat").fit(X, y)
+    with pytest.raises(ValueError, match="got negative_ratio=1.0"):
+        EmbeddingMFRegressor(distribution="parameter_server", negative_ratio=1.0).fit(X, y)
+    from skmfnet._parameter_server import make_strategy
+
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="reads the cluster from the TF_CONFIG .* got '\\{not json'"):
+        make_strategy()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"], "ps": ["b:1"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    with pytest.raises(ValueError, match="fits in the chief .* got task type 'worker', 1 worker"):
+        make_strategy()

@@ -1,0 +1,197 @@
+"""Tables sharded over parameter servers: ``distribution="parameter_server"``.
+
+For tables larger than one machine.  The engine is TensorFlow's
+:class:`tf.distribute.experimental.ParameterServerStrategy`: the packed user
+and item tables (``[factors | bias | optimizer state]`` per row, as in
+:mod:`skmfnet._rowfit`) are ``tf.Variable`` objects created in its scope with
+a ``FixedShardsPartitioner``, so each parameter server holds a contiguous
+shard of each table's rows (a ``ShardedVariable``) and no process holds a
+whole table during training.  The chief (the process that calls ``fit``)
+cuts every epoch into chunks of batches and schedules them on the workers
+through :class:`tf.distribute.experimental.coordinator.ClusterCoordinator`;
+a chunk, for each of its batches, reads the rows of the batch from the
+servers, computes the compiled path's step (same objective, the gradients
+of a row that occurs several times summed, LazyAdam's or SGD's rule on those
+rows only, :class:`skmfnet._rowfit._Adam` / ``_SGD``) and writes the new rows
+back.  After each epoch the chief reads the tables into the Keras model, so
+callbacks, ``predict`` and pickling see an ordinary fitted model.
+
+Why a hand-written loop: Keras 3.15's ``Model.fit`` has no
+``ClusterCoordinator`` path (its trainer never mentions parameter servers),
+and a Keras optimizer would read and write whole tables.
+
+Semantics: parameter-server training is asynchronous.  Workers take chunks
+as they become free and apply their updates without waiting for each other,
+so a row may be read by one worker while another updates it; the step count
+of Adam's bias correction is one shared counter.  Results therefore vary
+from run to run (``random_state`` fixes the initialisation and the epochs'
+shuffles, not the interleaving), and match a one-process fit within
+tolerance, not exactly (``tests/test_distributed.py``).
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
+from ._optimizers import LazyAdam
+from ._rowfit import _Adam, _SGD, _epoch_order, _evaluate, _store_optimizer_state, supports
+
+__all__ = ["CHUNK_BATCHES", "fit_parameter_server", "make_strategy"]
+
+#: Batches per scheduled chunk: one remote call trains this many batches, so
+#: that the chief's scheduling and the transfer of the ratings are paid per
+#: chunk, not per batch.
+CHUNK_BATCHES = 16
+
+
+def make_strategy():
+    """The ``ParameterServerStrategy`` of the cluster in ``TF_CONFIG``, for its chief.
+
+    Every table is split into as many shards as there are parameter servers.
+    """
+    config = os.environ.get("TF_CONFIG")
+    try:
+        parsed = json.loads(config) if config else None
+        cluster, task = parsed["cluster"], parsed["task"]
+        n_ps, n_workers, task_type = len(cluster.get("ps", [])), len(cluster.get("worker", [])), task["type"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            "distribution='parameter_server' reads the cluster from the TF_CONFIG environment variable: "
+            'a JSON object {"cluster": {"chief": [...], "worker": [...], "ps": [...]}, '
+            f'"task": {{"type": "chief", "index": 0}}}}; got {config!r}.'
+        ) from error
+    if task_type != "chief" or n_ps < 1 or n_workers < 1:
+        raise ValueError(
+            "distribution='parameter_server' fits in the chief of a cluster with at least one worker "
+            "and one parameter server (the others run tf.distribute.Server(...).join()); got task type "
+            f"{task_type!r}, {n_workers} worker(s), {n_ps} parameter server(s) in TF_CONFIG."
+        )
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    partitioner = tf.distribute.experimental.partitioners.FixedShardsPartitioner(num_shards=n_ps)
+    return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
+
+
+def fit_parameter_server(
+    model,
+    X,
+    y,
+    *,
+    strategy,
+    optimizer,
+    epochs,
+    batch_size,
+    alpha,
+    alpha_bias,
+    seed,
+    weights=None,
+    validation=None,
+    callbacks=(),
+    verbose=0,
+):
+    """Train the four embedding tables of a dot network on the cluster of ``strategy``.
+
+    Arguments as :func:`skmfnet._rowfit.fit_rows`.  Returns ``(history,
+    layout)``: the per-epoch history and, per table (``"user"``,
+    ``"item"``), the ``(device, rows)`` of each of its shards.
+    """
+    if not supports(optimizer):
+        raise ValueError(f"optimizer: the parameter-server path implements LazyAdam and SGD without momentum, "
+                         f"got {optimizer!r}")
+    P, b_u, Q, b_i = (model.get_layer(name).embeddings for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS))
+    K = int(P.shape[1])
+    width = K + 1
+    rule = _Adam if isinstance(optimizer, LazyAdam) else _SGD
+    n = len(y)
+    batch = min(batch_size, n)
+    steps = max(1, n // batch)
+    X = np.asarray(X, dtype=np.int32)
+    y = np.asarray(y, dtype=np.float32)
+    weights = np.ones(n, np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+
+    def packed(factors, bias):
+        table = np.zeros((factors.shape[0], width * (1 + rule.slots)), dtype=np.float32)
+        table[:, :K], table[:, K:width] = np.asarray(factors), np.asarray(bias)
+        return table
+
+    with strategy.scope():
+        table_u = tf.Variable(packed(P, b_u), name="user_table")
+        table_i = tf.Variable(packed(Q, b_i), name="item_table")
+        step = tf.Variable(0, dtype=tf.int64, name="step")
+    layout = {side: [(v.device, int(v.shape[0])) for v in table.variables]
+              for side, table in (("user", table_u), ("item", table_i))}
+    penalty = tf.constant([alpha] * K + [alpha_bias], tf.float32)
+    hyper = tf.constant(rule.hyper(optimizer), tf.float32)
+
+    def update(table, rows, state, gradient, t):
+        # the gradients of a row's occurrences are summed and applied once
+        unique, position = tf.unique(rows)
+        g = tf.math.unsorted_segment_sum(gradient, position, tf.size(unique))
+        first = tf.math.unsorted_segment_min(tf.range(tf.size(rows)), position, tf.size(unique))
+        current = tf.gather(state, first)
+        new = rule.apply(current[:, :width], current[:, width:], g, t, hyper)
+        table.scatter_update(tf.IndexedSlices(new, unique))
+
+    @tf.function(autograph=False)
+    def train_chunk(X_c, y_c, w_c):
+        def body(s, total_loss, total_squared):
+            users, items = X_c[s * batch:(s + 1) * batch, 0], X_c[s * batch:(s + 1) * batch, 1]
+            target, w = y_c[s * batch:(s + 1) * batch], w_c[s * batch:(s + 1) * batch]
+            state_u = tf.nn.embedding_lookup(table_u, users)
+            state_i = tf.nn.embedding_lookup(table_i, items)
+            U, V = state_u[:, :width], state_i[:, :width]
+            error = tf.reduce_sum(U[:, :K] * V[:, :K], axis=1) + U[:, K] + V[:, K] - target
+            squared = tf.reduce_mean(w * error * error)
+            loss = (squared + tf.reduce_sum(tf.reduce_mean(w[:, None] * U * U, axis=0) * penalty)
+                    + tf.reduce_sum(tf.reduce_mean(w[:, None] * V * V, axis=0) * penalty))
+            ones = tf.ones_like(error[:, None])
+            weighted = (w * error)[:, None]
+            grad_U = (2.0 / batch) * (weighted * tf.concat([V[:, :K], ones], axis=1) + w[:, None] * penalty * U)
+            grad_V = (2.0 / batch) * (weighted * tf.concat([U[:, :K], ones], axis=1) + w[:, None] * penalty * V)
+            t = step.assign_add(1)
+            update(table_u, users, state_u, grad_U, t)
+            update(table_i, items, state_i, grad_V, t)
+            return s + 1, total_loss + loss, total_squared + squared
+
+        n_batches = tf.shape(y_c)[0] // batch
+        zero = tf.constant(0.0)
+        _, total_loss, total_squared = tf.while_loop(lambda s, *_: s < n_batches, body, (tf.constant(0), zero, zero))
+        return tf.stack([total_loss, total_squared])
+
+    coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
+    callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    history = {}
+    for epoch in range(epochs):
+        # the same batches as the other paths: the stateless shuffle of (seed, epoch)
+        order = _epoch_order(tf.constant(n, tf.int32), tf.constant([seed, epoch], tf.int64)).numpy()[: steps * batch]
+        chunk = CHUNK_BATCHES * batch
+        results = [
+            coordinator.schedule(train_chunk, args=(tf.constant(X[part]), tf.constant(y[part]), tf.constant(weights[part])))
+            for part in (order[start:start + chunk] for start in range(0, len(order), chunk))
+        ]
+        coordinator.join()
+        sums = np.sum([r.fetch() for r in results], axis=0)
+        for table, (factors, bias) in ((table_u, (P, b_u)), (table_i, (Q, b_i))):
+            values = tf.concat(table.variables, axis=0)  # the shards, read from the servers
+            factors.assign(values[:, :K])
+            bias.assign(values[:, K:width])
+        logs = {"loss": float(sums[0]) / steps, "rmse": float(np.sqrt(sums[1] / steps))}
+        if validation is not None:
+            logs.update(_evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias))
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        if verbose:
+            print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    if optimizer is getattr(model, "optimizer", None):
+        tables = [tf.concat(table.variables, axis=0) for table in (table_u, table_i)]
+        _store_optimizer_state(model, rule, tables, step.read_value(), K)
+    return history, layout
