@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
 from ._optimizers import LazyAdam
-from ._rowfit import _Adam, _SGD, _epoch_order, _evaluate, _store_optimizer_state, supports
+from ._rowfit import _Adam, _SGD, _epoch_order, _store_optimizer_state, end_epoch, supports
 
 __all__ = ["CHUNK_BATCHES", "fit_parameter_server", "make_strategy"]
 
@@ -181,14 +181,8 @@ def fit_parameter_server(
             factors.assign(values[:, :K])
             bias.assign(values[:, K:width])
         logs = {"loss": float(sums[0]) / steps, "rmse": float(np.sqrt(sums[1] / steps))}
-        if validation is not None:
-            logs.update(_evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias))
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
-        if verbose:
-            print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-        callback_list.on_epoch_end(epoch, logs)
-        if model.stop_training:
+        if end_epoch(model, epoch, epochs, logs, history, callback_list, validation=validation, alpha=alpha,
+                     alpha_bias=alpha_bias, verbose=verbose):
             break
     callback_list.on_train_end()
     if optimizer is getattr(model, "optimizer", None):

@@ -385,8 +385,9 @@ def fit_rows(
         the item blocks they trained (the next round's cells need them), and
         the user blocks when the weights are read (validation, callbacks,
         the end).  The result is that of the same schedule on threads in one
-        process.  With fewer ratings than a batch per cell, every worker
-        trains alone on one thread (the same result everywhere, no gain).
+        process.  With fewer ratings than a batch per cell of one block per
+        worker, every worker trains alone on one thread (the same result
+        everywhere, no gain).
 
     Returns
     -------
@@ -411,6 +412,8 @@ def fit_rows(
     X = np.asarray(X, dtype=np.int32)
     n_rows = [int(P.shape[0]), int(Q.shape[0])]
     blocks = Blocks(X, n_rows, n_blocks if exchange is None else exchange.size, batch)
+    if exchange is not None and 1 < blocks.p < exchange.size:  # one block per worker, or none
+        blocks = Blocks(X, n_rows, 1, batch)
     p = blocks.p
     distributed = exchange is not None and p > 1
     mine = [exchange.index] if distributed else list(range(p))  # the user blocks trained here
@@ -477,28 +480,21 @@ def fit_rows(
                     share(0, 0)
             if not distributed or validation is not None or callbacks or last:
                 for side, (factors, bias) in enumerate(((P, b_u), (Q, b_i))):
-                    values = blocks.unpack(side, tables[side], np.concatenate([factors.numpy(), bias.numpy()], axis=1))
+                    values = blocks.unpack(side, tables[side], width)
                     factors.assign(values[:, :K])
                     bias.assign(values[:, K:])
             # Keras's RMSE metric is over all the epoch's ratings: with full batches
             # of equal size, the square root of the mean of the batch MSEs
             logs = {"loss": sums[0] / total_steps, "rmse": math.sqrt(sums[1] / total_steps)}
-            if validation is not None:
-                logs.update(_evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias))
-            for key, value in logs.items():
-                history.setdefault(key, []).append(value)
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-            callback_list.on_epoch_end(epoch, logs)
-            if model.stop_training:
+            if end_epoch(model, epoch, epochs, logs, history, callback_list, validation=validation, alpha=alpha,
+                         alpha_bias=alpha_bias, verbose=verbose):
                 break
     callback_list.on_train_end()
     if selection is not None:
         for side, array in enumerate(selection):
-            array[:] = blocks.unpack(side, sel_tables[side], array)
+            array[1:] = blocks.unpack(side, sel_tables[side], array.shape[1])[1:]
     if optimizer is getattr(model, "optimizer", None):
-        state = [blocks.unpack(side, tables[side], np.zeros((rows, width * (1 + rule.slots)), np.float32))
-                 for side, rows in enumerate(n_rows)]
+        state = [blocks.unpack(side, tables[side], width * (1 + rule.slots)) for side in range(2)]
         _store_optimizer_state(model, rule, state, step, K)
     return history
 
@@ -567,6 +563,7 @@ class Blocks:
             p -= 1
         self.p = p
         self.batch = batch
+        self.n_rows = list(n_rows)
         #: ratings of each cell: their positions in X (None: all, with one block)
         self.cells = {(0, 0): None} if p == 1 else {}
         self.sizes = {(0, 0): len(X)} if p == 1 else {}
@@ -625,13 +622,34 @@ class Blocks:
             tables.append(tf.constant(table))
         return tables
 
-    def unpack(self, side, tables, out):
-        """``out`` (rows x columns, row 0 kept) with each block's trained rows written back."""
-        out = np.array(out, dtype=np.float32)
-        columns = out.shape[1]
+    def unpack(self, side, tables, columns):
+        """The first ``columns`` of a side's trained rows, one per network row (row 0 zero).
+
+        With one block, a slice of its table (no copy beyond the slice's);
+        else the blocks' rows gathered back into network order.
+        """
+        if self.p == 1:
+            return tables[0][: self.n_rows[side], :columns]
+        out = np.zeros((self.n_rows[side], columns), dtype=np.float32)
         for members, table in zip(self.members[side], tables):
-            out[members] = table[1: len(members) + 1, :columns].numpy()
+            out[members] = table[1: len(members) + 1, :columns]
         return out
+
+
+def end_epoch(model, epoch, epochs, logs, history, callback_list, *, validation, alpha, alpha_bias, verbose):
+    """Validation, history, progress line and callbacks after an epoch whose weights are in ``model``.
+
+    Returns whether training stops (a callback such as early stopping set
+    ``model.stop_training``).
+    """
+    if validation is not None:
+        logs.update(_evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias))
+    for key, value in logs.items():
+        history.setdefault(key, []).append(value)
+    if verbose:
+        print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+    callback_list.on_epoch_end(epoch, logs)
+    return model.stop_training
 
 
 def _store_optimizer_state(model, rule, tables, step, K):

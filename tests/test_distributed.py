@@ -36,6 +36,22 @@ def _free_ports(n):
     return ports
 
 
+def _start_workers(procs, arguments):
+    """Start two processes of ``multi_worker_fit.py`` on loopback (``arguments(index)`` each, output
+    unbuffered), appended to ``procs`` as they start, so that the caller's cleanup sees every one."""
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    for index in range(2):
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+            TF_CPP_MIN_LOG_LEVEL="2", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+        )
+        procs.append(subprocess.Popen(
+            [sys.executable, "-u", str(SCRIPTS / "multi_worker_fit.py")] + arguments(index),
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ))
+
+
 def _rmse(a, b):
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
@@ -44,22 +60,9 @@ def _rmse(a, b):
 @pytest.mark.parametrize("mode", [None, "weighted", "early_stopping"], ids=["plain", "sample_weight", "early_stopping"])
 def test_multi_worker_training_on_loopback(tmp_path, mode):
     weighted = mode == "weighted"
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     procs = []
     try:
-        for index in range(2):
-            env = dict(
-                os.environ,
-                TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
-                TF_CPP_MIN_LOG_LEVEL="2",
-                TF_NUM_INTRAOP_THREADS="1",
-                TF_NUM_INTEROP_THREADS="1",
-            )
-            procs.append(subprocess.Popen(
-                [sys.executable, str(SCRIPTS / "multi_worker_fit.py"), str(tmp_path / f"worker{index}.npz")]
-                + ([mode] if mode else []),
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            ))
+        _start_workers(procs, lambda index: [str(tmp_path / f"worker{index}.npz")] + ([mode] if mode else []))
         outputs = [p.communicate(timeout=100)[0] for p in procs]
     finally:
         for p in procs:
@@ -109,19 +112,9 @@ def test_multi_worker_training_on_loopback(tmp_path, mode):
 def test_a_worker_killed_mid_fit_makes_the_other_fail_with_a_clear_error(tmp_path):
     import time
 
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     procs = []
     try:
-        for index in range(2):
-            env = dict(
-                os.environ,
-                TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
-                TF_CPP_MIN_LOG_LEVEL="2", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
-            )
-            procs.append(subprocess.Popen(
-                [sys.executable, "-u", str(SCRIPTS / "multi_worker_fit.py"), str(tmp_path / "unused.npz"), "endless"],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            ))
+        _start_workers(procs, lambda index: [str(tmp_path / "unused.npz"), "endless"])
         survivor, victim = procs
         lines = []
         for line in survivor.stdout:  # training has started on both: the epochs need both workers
