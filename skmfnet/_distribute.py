@@ -42,12 +42,25 @@ def get_strategy(distribution):
         if distribution == "mirrored":
             _strategies[distribution] = tf.distribute.MirroredStrategy()
         elif distribution == "multi_worker":
+            example = json.dumps({"cluster": {"worker": ["host1:12345", "host2:12345"]},
+                                  "task": {"type": "worker", "index": 0}})
             if "TF_CONFIG" not in os.environ:
                 raise ValueError(
                     "distribution='multi_worker' reads the cluster from the TF_CONFIG "
-                    "environment variable, which is not set. Set it on every worker, e.g. "
-                    + json.dumps({"cluster": {"worker": ["host1:12345", "host2:12345"]},
-                                  "task": {"type": "worker", "index": 0}})
+                    f"environment variable, which is not set. Set it on every worker, e.g. {example}"
+                )
+            config = os.environ["TF_CONFIG"]
+            try:
+                parsed = json.loads(config)
+                workers, task = parsed["cluster"]["worker"], parsed["task"]
+                valid = (isinstance(workers, list) and workers and task["type"] in ("worker", "chief")
+                         and isinstance(task["index"], int) and 0 <= task["index"] < len(workers))
+            except (ValueError, KeyError, TypeError):
+                valid = False
+            if not valid:
+                raise ValueError(
+                    "distribution='multi_worker': TF_CONFIG must be a JSON object naming the workers and "
+                    f"this process's index among them, e.g. {example}; got {config!r}."
                 )
             try:
                 _strategies[distribution] = tf.distribute.MultiWorkerMirroredStrategy()
@@ -68,7 +81,7 @@ def get_strategy(distribution):
 
 
 #: Seconds a collective of :class:`RowExchange` waits for the other workers
-#: before it fails (a dead or missing worker), instead of hanging.
+#: before it fails (a dead worker), instead of hanging.
 EXCHANGE_TIMEOUT_S = 600.0
 
 

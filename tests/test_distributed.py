@@ -137,6 +137,19 @@ def test_a_worker_killed_mid_fit_makes_the_other_fail_with_a_clear_error(tmp_pat
     assert waited < 180
 
 
+@pytest.mark.parametrize("config", ["{not json", json.dumps({"cluster": {"worker": []}, "task": {"type": "worker",
+                                                                                                "index": 0}}),
+                                    json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}})],
+                         ids=["not-json", "no-workers", "index-out-of-range"])
+def test_multi_worker_refuses_a_malformed_tf_config(monkeypatch, config):
+    from skmfnet import _distribute
+
+    monkeypatch.setenv("TF_CONFIG", config)
+    monkeypatch.setattr(_distribute, "_strategies", {})
+    with pytest.raises(ValueError, match="TF_CONFIG must be a JSON object naming the workers.*got"):
+        _distribute.get_strategy("multi_worker")
+
+
 def test_multi_worker_needs_a_seed(tiny_ratings):
     X, y = tiny_ratings
     with pytest.raises(ValueError, match="needs an integer random_state"):
