@@ -36,9 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
-from ._optimizers import LazyAdam
-from ._rowfit import _Adam, _SGD, _epoch_order, _store_optimizer_state, end_epoch, supports
+from ._rowfit import _epoch_order, _store_optimizer_state, dot_tables, end_epoch
 
 __all__ = ["CHUNK_BATCHES", "fit_parameter_server", "make_strategy"]
 
@@ -98,13 +96,8 @@ def fit_parameter_server(
     layout)``: the per-epoch history and, per table (``"user"``,
     ``"item"``), the ``(device, rows)`` of each of its shards.
     """
-    if not supports(optimizer):
-        raise ValueError(f"optimizer: the parameter-server path implements LazyAdam and SGD without momentum, "
-                         f"got {optimizer!r}")
-    P, b_u, Q, b_i = (model.get_layer(name).embeddings for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS))
-    K = int(P.shape[1])
+    (P, b_u, Q, b_i), K, rule = dot_tables(model, optimizer, "the parameter-server path")
     width = K + 1
-    rule = _Adam if isinstance(optimizer, LazyAdam) else _SGD
     n = len(y)
     batch = min(batch_size, n)
     steps = max(1, n // batch)

@@ -72,7 +72,8 @@ import tensorflow as tf
 from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS, score_rows
 from ._optimizers import LazyAdam
 
-__all__ = ["AUTO_PARALLEL_RATINGS", "Blocks", "fit_rows", "resolve_blocks", "supports", "trace_count"]
+__all__ = ["AUTO_PARALLEL_RATINGS", "Blocks", "dot_tables", "end_epoch", "fit_rows", "resolve_blocks",
+           "supports", "trace_count"]
 
 
 def supports(optimizer):
@@ -395,12 +396,8 @@ def fit_rows(
         ``loss`` and ``rmse`` per epoch (means over the epoch's batches, as
         Keras reports them), and ``val_loss`` / ``val_rmse`` with validation.
     """
-    if not supports(optimizer):
-        raise ValueError(f"optimizer: the compiled path implements LazyAdam and SGD without momentum, got {optimizer!r}")
-    P, b_u, Q, b_i = (model.get_layer(name).embeddings for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS))
-    K = int(P.shape[1])
+    (P, b_u, Q, b_i), K, rule = dot_tables(model, optimizer, "the compiled path")
     width = K + 1
-    rule = _Adam if isinstance(optimizer, LazyAdam) else _SGD
     n = len(y)
     batch = min(batch_size, n)
     n_negatives, negative_target, negative_weight = negatives
@@ -497,6 +494,19 @@ def fit_rows(
         state = [blocks.unpack(side, tables[side], width * (1 + rule.slots)) for side in range(2)]
         _store_optimizer_state(model, rule, state, step, K)
     return history
+
+
+def dot_tables(model, optimizer, path):
+    """The four embedding variables of a dot network, its K, and the rule of ``optimizer``.
+
+    Shared by the loops that train the tables by hand (this module's and
+    :mod:`skmfnet._parameter_server`); ``path`` names the loop in the error
+    for an optimizer whose rule they do not implement.
+    """
+    if not supports(optimizer):
+        raise ValueError(f"optimizer: {path} implements LazyAdam and SGD without momentum, got {optimizer!r}")
+    variables = tuple(model.get_layer(name).embeddings for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS))
+    return variables, int(variables[0].shape[1]), _Adam if isinstance(optimizer, LazyAdam) else _SGD
 
 
 #: ``n_jobs=None`` trains on every usable core from this many ratings on

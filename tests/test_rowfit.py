@@ -312,3 +312,28 @@ def test_bad_n_jobs_is_refused(tiny_ratings, n_jobs, match):
     X, y = tiny_ratings
     with pytest.raises(ValueError, match=match):
         EmbeddingMFRegressor(**LAZY, n_jobs=n_jobs).fit(X, y)
+
+
+def test_a_worker_without_a_block_of_its_own_trains_alone():
+    """Three workers, but cells of a batch only for two blocks: every worker trains the one-block schedule."""
+    X, y = make_ratings(n_users=300, n_items=200, n_ratings=20_000, return_X_y=True, random_state=4)
+    Xr = np.column_stack([X.user_id.factorize()[0] + 1, X.item_id.factorize()[0] + 1]).astype("int32")
+    yr = (y - y.mean()).to_numpy().astype("float32")
+    from skmfnet._rowfit import Blocks
+
+    assert Blocks(Xr, [Xr[:, 0].max() + 1, Xr[:, 1].max() + 1], 3, batch=3000).p == 2
+
+    class ThirdOfThree:  # the exchange of worker 2 of 3; one block means nothing to exchange
+        index, size = 2, 3
+
+        def all_gather(self, x):
+            raise AssertionError("a worker training alone exchanges nothing")
+
+    fits = []
+    for exchange in (ThirdOfThree(), None):
+        model = build_network(Xr[:, 0].max(), Xr[:, 1].max(), n_factors=4, seed=0)
+        fit_rows(model, Xr, yr, optimizer=LazyAdam(learning_rate=0.01), epochs=2, batch_size=3000, alpha=0.1,
+                 alpha_bias=0.01, seed=0, exchange=exchange)
+        fits.append(model.get_weights())
+    for a, b in zip(*fits):
+        np.testing.assert_array_equal(a, b)
