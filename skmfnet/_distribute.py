@@ -28,12 +28,64 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["DISTRIBUTIONS", "RowExchange", "fit_multi_worker", "get_strategy"]
+__all__ = ["DISTRIBUTIONS", "RowExchange", "cluster_timeout", "fit_multi_worker", "get_strategy"]
 
 #: Accepted values of the ``distribution`` parameter (None: no strategy).
 DISTRIBUTIONS = ("mirrored", "multi_worker", "parameter_server")
 
 _strategies = {}
+_failed_start = []  # the error of a strategy that could not start (TensorFlow cannot retry in one process)
+
+#: Environment variable: seconds a worker waits for the others, to start and at
+#: every exchange, before it fails with an error instead of hanging.
+TIMEOUT_VARIABLE = "SKMFNET_CLUSTER_TIMEOUT"
+#: Its default.
+DEFAULT_TIMEOUT_S = 600.0
+
+
+def cluster_timeout():
+    """Seconds to wait for the other workers (``SKMFNET_CLUSTER_TIMEOUT``, default 600)."""
+    value = os.environ.get(TIMEOUT_VARIABLE)
+    if value is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds; got {value!r}.")
+    return seconds
+
+
+def _configure_coordination(config, timeout):
+    """Configure TensorFlow's coordination service as ``MultiWorkerMirroredStrategy`` would, plus a deadline.
+
+    The strategy configures it itself when it is not configured yet, but with
+    TensorFlow's defaults, under which the first worker waits for a worker that
+    never starts with no deadline that we could observe (inside the strategy's
+    constructor, deaf to SIGTERM).  Here every worker registers at a barrier that times out after
+    ``timeout`` seconds, so that the constructor raises ``DeadlineExceededError``
+    on every worker that did start.  TensorFlow's configuration call and
+    proto are not public API: if they move, the strategy configures the
+    service its own way (no deadline) rather than failing.
+    """
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    try:
+        from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    except ImportError:  # pragma: no cover - another TensorFlow layout
+        return
+    ctx = context.context()
+    if ctx.coordination_service is not None:
+        return
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(config["cluster"][job]))
+            for job in ("chief", "worker") if config["cluster"].get(job)]
+    ctx.configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(config["cluster"]),
+        coordinated_jobs=jobs, cluster_register_timeout_in_ms=int(timeout * 1000),
+    )
+    ctx.coordination_service.cluster_register_with_barrier = True
 
 
 def get_strategy(distribution):
@@ -62,8 +114,21 @@ def get_strategy(distribution):
                     "distribution='multi_worker': TF_CONFIG must be a JSON object naming the workers and "
                     f"this process's index among them, e.g. {example}; got {config!r}."
                 )
+            timeout = cluster_timeout()
+            if _failed_start:
+                raise RuntimeError(_failed_start[0])
             try:
+                _configure_coordination(parsed, timeout)
                 _strategies[distribution] = tf.distribute.MultiWorkerMirroredStrategy()
+            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:  # a worker never joined
+                _failed_start.append(
+                    f"distribution='multi_worker': not every worker of TF_CONFIG started within {timeout:g} s "
+                    f"({TIMEOUT_VARIABLE}); this is worker {parsed['task']['index']} of "
+                    f"{parsed['cluster']['worker']}. Start every worker named in TF_CONFIG, then restart this "
+                    "process (TensorFlow cannot set up a cluster twice in one process). TensorFlow said: "
+                    f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+                )
+                raise RuntimeError(_failed_start[0]) from error
             except RuntimeError as error:  # TensorFlow's context was initialised first
                 raise RuntimeError(
                     "distribution='multi_worker' must create TensorFlow's "
@@ -80,18 +145,13 @@ def get_strategy(distribution):
     return _strategies[distribution]
 
 
-#: Seconds a collective of :class:`RowExchange` waits for the other workers
-#: before it fails (a dead worker), instead of hanging.
-EXCHANGE_TIMEOUT_S = 600.0
-
-
 class RowExchange:
     """All-gather of equally shaped tensors across the workers of a ``MultiWorkerMirroredStrategy``.
 
     The only communication of the compiled path's multi-worker training
     (:func:`skmfnet._rowfit.fit_rows`): blocks of table rows, through the
     strategy's collective ``all_gather`` (one replica per worker), with a
-    timeout so that a worker that died makes the others fail.
+    timeout (:func:`cluster_timeout`) so that a worker that died makes the others fail.
     """
 
     _gathers = {}  # per strategy: one traced function per process (retraced per shape)
@@ -99,7 +159,8 @@ class RowExchange:
     #: peer), for the scaling benchmark.
     sent_bytes = 0
 
-    def __init__(self, strategy, timeout_seconds=EXCHANGE_TIMEOUT_S):
+    def __init__(self, strategy, timeout_seconds=None):
+        timeout_seconds = cluster_timeout() if timeout_seconds is None else timeout_seconds
         self.strategy = strategy
         self.index = int(strategy.cluster_resolver.task_id)
         self.size = int(strategy.num_replicas_in_sync)

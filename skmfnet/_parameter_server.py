@@ -20,6 +20,17 @@ Why a hand-written loop: Keras 3.15's ``Model.fit`` has no
 ``ClusterCoordinator`` path (its trainer never mentions parameter servers),
 and a Keras optimizer would read and write whole tables.
 
+Why the chief probes the servers before it creates the strategy: the
+strategy's constructor connects to every worker and parameter server with no
+deadline (TensorFlow's ``context.ensure_initialized`` passes a timeout of 0,
+"no timeout"), so a server that never starts would hang the chief.  Before
+that, :func:`_wait_for_servers` waits until every address of ``TF_CONFIG``
+accepts a TCP connection, for ``SKMFNET_CLUSTER_TIMEOUT`` seconds at most,
+and fails with the addresses that did not.  For the same reason the chief
+fails, instead of waiting, when no batch finishes for that long
+(:func:`_join`), and turns TensorFlow's errors of a lost server into one
+that says so.
+
 Semantics: parameter-server training is asynchronous.  Workers take chunks
 as they become free and apply their updates without waiting for each other,
 so a row may be read by one worker while another updates it; the step count
@@ -31,11 +42,14 @@ tolerance, not exactly (``tests/test_distributed.py``).
 
 import json
 import os
+import socket
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from ._distribute import TIMEOUT_VARIABLE, cluster_timeout
 from ._rowfit import _epoch_order, _store_optimizer_state, dot_tables, end_epoch
 
 __all__ = ["CHUNK_BATCHES", "fit_parameter_server", "make_strategy"]
@@ -68,9 +82,59 @@ def make_strategy():
             "and one parameter server (the others run tf.distribute.Server(...).join()); got task type "
             f"{task_type!r}, {n_workers} worker(s), {n_ps} parameter server(s) in TF_CONFIG."
         )
+    _wait_for_servers(cluster, cluster_timeout())
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     partitioner = tf.distribute.experimental.partitioners.FixedShardsPartitioner(num_shards=n_ps)
     return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
+
+
+def _wait_for_servers(cluster, timeout):
+    """Wait until every worker and parameter server of ``cluster`` accepts connections, ``timeout`` s at most."""
+    waiting = [address for job in ("worker", "ps") for address in cluster.get(job, [])]
+    deadline = time.monotonic() + timeout
+    while True:
+        for address in list(waiting):
+            host, _, port = str(address).rpartition(":")
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                    waiting.remove(address)
+            except (OSError, ValueError):
+                pass
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"distribution='parameter_server': {waiting} of TF_CONFIG did not accept connections within "
+                f"{timeout:g} s ({TIMEOUT_VARIABLE}). Start every worker and parameter server named in "
+                "TF_CONFIG (each runs tf.distribute.Server(...).join()) before the chief fits."
+            )
+        time.sleep(0.2)
+
+
+def _join(coordinator, step, timeout):
+    """``coordinator.join()``, but failing when no batch finishes for ``timeout`` seconds.
+
+    TensorFlow's coordinator waits for a worker that stopped to come back (it
+    expects preempted workers to be restarted), so with every worker gone
+    ``join()`` would never return.  Progress is the shared step counter (one
+    increment per batch, on a parameter server), read once a second.
+    """
+    last, since, checked = None, time.monotonic(), 0.0
+    while not coordinator.done():  # raises the error of a failed chunk
+        now = time.monotonic()
+        if now - checked >= 1.0:
+            checked = now
+            current = int(step.read_value())
+            if current != last:
+                last, since = current, now
+            elif now - since >= timeout:
+                raise RuntimeError(
+                    f"distribution='parameter_server': no batch finished for {timeout:g} s "
+                    f"({TIMEOUT_VARIABLE}): every worker stopped or is unreachable. Restart the workers, then "
+                    "the fit."
+                )
+        time.sleep(0.01)
+    coordinator.join()
 
 
 def fit_parameter_server(
@@ -155,6 +219,7 @@ def fit_parameter_server(
         return tf.stack([total_loss, total_squared])
 
     coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
+    timeout = cluster_timeout()
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
     model.stop_training = False
     callback_list.on_train_begin()
@@ -163,16 +228,24 @@ def fit_parameter_server(
         # the same batches as the other paths: the stateless shuffle of (seed, epoch)
         order = _epoch_order(tf.constant(n, tf.int32), tf.constant([seed, epoch], tf.int64)).numpy()[: steps * batch]
         chunk = CHUNK_BATCHES * batch
-        results = [
-            coordinator.schedule(train_chunk, args=(tf.constant(X[part]), tf.constant(y[part]), tf.constant(weights[part])))
-            for part in (order[start:start + chunk] for start in range(0, len(order), chunk))
-        ]
-        coordinator.join()
-        sums = np.sum([r.fetch() for r in results], axis=0)
-        for table, (factors, bias) in ((table_u, (P, b_u)), (table_i, (Q, b_i))):
-            values = tf.concat(table.variables, axis=0)  # the shards, read from the servers
-            factors.assign(values[:, :K])
-            bias.assign(values[:, K:width])
+        try:
+            results = [
+                coordinator.schedule(train_chunk,
+                                     args=(tf.constant(X[part]), tf.constant(y[part]), tf.constant(weights[part])))
+                for part in (order[start:start + chunk] for start in range(0, len(order), chunk))
+            ]
+            _join(coordinator, step, timeout)
+            sums = np.sum([r.fetch() for r in results], axis=0)
+            for table, (factors, bias) in ((table_u, (P, b_u)), (table_i, (Q, b_i))):
+                values = tf.concat(table.variables, axis=0)  # the shards, read from the servers
+                factors.assign(values[:, :K])
+                bias.assign(values[:, K:width])
+        except tf.errors.OpError as error:
+            raise RuntimeError(
+                "distribution='parameter_server': training stopped: a parameter server or worker stopped, was "
+                "killed or is unreachable. Restart the servers, then the fit. TensorFlow said: "
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            ) from error
         logs = {"loss": float(sums[0]) / steps, "rmse": float(np.sqrt(sums[1] / steps))}
         if end_epoch(model, epoch, epochs, logs, history, callback_list, validation=validation, alpha=alpha,
                      alpha_bias=alpha_bias, verbose=verbose):

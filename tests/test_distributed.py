@@ -137,6 +137,40 @@ def test_a_worker_killed_mid_fit_makes_the_other_fail_with_a_clear_error(tmp_pat
     assert waited < 180
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("index", [0, 1], ids=["leader-waits", "follower-waits"])
+def test_a_worker_that_never_starts_makes_the_others_fail_with_a_clear_error(tmp_path, index):
+    import time
+
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]  # the other one is never started
+    env = dict(os.environ, SKMFNET_CLUSTER_TIMEOUT="5", TF_CPP_MIN_LOG_LEVEL="2",
+               TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-u", str(SCRIPTS / "multi_worker_fit.py"), str(tmp_path / "out.npz")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output = proc.communicate(timeout=90)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    waited = time.monotonic() - started
+    assert proc.returncode != 0
+    assert f"not every worker of TF_CONFIG started within 5 s (SKMFNET_CLUSTER_TIMEOUT); this is worker {index}" \
+        in output, output[-3000:]
+    assert waited < 90
+    assert not (tmp_path / "out.npz").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "inf", "nan"])
+def test_the_cluster_timeout_must_be_a_positive_number(monkeypatch, value):
+    from skmfnet import _distribute
+
+    monkeypatch.setenv("SKMFNET_CLUSTER_TIMEOUT", value)
+    with pytest.raises(ValueError, match=f"SKMFNET_CLUSTER_TIMEOUT must be a positive number of seconds; got '{value}'"):
+        _distribute.cluster_timeout()
+
+
 @pytest.mark.parametrize("config", ["{not json", json.dumps({"cluster": {"worker": []}, "task": {"type": "worker",
                                                                                                 "index": 0}}),
                                     json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}})],
@@ -277,3 +311,82 @@ def test_parameter_server_refuses_what_it_does_not_train_and_a_bad_cluster(tiny_
                                                 "task": {"type": "worker", "index": 0}}))
     with pytest.raises(ValueError, match="fits in the chief .* got task type 'worker', 1 worker"):
         make_strategy()
+
+
+@pytest.mark.timeout(120)
+def test_parameter_server_chief_fails_clearly_when_a_server_never_starts(tmp_path):
+    """A worker and one of two parameter servers run; the other server is never started."""
+    import time
+
+    chief, worker, ps0, ps1 = (f"127.0.0.1:{port}" for port in _free_ports(4))
+    cluster = {"chief": [chief], "worker": [worker], "ps": [ps0, ps1]}
+    procs = []
+    try:
+        for name, index in (("worker", 0), ("ps", 0)):
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": name, "index": index}}))
+            procs.append(subprocess.Popen([sys.executable, str(SCRIPTS / "parameter_server_fit.py"), "--serve"],
+                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", SKMFNET_CLUSTER_TIMEOUT="20",
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}}))
+        started = time.monotonic()
+        procs.append(subprocess.Popen([sys.executable, str(SCRIPTS / "parameter_server_fit.py"),
+                                       str(tmp_path / "chief.npz")],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        output = procs[-1].communicate(timeout=100)[0]
+        waited = time.monotonic() - started
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert procs[-1].returncode != 0
+    # only the missing server is named: the running ones were found
+    assert f"distribution='parameter_server': ['{ps1}'] of TF_CONFIG did not accept connections within 20 s" \
+        in output, output[-3000:]
+    assert waited < 100
+    assert not (tmp_path / "chief.npz").exists()
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("victims", ["ps", "workers"], ids=["a-parameter-server", "every-worker"])
+def test_parameter_server_chief_fails_clearly_when_servers_die_mid_fit(victims):
+    """Kill one parameter server, or both workers (TensorFlow's coordinator would wait for them for ever)."""
+    import time
+
+    names = ["chief"] + ["worker"] * 2 + ["ps"] * 2
+    addresses = [f"127.0.0.1:{port}" for port in _free_ports(len(names))]
+    cluster = {"chief": addresses[:1], "worker": addresses[1:3], "ps": addresses[3:]}
+    procs = []
+    try:
+        for k, name in enumerate(names):
+            index = k - names.index(name)
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", SKMFNET_CLUSTER_TIMEOUT="10",
+                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": name, "index": index}}))
+            args = ["unused.npz", "endless"] if name == "chief" else ["--serve"]
+            procs.append(subprocess.Popen([sys.executable, "-u", str(SCRIPTS / "parameter_server_fit.py")] + args,
+                                          env=env, stdout=subprocess.PIPE if name == "chief" else subprocess.DEVNULL,
+                                          stderr=subprocess.STDOUT, text=True))
+        chief = procs[0]
+        lines = []
+        for line in chief.stdout:  # training runs
+            lines.append(line)
+            if line.startswith("Epoch 3/"):
+                break
+        assert lines and lines[-1].startswith("Epoch 3/"), "".join(lines)[-3000:]
+        for victim in procs[4:] if victims == "ps" else procs[1:3]:
+            victim.kill()
+            victim.wait()
+        killed_at = time.monotonic()
+        rest = chief.communicate(timeout=120)[0]
+        waited = time.monotonic() - killed_at
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert chief.returncode != 0
+    expected = {"ps": "training stopped: a parameter server or worker stopped, was killed or is unreachable",
+                "workers": "no batch finished for 10 s (SKMFNET_CLUSTER_TIMEOUT): every worker stopped"}[victims]
+    assert expected in rest, rest[-3000:]
+    assert waited < 120
