@@ -550,8 +550,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         self._validate_params()
         self._check_combinations(validation_data)
         users, items, extras, y = validate_user_item(self, X, y, reset=True, with_features=True)
-        weights, keep = check_sample_weight(sample_weight, len(y))
+        weights = None  # no sample_weight: no array of n ones (200 MB at 25 million ratings)
         if sample_weight is not None:
+            weights, keep = check_sample_weight(sample_weight, len(y))
             users, items, extras, y, weights = users[keep], items[keep], extras[keep], y[keep], weights[keep]
         all_users, all_items = users, items  # pairs held out for early stopping are seen too
 
@@ -568,7 +569,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             )
             validation = (users[val_part], items[val_part], extras[val_part], y[val_part])
             users, items, extras, y = users[train_part], items[train_part], extras[train_part], y[train_part]
-            weights = weights[train_part]
+            weights = None if weights is None else weights[train_part]
         elif validation_data is not None:
             X_val, y_val = validation_data
             validation = validate_user_item(self, X_val, y_val, reset=False, with_features=True)

@@ -208,7 +208,8 @@ def _compile_epoch(rule, batch, n_negatives, selection):
         epoch's shuffle, (``seed``, epoch).  ``sel_u``, ``sel_i`` (packed
         like the rating tables, ``sel_penalty`` wide) are the selection
         tables (placeholders, returned unchanged, without ``selection``).
-        ``weights``: each rating's weight on its squared error and penalty.
+        ``weights``: each rating's weight on its squared error and penalty,
+        or one weight (1) for every rating.
         ``step`` (Adam's bias correction, the sampling seeds) advances by
         ``stride`` per batch: the number of cells trained side by side, whose
         batches count as interleaved."""
@@ -226,7 +227,9 @@ def _compile_epoch(rule, batch, n_negatives, selection):
             index = tf.slice(order, [s * batch], [batch])
             pairs = tf.gather(X, index)
             users, items, target = pairs[:, 0], pairs[:, 1], tf.gather(y, index)
-            w = tf.gather(weights, index)  # the ratings' weights (all 1 without sample_weight)
+            # the ratings' weights; without sample_weight ``weights`` is the
+            # single weight 1 (no tensor of n ones), which the clipped index reads
+            w = tf.gather(weights, tf.minimum(index, tf.shape(weights)[0] - 1))
             if n_negatives:
                 # the batch's users again (cyclically), each with an item drawn
                 # uniformly among the known ones: most such pairs are unobserved
@@ -475,7 +478,7 @@ def fit_rows(
                 sums = np.sum([x.numpy() for x in exchange.all_gather(tf.constant(sums[None], tf.float64))], axis=0)[0]
                 if validation is not None or callbacks or last:
                     share(0, 0)
-            if not distributed or validation is not None or callbacks or last:
+            if validation is not None or callbacks or last:
                 for side, (factors, bias) in enumerate(((P, b_u), (Q, b_i))):
                     values = blocks.unpack(side, tables[side], width)
                     factors.assign(values[:, :K])
@@ -604,7 +607,7 @@ class Blocks:
             else:
                 X_c, y_c, w_c = self.local(X, index), y[index], None if weights is None else weights[index]
             out[key] = (tf.constant(X_c), tf.constant(np.asarray(y_c, dtype=np.float32)),
-                        tf.ones([len(X_c)]) if w_c is None else tf.constant(np.asarray(w_c, dtype=np.float32)))
+                        tf.ones([1]) if w_c is None else tf.constant(np.asarray(w_c, dtype=np.float32)))
         return out
 
     def steps(self, a, b):

@@ -218,6 +218,23 @@ def test_blocks_cut_rows_and_ratings_into_cells_that_share_no_row():
         assert sorted((a + s) % 3 for a in range(3)) == [0, 1, 2]
 
 
+@pytest.mark.parametrize("p", [1, 3])
+def test_cells_hold_12_bytes_per_rating_without_sample_weights(p):
+    """Local rows (2 x int32) and the centred rating (float32); no tensor of n ones for the weights."""
+    from skmfnet._rowfit import Blocks
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(1, 501, 30_000), rng.integers(1, 301, 30_000)]).astype(np.int32)
+    y = rng.normal(size=30_000).astype(np.float32)
+    blocks = Blocks(X, [501, 301], p, batch=64)
+    assert blocks.p == p
+    cells = blocks.tensors(X, y, None)
+    held = sum(int(t.shape.num_elements()) * t.dtype.size for cell in cells.values() for t in cell)
+    assert held == 12 * len(y) + 4 * p * p  # (one weight, 1, per cell)
+    weighted = Blocks(X, [501, 301], p, batch=64).tensors(X, y, np.full(len(y), 2.0, np.float32))
+    assert sum(int(cell[2].shape.num_elements()) for cell in weighted.values()) == len(y)
+
+
 def test_blocks_are_fewer_when_a_cell_would_hold_less_than_a_batch():
     from skmfnet._rowfit import Blocks
 
