@@ -61,13 +61,14 @@ def _configure_coordination(config, timeout):
     """Configure TensorFlow's coordination service as ``MultiWorkerMirroredStrategy`` would, plus a deadline.
 
     The strategy configures it itself when it is not configured yet, but with
-    TensorFlow's defaults, under which the first worker waits for a worker that
-    never starts with no deadline that we could observe (inside the strategy's
-    constructor, deaf to SIGTERM).  Here every worker registers at a barrier that times out after
-    ``timeout`` seconds, so that the constructor raises ``DeadlineExceededError``
-    on every worker that did start.  TensorFlow's configuration call and
-    proto are not public API: if they move, the strategy configures the
-    service its own way (no deadline) rather than failing.
+    TensorFlow's defaults, under which the first worker waits for a worker
+    that never starts with no deadline that we could observe (inside the
+    strategy's constructor, deaf to SIGTERM).  Here every worker registers at
+    a barrier that times out after ``timeout`` seconds, so that the
+    constructor raises ``DeadlineExceededError`` on every worker that did
+    start.  TensorFlow's configuration call and proto are not public API: if
+    they move, the strategy configures the service its own way (no deadline)
+    rather than failing.
     """
     from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.eager import context
