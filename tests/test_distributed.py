@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,23 @@ def _start_workers(procs, arguments):
             [sys.executable, "-u", str(SCRIPTS / "multi_worker_fit.py")] + arguments(index),
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ))
+
+
+def _kill_mid_fit(watched, victims, line_prefix, *, timeout):
+    """Once ``watched`` prints a line starting with ``line_prefix``, kill ``victims``; return the rest of
+    ``watched``'s output and the seconds it took to exit after the kill."""
+    lines = []
+    for line in watched.stdout:
+        lines.append(line)
+        if line.startswith(line_prefix):
+            break
+    assert lines and lines[-1].startswith(line_prefix), "".join(lines)[-3000:]
+    for victim in victims:
+        victim.kill()
+        victim.wait()
+    killed_at = time.monotonic()
+    rest = watched.communicate(timeout=timeout)[0]
+    return rest, time.monotonic() - killed_at
 
 
 def _rmse(a, b):
@@ -110,23 +128,12 @@ def test_multi_worker_training_on_loopback(tmp_path, mode):
 
 @pytest.mark.timeout(240)
 def test_a_worker_killed_mid_fit_makes_the_other_fail_with_a_clear_error(tmp_path):
-    import time
-
     procs = []
     try:
         _start_workers(procs, lambda index: [str(tmp_path / "unused.npz"), "endless"])
         survivor, victim = procs
-        lines = []
-        for line in survivor.stdout:  # training has started on both: the epochs need both workers
-            lines.append(line)
-            if line.startswith("Epoch 2/"):
-                break
-        assert lines and lines[-1].startswith("Epoch 2/"), "".join(lines)[-3000:]
-        victim.kill()
-        victim.wait()
-        killed_at = time.monotonic()
-        rest = survivor.communicate(timeout=180)[0]
-        waited = time.monotonic() - killed_at
+        # once training has started on both (the epochs need both workers)
+        rest, waited = _kill_mid_fit(survivor, [victim], "Epoch 2/", timeout=180)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -140,8 +147,6 @@ def test_a_worker_killed_mid_fit_makes_the_other_fail_with_a_clear_error(tmp_pat
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("index", [0, 1], ids=["leader-waits", "follower-waits"])
 def test_a_worker_that_never_starts_makes_the_others_fail_with_a_clear_error(tmp_path, index):
-    import time
-
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]  # the other one is never started
     env = dict(os.environ, SKMFNET_CLUSTER_TIMEOUT="5", TF_CPP_MIN_LOG_LEVEL="2",
                TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
@@ -248,25 +253,33 @@ def test_multi_worker_rejects_what_its_loop_does_not_do(tiny_ratings, params, fi
         est.fit(X, y, **kwargs)
 
 
+def _start_parameter_server_cluster(procs, chief_arguments, **env):
+    """A chief (``parameter_server_fit.py chief_arguments``, output unbuffered and piped), 2 workers and
+    2 parameter servers on loopback, appended to ``procs`` (the chief first) as they start, so that the
+    caller's cleanup sees every one.  ``env``: more environment variables for all five."""
+    names = ["chief"] + ["worker"] * 2 + ["ps"] * 2
+    addresses = [f"127.0.0.1:{port}" for port in _free_ports(len(names))]
+    cluster = {"chief": addresses[:1], "worker": addresses[1:3], "ps": addresses[3:]}
+    for k, name in enumerate(names):
+        index = k - names.index(name)
+        # TensorFlow's default thread pools: with one inter-op thread, a
+        # server's remote reads wait on the thread that would serve them
+        task_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **env,
+                        TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": name, "index": index}}))
+        args = chief_arguments if name == "chief" else ["--serve"]
+        procs.append(subprocess.Popen([sys.executable, "-u", str(SCRIPTS / "parameter_server_fit.py")] + args,
+                                      env=task_env, stdout=subprocess.PIPE if name == "chief" else subprocess.DEVNULL,
+                                      stderr=subprocess.STDOUT, text=True))
+
+
 @pytest.mark.timeout(180)
 def test_parameter_server_training_shards_the_tables_on_loopback(tmp_path):
     """A chief, 2 workers and 2 parameter servers, each its own process, over loopback."""
     import pickle
 
-    names = ["chief"] + ["worker"] * 2 + ["ps"] * 2
-    addresses = [f"127.0.0.1:{port}" for port in _free_ports(len(names))]
-    cluster = {"chief": addresses[:1], "worker": addresses[1:3], "ps": addresses[3:]}
     procs = []
     try:
-        for k, name in enumerate(names):
-            index = k - names.index(name)
-            # TensorFlow's default thread pools: with one inter-op thread, a
-            # server's remote reads wait on the thread that would serve them
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": name, "index": index}}))
-            args = [str(tmp_path / "chief.npz")] if name == "chief" else ["--serve"]
-            procs.append(subprocess.Popen([sys.executable, str(SCRIPTS / "parameter_server_fit.py")] + args,
-                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        _start_parameter_server_cluster(procs, [str(tmp_path / "chief.npz")])
         chief_output = procs[0].communicate(timeout=150)[0]
     finally:
         for p in procs:
@@ -316,8 +329,6 @@ def test_parameter_server_refuses_what_it_does_not_train_and_a_bad_cluster(tiny_
 @pytest.mark.timeout(120)
 def test_parameter_server_chief_fails_clearly_when_a_server_never_starts(tmp_path):
     """A worker and one of two parameter servers run; the other server is never started."""
-    import time
-
     chief, worker, ps0, ps1 = (f"127.0.0.1:{port}" for port in _free_ports(4))
     cluster = {"chief": [chief], "worker": [worker], "ps": [ps0, ps1]}
     procs = []
@@ -352,34 +363,11 @@ def test_parameter_server_chief_fails_clearly_when_a_server_never_starts(tmp_pat
 @pytest.mark.parametrize("victims", ["ps", "workers"], ids=["a-parameter-server", "every-worker"])
 def test_parameter_server_chief_fails_clearly_when_servers_die_mid_fit(victims):
     """Kill one parameter server, or both workers (TensorFlow's coordinator would wait for them for ever)."""
-    import time
-
-    names = ["chief"] + ["worker"] * 2 + ["ps"] * 2
-    addresses = [f"127.0.0.1:{port}" for port in _free_ports(len(names))]
-    cluster = {"chief": addresses[:1], "worker": addresses[1:3], "ps": addresses[3:]}
     procs = []
     try:
-        for k, name in enumerate(names):
-            index = k - names.index(name)
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", SKMFNET_CLUSTER_TIMEOUT="10",
-                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": name, "index": index}}))
-            args = ["unused.npz", "endless"] if name == "chief" else ["--serve"]
-            procs.append(subprocess.Popen([sys.executable, "-u", str(SCRIPTS / "parameter_server_fit.py")] + args,
-                                          env=env, stdout=subprocess.PIPE if name == "chief" else subprocess.DEVNULL,
-                                          stderr=subprocess.STDOUT, text=True))
+        _start_parameter_server_cluster(procs, ["unused.npz", "endless"], SKMFNET_CLUSTER_TIMEOUT="10")
         chief = procs[0]
-        lines = []
-        for line in chief.stdout:  # training runs
-            lines.append(line)
-            if line.startswith("Epoch 3/"):
-                break
-        assert lines and lines[-1].startswith("Epoch 3/"), "".join(lines)[-3000:]
-        for victim in procs[4:] if victims == "ps" else procs[1:3]:
-            victim.kill()
-            victim.wait()
-        killed_at = time.monotonic()
-        rest = chief.communicate(timeout=120)[0]
-        waited = time.monotonic() - killed_at
+        rest, waited = _kill_mid_fit(chief, procs[4:] if victims == "ps" else procs[1:3], "Epoch 3/", timeout=120)
     finally:
         for p in procs:
             if p.poll() is None:
