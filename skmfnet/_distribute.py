@@ -28,7 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["DISTRIBUTIONS", "RowExchange", "cluster_timeout", "fit_multi_worker", "get_strategy"]
+__all__ = ["DISTRIBUTIONS", "RowExchange", "cluster_timeout", "fit_multi_worker", "get_strategy",
+           "tensorflow_said"]
 
 #: Accepted values of the ``distribution`` parameter (None: no strategy).
 DISTRIBUTIONS = ("mirrored", "multi_worker", "parameter_server")
@@ -55,6 +56,12 @@ def cluster_timeout():
     if not 0 < seconds < float("inf"):
         raise ValueError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds; got {value!r}.")
     return seconds
+
+
+def tensorflow_said(error):
+    """``"TensorFlow said: <error type>: <first line>"``, the tail of the errors that wrap a TensorFlow error."""
+    lines = str(error).splitlines()
+    return f"TensorFlow said: {type(error).__name__}: {lines[0] if lines else ''}"
 
 
 def _configure_coordination(config, timeout):
@@ -126,8 +133,7 @@ def get_strategy(distribution):
                     f"distribution='multi_worker': not every worker of TF_CONFIG started within {timeout:g} s "
                     f"({TIMEOUT_VARIABLE}); this is worker {parsed['task']['index']} of "
                     f"{parsed['cluster']['worker']}. Start every worker named in TF_CONFIG, then restart this "
-                    "process (TensorFlow cannot set up a cluster twice in one process). TensorFlow said: "
-                    f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+                    f"process (TensorFlow cannot set up a cluster twice in one process). {tensorflow_said(error)}"
                 )
                 raise RuntimeError(_failed_start[0]) from error
             except RuntimeError as error:  # TensorFlow's context was initialised first
@@ -187,8 +193,7 @@ class RowExchange:
             raise RuntimeError(
                 f"distribution='multi_worker': worker {self.index} of {self.size} could not exchange "
                 "rows with the other workers: one of them stopped, was killed or is unreachable. "
-                "Restart the fit on every worker. TensorFlow said: "
-                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                f"Restart the fit on every worker. {tensorflow_said(error)}"
             ) from error
         return tf.split(gathered, self.size, axis=0)
 

@@ -49,7 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._distribute import TIMEOUT_VARIABLE, cluster_timeout
+from ._distribute import TIMEOUT_VARIABLE, cluster_timeout, tensorflow_said
 from ._rowfit import _epoch_order, _store_optimizer_state, dot_tables, end_epoch
 
 __all__ = ["CHUNK_BATCHES", "fit_parameter_server", "make_strategy"]
@@ -243,8 +243,7 @@ def fit_parameter_server(
         except tf.errors.OpError as error:
             raise RuntimeError(
                 "distribution='parameter_server': training stopped: a parameter server or worker stopped, was "
-                "killed or is unreachable. Restart the servers, then the fit. TensorFlow said: "
-                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                f"killed or is unreachable. Restart the servers, then the fit. {tensorflow_said(error)}"
             ) from error
         logs = {"loss": float(sums[0]) / steps, "rmse": float(np.sqrt(sums[1] / steps))}
         if end_epoch(model, epoch, epochs, logs, history, callback_list, validation=validation, alpha=alpha,

@@ -53,6 +53,14 @@ def _start_workers(procs, arguments):
         ))
 
 
+def _kill_all(procs):
+    """Kill and reap every process of ``procs`` still running (a test's cleanup)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _kill_mid_fit(watched, victims, line_prefix, *, timeout):
     """Once ``watched`` prints a line starting with ``line_prefix``, kill ``victims``; return the rest of
     ``watched``'s output and the seconds it took to exit after the kill."""
@@ -83,10 +91,7 @@ def test_multi_worker_training_on_loopback(tmp_path, mode):
         _start_workers(procs, lambda index: [str(tmp_path / f"worker{index}.npz")] + ([mode] if mode else []))
         outputs = [p.communicate(timeout=100)[0] for p in procs]
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _kill_all(procs)
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
 
@@ -135,10 +140,7 @@ def test_a_worker_killed_mid_fit_makes_the_other_fail_with_a_clear_error(tmp_pat
         # once training has started on both (the epochs need both workers)
         rest, waited = _kill_mid_fit(survivor, [victim], "Epoch 2/", timeout=180)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _kill_all(procs)
     assert survivor.returncode != 0
     assert "could not exchange rows with the other workers" in rest, rest[-3000:]
     assert waited < 180
@@ -156,9 +158,7 @@ def test_a_worker_that_never_starts_makes_the_others_fail_with_a_clear_error(tmp
     try:
         output = proc.communicate(timeout=90)[0]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_all([proc])
     waited = time.monotonic() - started
     assert proc.returncode != 0
     assert f"not every worker of TF_CONFIG started within 5 s (SKMFNET_CLUSTER_TIMEOUT); this is worker {index}" \
@@ -282,10 +282,7 @@ def test_parameter_server_training_shards_the_tables_on_loopback(tmp_path):
         _start_parameter_server_cluster(procs, [str(tmp_path / "chief.npz")])
         chief_output = procs[0].communicate(timeout=150)[0]
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _kill_all(procs)
     assert procs[0].returncode == 0, chief_output[-3000:]
 
     result = np.load(tmp_path / "chief.npz")
@@ -347,10 +344,7 @@ def test_parameter_server_chief_fails_clearly_when_a_server_never_starts(tmp_pat
         output = procs[-1].communicate(timeout=100)[0]
         waited = time.monotonic() - started
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _kill_all(procs)
     assert procs[-1].returncode != 0
     # only the missing server is named: the running ones were found
     assert f"distribution='parameter_server': ['{ps1}'] of TF_CONFIG did not accept connections within 20 s" \
@@ -369,10 +363,7 @@ def test_parameter_server_chief_fails_clearly_when_servers_die_mid_fit(victims):
         chief = procs[0]
         rest, waited = _kill_mid_fit(chief, procs[4:] if victims == "ps" else procs[1:3], "Epoch 3/", timeout=120)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _kill_all(procs)
     assert chief.returncode != 0
     expected = {"ps": "training stopped: a parameter server or worker stopped, was killed or is unreachable",
                 "workers": "no batch finished for 10 s (SKMFNET_CLUSTER_TIMEOUT): every worker stopped"}[victims]
