@@ -178,7 +178,9 @@ def _compile_epoch(rule, batch, n_negatives, selection):
         positions = tf.range(size)
         owners = tf.tensor_scatter_nd_update(owners, index, positions)
         segment = tf.gather(owners, rows)
-        g = tf.gather(tf.math.unsorted_segment_sum(gradient, segment, size), segment)
+        # at an owner's position, the sum of its row's gradients (elsewhere
+        # zero, and never written back)
+        g = tf.math.unsorted_segment_sum(gradient, segment, size)
         new = rule.apply(state[:, :width], state[:, width:], g, step, hyper)
         skip = tf.shape(table, out_type=tf.int32)[0]
         table = tf.tensor_scatter_nd_update(table, tf.where((segment == positions)[:, None], index, skip), new)
