@@ -165,3 +165,27 @@ def test_speed_scaling_protocol_end_to_end(tmp_path):
     assert pair[0]["sent_bytes_per_epoch"] > 0 and pair[0]["test_rmse"] == pair[1]["test_rmse"]
     assert row["speedup"] > 0
     assert "2 workers x 1 core" in (tmp_path / "speed.md").read_text()
+
+
+def test_explore_frequency_gamma_zero_trains_as_the_package(monkeypatch):
+    # benchmarks/explore_frequency.py trains with a patched copy of
+    # skmfnet/_rowfit.py; its baseline row (gamma=0) stands for the package
+    # only if that copy, unscaled, gives the package's fit exactly
+    import numpy as np
+
+    import skmfnet._training
+    from skmfnet import EmbeddingMFRegressor
+    from skmfnet.datasets import make_ratings
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import explore_frequency
+
+    X, y = make_ratings(60, 40, 1_500, random_state=0, return_X_y=True)
+    params = dict(n_factors=4, epochs=3, batch_size=128, n_jobs=1, random_state=0)
+    expected = EmbeddingMFRegressor(**params).fit(X, y).predict(X)
+    rowfit = explore_frequency.patched_rowfit()
+    monkeypatch.setattr(skmfnet._training, "fit_rows", rowfit.fit_rows)
+    rowfit.GAMMA = 0.0
+    np.testing.assert_array_equal(EmbeddingMFRegressor(**params).fit(X, y).predict(X), expected)
+    rowfit.GAMMA = 0.5  # and the scale does reach the penalty
+    assert not np.allclose(EmbeddingMFRegressor(**params).fit(X, y).predict(X), expected)
