@@ -252,5 +252,6 @@ def fit_parameter_server(
     callback_list.on_train_end()
     if optimizer is getattr(model, "optimizer", None):
         tables = [tf.concat(table.variables, axis=0) for table in (table_u, table_i)]
-        _store_optimizer_state(model, rule, tables, step.read_value(), K)
+        _store_optimizer_state(model, rule, lambda side, start, stop: tables[side][:, width + start:width + stop],
+                               step.read_value(), K)
     return history, layout

@@ -104,9 +104,11 @@ class _Adam:
         return tf.concat([weights - rate * m / (tf.sqrt(v) + epsilon), m, v], axis=1)
 
     @staticmethod
-    def store(optimizer, index, state, columns, width):
-        optimizer._momentums[index].assign(state[:, :width][:, columns])
-        optimizer._velocities[index].assign(state[:, width:][:, columns])
+    def store(optimizer, index, read, columns, width):
+        # read(start, stop): those columns of the state, every row: one
+        # variable's worth at a time, never the whole state
+        optimizer._momentums[index].assign(read(columns.start, columns.stop))
+        optimizer._velocities[index].assign(read(width + columns.start, width + columns.stop))
 
 
 class _SGD:
@@ -123,7 +125,7 @@ class _SGD:
         return weights - hyper[0] * g
 
     @staticmethod
-    def store(optimizer, index, state, columns, width):
+    def store(optimizer, index, read, columns, width):
         pass
 
 
@@ -496,8 +498,8 @@ def fit_rows(
         for side, array in enumerate(selection):
             array[1:] = blocks.unpack(side, sel_tables[side], array.shape[1])[1:]
     if optimizer is getattr(model, "optimizer", None):
-        state = [blocks.unpack(side, tables[side], width * (1 + rule.slots)) for side in range(2)]
-        _store_optimizer_state(model, rule, state, step, K)
+        _store_optimizer_state(model, rule, lambda side, start, stop: blocks.unpack(
+            side, tables[side], width + stop, start=width + start), step, K)
     return history
 
 
@@ -637,17 +639,17 @@ class Blocks:
             tables.append(tf.constant(table))
         return tables
 
-    def unpack(self, side, tables, columns):
-        """The first ``columns`` of a side's trained rows, one per network row (row 0 zero).
+    def unpack(self, side, tables, stop, start=0):
+        """Columns ``start:stop`` of a side's trained rows, one per network row (row 0 zero).
 
         With one block, a slice of its table (no copy beyond the slice's);
         else the blocks' rows gathered back into network order.
         """
         if self.p == 1:
-            return tables[0][: self.n_rows[side], :columns]
-        out = np.zeros((self.n_rows[side], columns), dtype=np.float32)
+            return tables[0][: self.n_rows[side], start:stop]
+        out = np.zeros((self.n_rows[side], stop - start), dtype=np.float32)
         for members, table in zip(self.members[side], tables):
-            out[members] = table[1: len(members) + 1, :columns]
+            out[members] = table[1: len(members) + 1, start:stop]
         return out
 
 
@@ -667,13 +669,17 @@ def end_epoch(model, epoch, epochs, logs, history, callback_list, *, validation,
     return model.stop_training
 
 
-def _store_optimizer_state(model, rule, tables, step, K):
+def _store_optimizer_state(model, rule, read, step, K):
     """Copy the optimizer's state (moments, step count) into the model's optimizer.
 
     The compiled Keras model then holds the optimizer state it would have
     after ``Model.fit`` (saved with it, and ready to continue training).
     Moments are those of the last epoch, also when early stopping restored
-    earlier weights (as with ``Model.fit``).
+    earlier weights (as with ``Model.fit``).  ``read(side, start, stop)``:
+    columns ``start:stop`` of the optimizer state of a side's rows (0:
+    users, 1: items), one per network row; read one variable at a time, so
+    that the whole state is never copied out at once (at 25 million ratings
+    and K=64, 170 MB).
     """
     optimizer = model.optimizer
     variables = {v.path.split("/")[0]: v for v in model.trainable_variables}
@@ -684,7 +690,8 @@ def _store_optimizer_state(model, rule, tables, step, K):
     }
     width = K + 1
     for name, (side, columns) in layout.items():
-        rule.store(optimizer, optimizer._get_variable_index(variables[name]), tables[side][:, width:], columns, width)
+        rule.store(optimizer, optimizer._get_variable_index(variables[name]),
+                   lambda start, stop: read(side, start, stop), columns, width)
     optimizer.iterations.assign(step)
 
 
