@@ -678,8 +678,8 @@ def _store_optimizer_state(model, rule, read, step, K):
     earlier weights (as with ``Model.fit``).  ``read(side, start, stop)``:
     columns ``start:stop`` of the optimizer state of a side's rows (0:
     users, 1: items), one per network row; read one variable at a time, so
-    that the whole state is never copied out at once (at 25 million ratings
-    and K=64, 170 MB).
+    that the packed rows are never copied out whole (weights and moments:
+    about 170 MB at 25 million ratings and K=64).
     """
     optimizer = model.optimizer
     variables = {v.path.split("/")[0]: v for v in model.trainable_variables}

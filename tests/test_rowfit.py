@@ -376,8 +376,8 @@ def test_the_optimizer_state_is_copied_out_one_variable_at_a_time(monkeypatch):
 
     With two threads the blocks' rows are gathered into a new array per
     read: the reads after training are each at most one variable wide
-    (K columns), never the packed state of every row (2 (K + 1) columns,
-    170 MB at 25 million ratings and K=64).
+    (K columns), never every row's packed columns at once (3 (K + 1):
+    weights and both moments, about 170 MB at 25 million ratings and K=64).
     """
     import skmfnet._rowfit as rowfit
 
