@@ -58,6 +58,23 @@ def cluster_timeout():
     return seconds
 
 
+def check_addresses(cluster, distribution):
+    """Refuse an address of ``cluster`` (TF_CONFIG's) that is not ``host:port`` with a port in 1..65535.
+
+    TensorFlow would only fail to connect to it, which the modes report
+    after ``SKMFNET_CLUSTER_TIMEOUT`` seconds (10 minutes by default) as
+    a server that never started.
+    """
+    for job, addresses in cluster.items():
+        for address in addresses if isinstance(addresses, list) else [addresses]:
+            host, _, port = address.rpartition(":") if isinstance(address, str) else ("", "", "")
+            if not (host.strip("[]") and port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError(
+                    f"distribution={distribution!r}: every address of TF_CONFIG's cluster must be "
+                    f"'host:port' with a port from 1 to 65535; got {address!r} in {job!r}."
+                )
+
+
 def tensorflow_said(error):
     """``"TensorFlow said: <error type>: <first line>"``, the tail of the errors that wrap a TensorFlow error."""
     lines = str(error).splitlines()
@@ -122,6 +139,7 @@ def get_strategy(distribution):
                     "distribution='multi_worker': TF_CONFIG must be a JSON object naming the workers and "
                     f"this process's index among them, e.g. {example}; got {config!r}."
                 )
+            check_addresses(parsed["cluster"], distribution)
             timeout = cluster_timeout()
             if _failed_start:
                 raise RuntimeError(_failed_start[0])

@@ -49,7 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._distribute import TIMEOUT_VARIABLE, cluster_timeout, tensorflow_said
+from ._distribute import TIMEOUT_VARIABLE, check_addresses, cluster_timeout, tensorflow_said
 from ._rowfit import _epoch_order, _store_optimizer_state, dot_tables, end_epoch
 
 __all__ = ["CHUNK_BATCHES", "fit_parameter_server", "make_strategy"]
@@ -70,7 +70,7 @@ def make_strategy():
         parsed = json.loads(config) if config else None
         cluster, task = parsed["cluster"], parsed["task"]
         n_ps, n_workers, task_type = len(cluster.get("ps", [])), len(cluster.get("worker", [])), task["type"]
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(
             "distribution='parameter_server' reads the cluster from the TF_CONFIG environment variable: "
             'a JSON object {"cluster": {"chief": [...], "worker": [...], "ps": [...]}, '
@@ -82,6 +82,7 @@ def make_strategy():
             "and one parameter server (the others run tf.distribute.Server(...).join()); got task type "
             f"{task_type!r}, {n_workers} worker(s), {n_ps} parameter server(s) in TF_CONFIG."
         )
+    check_addresses(cluster, "parameter_server")
     _wait_for_servers(cluster, cluster_timeout())
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     partitioner = tf.distribute.experimental.partitioners.FixedShardsPartitioner(num_shards=n_ps)

@@ -6,6 +6,7 @@ they start.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -187,6 +188,37 @@ def test_multi_worker_refuses_a_malformed_tf_config(monkeypatch, config):
     monkeypatch.setattr(_distribute, "_strategies", {})
     with pytest.raises(ValueError, match="TF_CONFIG must be a JSON object naming the workers.*got"):
         _distribute.get_strategy("multi_worker")
+
+
+BAD_ADDRESSES = ["localhost:abc", "localhost", "localhost:0", "localhost:70000", ":2222", 2222]
+
+
+@pytest.mark.parametrize("address", BAD_ADDRESSES, ids=str)
+def test_a_bad_address_in_tf_config_is_refused_at_once(monkeypatch, address):
+    """Not after SKMFNET_CLUSTER_TIMEOUT seconds as a server that never started, on either mode."""
+    from skmfnet import _distribute
+    from skmfnet._parameter_server import make_strategy
+
+    monkeypatch.setenv("SKMFNET_CLUSTER_TIMEOUT", "2")
+    monkeypatch.setattr(_distribute, "_strategies", {})
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1", address]},
+                                                "task": {"type": "worker", "index": 0}}))
+    expected = f"every address of TF_CONFIG's cluster must be 'host:port' with a port from 1 to 65535; got {address!r}"
+    with pytest.raises(ValueError, match=re.escape("distribution='multi_worker': " + expected) + " in 'worker'"):
+        _distribute.get_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"],
+                                                            "ps": [address]},
+                                                "task": {"type": "chief", "index": 0}}))
+    with pytest.raises(ValueError, match=re.escape("distribution='parameter_server': " + expected) + " in 'ps'"):
+        make_strategy()
+
+
+def test_parameter_server_refuses_a_cluster_that_is_not_an_object(monkeypatch):
+    from skmfnet._parameter_server import make_strategy
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": [], "task": {"type": "chief", "index": 0}}))
+    with pytest.raises(ValueError, match="reads the cluster from the TF_CONFIG .* got '\\{\"cluster\": \\[\\]"):
+        make_strategy()
 
 
 def test_multi_worker_needs_a_seed(tiny_ratings):
