@@ -101,10 +101,10 @@ def patched_rowfit():
     return module
 
 
-def _curves(params, datasets, n_factors):
+def _curves(params, datasets, fixed):
     curves = []
     for X_fit, y_fit, X_val, y_val in datasets:
-        est = EmbeddingMFRegressor(epochs=EPOCHS, random_state=0, n_jobs=1, **n_factors, **params)
+        est = EmbeddingMFRegressor(epochs=EPOCHS, random_state=0, n_jobs=1, **fixed, **params)
         est.fit(X_fit, y_fit, validation_data=(X_val, y_val))
         curves.append(est.history_["val_rmse"])
     return np.mean(curves, axis=0)
@@ -124,7 +124,7 @@ def main(part):
         for base, _ in PredefinedSplit(data.test_fold).split():  # the test part unread
             fit, val = train_test_split(base, test_size=0.1, random_state=0)
             datasets.append((X.iloc[fit], y.iloc[fit], X.iloc[val], y.iloc[val]))
-        n_factors, description = {}, ("MovieLens 100K u1.base .. u5.base, each split 90/10 (train_test_split, "
+        fixed, description = {}, ("MovieLens 100K u1.base .. u5.base, each split 90/10 (train_test_split, "
                                        "random_state=0); the test folds are not read; curves averaged over the five")
     elif part == "synthetic":
         from skmfnet.datasets import make_ratings
@@ -133,9 +133,9 @@ def main(part):
                             return_X_y=True, random_state=1)
         n = 2_500_000
         datasets = [(X.iloc[:n], y.iloc[:n], X.iloc[n:], y.iloc[n:])]
-        n_factors, description = {"n_factors": 64}, ("make_ratings(16_200, 5_900, 2_750_000, n_factors=8, "
-                                                     "noise=0.8, rating_scale=(1, 5), random_state=1); first "
-                                                     "2,500,000 fit, the rest validation; K=64")
+        fixed, description = {"n_factors": 64}, ("make_ratings(16_200, 5_900, 2_750_000, n_factors=8, "
+                                                 "noise=0.8, rating_scale=(1, 5), random_state=1); first "
+                                                 "2,500,000 fit, the rest validation; K=64")
     else:
         raise SystemExit(f"--part must be ml100k or synthetic, got {part!r}")
     rows = []
@@ -143,7 +143,7 @@ def main(part):
         params = dict(config)
         rowfit.GAMMA = params.pop("gamma")
         start = time.perf_counter()
-        curve = _curves(params, datasets, n_factors)
+        curve = _curves(params, datasets, fixed)
         rows.append({"gamma": rowfit.GAMMA, "params": params, "val_rmse_by_epoch": curve.tolist(),
                      "at_10_epochs": float(curve[9]), "best_epoch": int(np.argmin(curve)) + 1,
                      "best_val_rmse": float(curve.min()), "seconds": time.perf_counter() - start})

@@ -28,8 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["DISTRIBUTIONS", "RowExchange", "cluster_timeout", "fit_multi_worker", "get_strategy",
-           "tensorflow_said"]
+__all__ = ["DISTRIBUTIONS", "RowExchange", "check_addresses", "cluster_timeout", "fit_multi_worker",
+           "get_strategy", "host_and_port", "tensorflow_said"]
 
 #: Accepted values of the ``distribution`` parameter (None: no strategy).
 DISTRIBUTIONS = ("mirrored", "multi_worker", "parameter_server")
@@ -58,17 +58,28 @@ def cluster_timeout():
     return seconds
 
 
-def check_addresses(cluster, distribution):
-    """Refuse an address of ``cluster`` (TF_CONFIG's) that is not ``host:port`` with a port in 1..65535.
+def host_and_port(address):
+    """``(host, port)`` of a TF_CONFIG address ``"host:port"`` (``"[::1]:2222"`` too), or None if it is not one.
 
-    TensorFlow would only fail to connect to it, which the modes report
-    after ``SKMFNET_CLUSTER_TIMEOUT`` seconds (10 minutes by default) as
-    a server that never started.
+    The port must be an integer from 1 to 65535.
+    """
+    host, _, port = address.rpartition(":") if isinstance(address, str) else ("", "", "")
+    host = host.strip("[]")
+    ok = host and port.isascii() and port.isdigit() and 0 < int(port) < 65536  # not int('²')
+    return (host, int(port)) if ok else None
+
+
+def check_addresses(cluster, distribution):
+    """Refuse an address of ``cluster`` (TF_CONFIG's) that :func:`host_and_port` does not read.
+
+    Left to TensorFlow, such an address is either refused with TensorFlow's
+    own parse error (``InvalidArgumentError``) or never connects, which the
+    modes report after ``SKMFNET_CLUSTER_TIMEOUT`` seconds (10 minutes by
+    default) as a server that never started.
     """
     for job, addresses in cluster.items():
         for address in addresses if isinstance(addresses, list) else [addresses]:
-            host, _, port = address.rpartition(":") if isinstance(address, str) else ("", "", "")
-            if not (host.strip("[]") and port.isdigit() and 0 < int(port) < 65536):
+            if host_and_port(address) is None:
                 raise ValueError(
                     f"distribution={distribution!r}: every address of TF_CONFIG's cluster must be "
                     f"'host:port' with a port from 1 to 65535; got {address!r} in {job!r}."

@@ -49,7 +49,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._distribute import TIMEOUT_VARIABLE, check_addresses, cluster_timeout, tensorflow_said
+from ._distribute import TIMEOUT_VARIABLE, check_addresses, cluster_timeout, host_and_port, tensorflow_said
 from ._rowfit import _epoch_order, _store_optimizer_state, dot_tables, end_epoch
 
 __all__ = ["CHUNK_BATCHES", "fit_parameter_server", "make_strategy"]
@@ -95,11 +95,10 @@ def _wait_for_servers(cluster, timeout):
     deadline = time.monotonic() + timeout
     while True:
         for address in list(waiting):
-            host, _, port = str(address).rpartition(":")
-            try:
-                with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+            try:  # the addresses passed check_addresses
+                with socket.create_connection(host_and_port(address), timeout=1.0):
                     waiting.remove(address)
-            except (OSError, ValueError):
+            except OSError:
                 pass
         if not waiting:
             return

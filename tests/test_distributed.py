@@ -190,7 +190,7 @@ def test_multi_worker_refuses_a_malformed_tf_config(monkeypatch, config):
         _distribute.get_strategy("multi_worker")
 
 
-BAD_ADDRESSES = ["localhost:abc", "localhost", "localhost:0", "localhost:70000", ":2222", 2222]
+BAD_ADDRESSES = ["localhost:abc", "localhost", "localhost:0", "localhost:70000", ":2222", 2222, "localhost:\u00b2"]
 
 
 @pytest.mark.parametrize("address", BAD_ADDRESSES, ids=str)
