@@ -226,7 +226,8 @@ def fit_parameter_server(
     history = {}
     for epoch in range(epochs):
         # the same batches as the other paths: the stateless shuffle of (seed, epoch)
-        order = _epoch_order(tf.constant(n, tf.int32), tf.constant([seed, epoch], tf.int64)).numpy()[: steps * batch]
+        n_t = tf.constant(n, tf.int32)
+        order = _epoch_order(n_t, tf.constant([seed, epoch], tf.int64), tf.constant(0), n_t).numpy()[: steps * batch]
         chunk = CHUNK_BATCHES * batch
         try:
             results = [

@@ -201,11 +201,11 @@ def _compile_epoch(rule, batch, n_negatives, selection):
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64),
             tf.TensorSpec([2], tf.float32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
             packed, packed, tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32),
-            tf.TensorSpec([], tf.int64),
+            tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int32),
         ],
     )
     def run_epoch(table_u, table_i, X, y, order, penalty, hyper, step, negative, n_items, seed,
-                  sel_u, sel_i, sel_penalty, weights, stride):
+                  sel_u, sel_i, sel_penalty, weights, stride, n_ratings):
         """One epoch; ``negative`` = [centred imputed rating, weight] of the
         sampled pairs, whose items are drawn from rows 1 .. ``n_items`` with
         the stateless seed (``seed``, 2**62 + step): never the seed of an
@@ -216,11 +216,15 @@ def _compile_epoch(rule, batch, n_negatives, selection):
         or one weight (1) for every rating.
         ``step`` (Adam's bias correction, the sampling seeds) advances by
         ``stride`` per batch: the number of cells trained side by side, whose
-        batches count as interleaved."""
+        batches count as interleaved.  ``X``, ``y``, ``weights`` hold the
+        ratings of every cell; ``order`` is this cell's ``n_ratings``
+        positions in them, shuffled, padded to one length for all cells (the
+        padding is never read), so that every cell of a fit runs one XLA
+        program: XLA compiles one per distinct input shape."""
         _TRACES["epoch"] += 1  # Python: runs only when TensorFlow traces
         width = tf.shape(penalty)[0]  # factors and bias
         K = width - 1
-        steps = tf.maximum(1, tf.shape(order)[0] // batch)
+        steps = tf.maximum(1, n_ratings // batch)
 
         # the epoch's ratings are gathered batch by batch: no shuffled copy of
         # the whole training set
@@ -315,10 +319,13 @@ def _compile_epoch(rule, batch, n_negatives, selection):
 
 
 # StatelessShuffle has no XLA kernel: shuffle outside the compiled epoch
-@tf.function(input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int64)], autograph=False)
-def _epoch_order(n, seed):
+@tf.function(input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32),
+                              tf.TensorSpec([], tf.int32)], autograph=False)
+def _epoch_order(n, seed, offset, size):
+    """``offset + 0 .. n - 1`` in the stateless shuffle of ``seed``, padded with zeros to ``size``."""
     _TRACES["order"] += 1
-    return tf.random.experimental.stateless_shuffle(tf.range(n), seed=seed)
+    order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=seed) + offset
+    return tf.pad(order, [[0, size - n]])
 
 
 def fit_rows(
@@ -421,7 +428,8 @@ def fit_rows(
     p = blocks.p
     distributed = exchange is not None and p > 1
     mine = [exchange.index] if distributed else list(range(p))  # the user blocks trained here
-    cells = blocks.tensors(X, y, weights)
+    X_t, y_t, w_t = blocks.tensors(X, y, weights)
+    order_size = tf.constant(max(blocks.sizes.values()), tf.int32)
 
     # the packed tables of each side, one per block: [factors | bias | state]
     tables = [blocks.pack(side, np.concatenate([np.asarray(f), np.asarray(b)], axis=1), rule.slots)
@@ -439,13 +447,14 @@ def fit_rows(
     def train_cell(epoch, a, b, step):
         # the round's p cells count as interleaved batches: cell a takes the
         # steps start + a + 1, start + a + 1 + p, ... (start + 1, + 2, ... with one block)
-        X_c, y_c, w_c = cells[a, b]
-        order = _epoch_order(tf.constant(int(y_c.shape[0]), tf.int32), tf.constant(blocks.order_seed(seed, epoch, a, b), tf.int64))
+        n_ab = tf.constant(blocks.sizes[a, b], tf.int32)
+        order = _epoch_order(n_ab, tf.constant(blocks.order_seed(seed, epoch, a, b), tf.int64),
+                             tf.constant(blocks.offsets[a, b], tf.int32), order_size)
         return run_epoch(
-            tables[0][a], tables[1][b], X_c, y_c, order, penalty, hyper, step, negative,
+            tables[0][a], tables[1][b], X_t, y_t, order, penalty, hyper, step, negative,
             tf.constant(blocks.n_members(1, b), tf.int32),  # sampled items: the cell's rows 1 .. n
             tf.constant(blocks.sample_seed(seed, a, b), tf.int64),
-            sel_tables[0][a], sel_tables[1][b], sel_penalty, w_c, tf.constant(p, tf.int64),
+            sel_tables[0][a], sel_tables[1][b], sel_penalty, w_t, tf.constant(p, tf.int64), n_ab,
         )
 
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
@@ -584,11 +593,16 @@ class Blocks:
         #: ratings of each cell: their positions in X (None: all, with one block)
         self.cells = {(0, 0): None} if p == 1 else {}
         self.sizes = {(0, 0): len(X)} if p == 1 else {}
+        #: where each cell's ratings start in :meth:`tensors`
+        self.offsets = {(0, 0): 0} if p == 1 else {}
         if p > 1:
+            start = 0
             for a in range(p):
                 for b in range(p):
                     self.cells[a, b] = np.flatnonzero(cell == a * p + b).astype(np.int32)
                     self.sizes[a, b] = int(sizes[a * p + b])
+                    self.offsets[a, b] = start
+                    start += self.sizes[a, b]
             del cell
         # one table shape per side: XLA compiles one program for every block
         self._rows = [_bucket(1 + max(len(m) for m in members)) for members in self.members]
@@ -598,21 +612,32 @@ class Blocks:
         return np.stack([self.local_rows[0][X[index, 0]], self.local_rows[1][X[index, 1]]], axis=1)
 
     def tensors(self, X, y, weights):
-        """``{cell: (local rows, ratings, weights)}`` as tensors; the cells' positions are dropped.
+        """(local rows, ratings, weights) of every cell as three tensors; the cells' positions are dropped.
 
-        Built cell by cell, so that at most one cell's numpy copies exist
-        beside the tensors (25 million ratings: about 0.4 GB per copy).
+        Cell (a, b) holds positions ``offsets[a, b]`` .. ``+ sizes[a, b]``:
+        one tensor for all cells, so that every cell's compiled call sees the
+        same shapes (one XLA program per fit, not one per cell).  Without
+        weights, one weight (1) stands for all.  Each array is gathered into
+        numpy first, then copied into its tensor; the numpy copy is dropped
+        before the next array is gathered.
         """
-        out = {}
-        for key in list(self.cells):
-            index = self.cells.pop(key)
-            if index is None:
-                X_c, y_c, w_c = X, y, weights
-            else:
-                X_c, y_c, w_c = self.local(X, index), y[index], None if weights is None else weights[index]
-            out[key] = (tf.constant(X_c), tf.constant(np.asarray(y_c, dtype=np.float32)),
-                        tf.ones([1]) if w_c is None else tf.constant(np.asarray(w_c, dtype=np.float32)))
-        return out
+        cells = [self.cells.pop(key) for key in list(self.cells)]
+        if cells == [None]:  # one block: the network's rows, in their order
+            return (tf.constant(X), tf.constant(np.asarray(y, dtype=np.float32)),
+                    tf.ones([1]) if weights is None else tf.constant(np.asarray(weights, dtype=np.float32)))
+
+        def grouped(take, shape, dtype):
+            out = np.empty(shape, dtype=dtype)
+            start = 0
+            for index in cells:
+                out[start: start + len(index)] = take(index)
+                start += len(index)
+            return tf.constant(out)
+
+        n = len(X)
+        return (grouped(lambda index: self.local(X, index), (n, 2), np.int32),
+                grouped(lambda index: y[index], n, np.float32),
+                tf.ones([1]) if weights is None else grouped(lambda index: weights[index], n, np.float32))
 
     def steps(self, a, b):
         """Batches of cell (a, b) per epoch (those of the compiled epoch on its ratings)."""

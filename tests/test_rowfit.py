@@ -228,11 +228,52 @@ def test_cells_hold_12_bytes_per_rating_without_sample_weights(p):
     y = rng.normal(size=30_000).astype(np.float32)
     blocks = Blocks(X, [501, 301], p, batch=64)
     assert blocks.p == p
-    cells = blocks.tensors(X, y, None)
-    held = sum(int(t.shape.num_elements()) * t.dtype.size for cell in cells.values() for t in cell)
-    assert held == 12 * len(y) + 4 * p * p  # (one weight, 1, per cell)
+    tensors = blocks.tensors(X, y, None)
+    held = sum(int(t.shape.num_elements()) * t.dtype.size for t in tensors)
+    assert held == 12 * len(y) + 4  # (one weight, 1, for all)
     weighted = Blocks(X, [501, 301], p, batch=64).tensors(X, y, np.full(len(y), 2.0, np.float32))
-    assert sum(int(cell[2].shape.num_elements()) for cell in weighted.values()) == len(y)
+    assert int(weighted[2].shape.num_elements()) == len(y)
+
+
+def test_every_cell_of_a_fit_runs_one_compiled_program(larger_ratings, monkeypatch):
+    """XLA compiles one program per distinct input shape: the cells, of unequal sizes, must not differ in any."""
+    import skmfnet._rowfit as rowfit
+
+    X, y, _, _ = larger_ratings
+    shapes = []
+    original = rowfit._epoch_function
+
+    def recording(*args):
+        run_epoch = original(*args)
+
+        def run(*inputs):
+            shapes.append(tuple(tuple(t.shape) for t in inputs))
+            return run_epoch(*inputs)
+
+        return run
+
+    monkeypatch.setattr(rowfit, "_epoch_function", recording)
+    EmbeddingMFRegressor(**BLOCKED, n_jobs=3).fit(X, y)
+    assert len(shapes) == 4 * 9  # 3 x 3 cells, every epoch
+    assert len(set(shapes)) == 1
+
+
+def test_cells_are_the_ratings_of_their_offsets(larger_ratings):
+    """Each cell reads exactly its own ratings, as local rows, from the shared tensors."""
+    from skmfnet._rowfit import Blocks
+
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.integers(1, 501, 30_000), rng.integers(1, 301, 30_000)]).astype(np.int32)
+    y = rng.normal(size=30_000).astype(np.float32)
+    w = rng.uniform(size=30_000).astype(np.float32)
+    blocks = Blocks(X, [501, 301], 3, batch=64)
+    cells = dict(blocks.cells)
+    X_t, y_t, w_t = (t.numpy() for t in blocks.tensors(X, y, w))
+    for key, index in cells.items():
+        part = slice(blocks.offsets[key], blocks.offsets[key] + blocks.sizes[key])
+        np.testing.assert_array_equal(X_t[part], blocks.local(X, index))
+        np.testing.assert_array_equal(y_t[part], y[index])
+        np.testing.assert_array_equal(w_t[part], w[index])
 
 
 def test_blocks_are_fewer_when_a_cell_would_hold_less_than_a_batch():
