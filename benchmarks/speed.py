@@ -37,8 +37,11 @@ Four protocols, each measured in one run so that ratios compare like with like:
   configuration of earlier runs (``optimizer="lazy_adam"`` at the former
   defaults' learning rate and batch size) for ``--epochs``;
   ``skmfnet-1thread``: the defaults with ``n_jobs=1`` (one thread; the
-  defaults use every usable core at this size); all four on the compiled
-  path.  Beside them, the memory-traffic bound: the bytes an epoch must
+  defaults use every usable core at this size);
+  ``skmfnet-blockperthread``: the defaults with one block of users and of
+  items per thread, the schedule before cache-sized blocks (through the
+  private ``skmfnet._rowfit.CELL_BYTES``, set beyond any table); all five
+  on the compiled path.  Beside them, the memory-traffic bound: the bytes an epoch must
   move per rating on the compiled path (its user and item rows with their
   optimizer state, read and written) against this machine's memory
   bandwidth, measured in the same run (numpy copies on every usable core).
@@ -91,7 +94,8 @@ SCALING_SIZES = (400_000, 5_000_000)
 SCALING_FACTORS = 32
 SCALING_EPOCHS = 10
 SEARCH_GRID = [8, 16, 32, 64, 128]
-LIBRARIES = ("skmfnet", "skmfnet-1thread", "skmfnet-sgd", "skmfnet-lazy4096", "surprise", "cornac")
+LIBRARIES = ("skmfnet", "skmfnet-1thread", "skmfnet-blockperthread", "skmfnet-sgd", "skmfnet-lazy4096", "surprise",
+             "cornac")
 # skmfnet with plain SGD on the compiled path.  The batch loss is a mean, so
 # the learning rate is large (per rating it is 2 * lr / batch_size); factors
 # start at std 0.1 (SGD hardly moves away from the defaults' near-zero start).
@@ -196,8 +200,8 @@ def run_search(seed):
 
 # ------------------------------------------------------------------ synthetic
 def _full_epochs(library, epochs):
-    """Epochs of the timed fit: the defaults' own for ``skmfnet`` and ``skmfnet-1thread``, else ``--epochs``."""
-    if library in ("skmfnet", "skmfnet-1thread"):
+    """Epochs of the timed fit: the defaults' own for the three rows of the defaults, else ``--epochs``."""
+    if library in ("skmfnet", "skmfnet-1thread", "skmfnet-blockperthread"):
         from skmfnet import EmbeddingMFRegressor
 
         return EmbeddingMFRegressor().epochs
@@ -213,6 +217,12 @@ def _make_estimator(library, n_factors, epochs, seed):
         from skmfnet import EmbeddingMFRegressor
 
         return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed, n_jobs=1)
+    if library == "skmfnet-blockperthread":
+        import skmfnet._rowfit
+        from skmfnet import EmbeddingMFRegressor
+
+        skmfnet._rowfit.CELL_BYTES = 1 << 62  # (this library's own process)
+        return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed)
     if library == "skmfnet-lazy4096":
         from skmfnet import EmbeddingMFRegressor
 
@@ -500,7 +510,7 @@ def markdown(results):
         if "bound_ratings_per_s" in s:
             b, bound = s["bytes_per_rating"], s["bound_ratings_per_s"]
             lines += [f"Memory-traffic bound of the compiled path: {b['adam']:,} bytes per rating with Adam's "
-                      f"moments (skmfnet, skmfnet-1thread), {b['sgd']:,} with SGD (the user and item rows, read "
+                      f"moments (skmfnet, skmfnet-1thread, skmfnet-blockperthread), {b['sgd']:,} with SGD (the user and item rows, read "
                       f"and written) at {s['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s (numpy copies on "
                       f"every usable core, measured in this run): at most {bound['adam'] / 1e6:.1f} and "
                       f"{bound['sgd'] / 1e6:.1f} M ratings / s per epoch.", ""]

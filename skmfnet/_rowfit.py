@@ -40,19 +40,26 @@ Batches come from the same stateless shuffle as the Keras path (seed
 ``(seed, epoch)``, ``n // batch_size`` full batches), so the two paths follow
 the same trajectory up to floating-point rounding.
 
-Several cores (``n_blocks > 1``): XLA runs the epoch's loop on one thread,
+Several cores (``n_threads > 1``): XLA runs the epoch's loop on one thread,
 and two threads cannot share the tables (each compiled call owns its inputs
 and returns new ones), so the tables are cut instead.  The users and the
 items are each split into ``p`` blocks balanced by their ratings, the
 ratings into the ``p x p`` (user block, item block) cells, and every epoch
-runs ``p`` rounds; in round ``s``, ``p`` threads each train one cell
+runs ``p`` rounds; in round ``s`` the threads share out the ``p`` cells
 ``(a, (a + s) mod p)``: no two share a user or an item, so each compiled
 call owns its rows and the rounds need no locks and give the same result
 whatever the threads' timing (the stratified schedule of DSGD, Gemulla et
 al., KDD 2011, "Large-scale matrix factorization with distributed
 stochastic gradient descent").  Same update rule, per batch of one cell;
 each cell is shuffled with its own stateless seed, and ``n_ab //
-batch_size`` full batches of it are trained.  Hogwild-style sharing (the
+batch_size`` full batches of it are trained.  ``p`` is the number of
+threads times the power of two that brings a cell's rows (its user block
+and item block with their optimizer state) under :data:`CELL_BYTES`, as
+long as every cell keeps :data:`CELL_BATCHES` batches
+(:func:`resolve_blocks`): a cell's rows then stay in the processor's
+cache while it is trained, which an epoch over the whole tables' rows at
+random does not (measured in ``benchmarks/README.md``); and from two
+threads up to ``p`` the result does not depend on the number of threads.  Hogwild-style sharing (the
 numba loop of ``../shared/tools/ceiling_sgd.py``) would need mutable
 tables, which an XLA program does not have.  After every epoch the
 weights are written back into the Keras model's embedding variables, so
@@ -72,8 +79,8 @@ import tensorflow as tf
 from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS, score_rows
 from ._optimizers import LazyAdam
 
-__all__ = ["AUTO_PARALLEL_RATINGS", "Blocks", "dot_tables", "end_epoch", "fit_rows", "resolve_blocks",
-           "supports", "trace_count"]
+__all__ = ["AUTO_PARALLEL_RATINGS", "CELL_BATCHES", "CELL_BYTES", "Blocks", "dot_tables", "end_epoch", "fit_rows",
+           "resolve_blocks", "resolve_threads", "supports", "trace_count"]
 
 
 def supports(optimizer):
@@ -345,7 +352,7 @@ def fit_rows(
     validation=None,
     callbacks=(),
     verbose=0,
-    n_blocks=1,
+    n_threads=1,
     exchange=None,
 ):
     """Train the four embedding tables of a dot network, compiled.
@@ -388,14 +395,15 @@ def fit_rows(
     callbacks : list of keras.callbacks.Callback
         Called at the end of each epoch with the epoch's logs (early stopping
         works as with ``Model.fit``).
-    n_blocks : int
-        Threads, and blocks per side of the stratified schedule (module
-        docstring); lowered until every cell holds a batch.  1: one thread,
-        the Keras path's batches exactly.
+    n_threads : int
+        Threads.  With more than one, the blocks per side of the stratified
+        schedule are :func:`resolve_blocks`'s (module docstring), lowered
+        until every cell holds a batch.  1: one thread and one block, the
+        Keras path's batches exactly.
     exchange : skmfnet._distribute.RowExchange or None
         Train as worker ``exchange.index`` of ``exchange.size`` (every worker
-        runs this function on the same data): the schedule of ``n_blocks =
-        exchange.size`` blocks, of which this worker trains the cells of its
+        runs this function on the same data): the schedule of
+        ``exchange.size`` blocks, of which this worker trains the cells of its
         user block, one per round; after each round the workers all-gather
         the item blocks they trained (the next round's cells need them), and
         the user blocks when the weights are read (validation, callbacks,
@@ -422,7 +430,11 @@ def fit_rows(
 
     X = np.asarray(X, dtype=np.int32)
     n_rows = [int(P.shape[0]), int(Q.shape[0])]
-    blocks = Blocks(X, n_rows, n_blocks if exchange is None else exchange.size, batch)
+    if exchange is None:
+        wanted = resolve_blocks(n_threads, n_rows, 4 * width * (1 + rule.slots), n, batch)
+    else:
+        wanted = exchange.size
+    blocks = Blocks(X, n_rows, wanted, batch)
     if exchange is not None and 1 < blocks.p < exchange.size:  # one block per worker, or none
         blocks = Blocks(X, n_rows, 1, batch)
     p = blocks.p
@@ -467,13 +479,13 @@ def fit_rows(
             for j, block in enumerate(exchange.all_gather(side_tables[(exchange.index + s * side) % p])):
                 side_tables[(j + s * side) % p] = block
 
-    with ThreadPoolExecutor(max_workers=len(mine)) if len(mine) > 1 else nullcontext() as pool:
+    threads = min(n_threads, len(mine))  # (a round's cells shared out among them)
+    with ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext() as pool:
         for epoch in range(epochs):
             sums = np.zeros(2)  # the epoch's loss and squared error, summed over its batches
             total_steps = 0
             for s in range(p):
-                # the round's cells share no user and no item: one thread (or
-                # worker) per cell, no locks
+                # the round's cells share no user and no item: no locks
                 jobs = [(epoch, a, (a + s) % p, step + a) for a in mine]
                 results = list(pool.map(lambda j: train_cell(*j), jobs)) if pool else [train_cell(*j) for j in jobs]
                 for (_, a, b, _), (u, i, su, si, _, loss, squared) in zip(jobs, results):
@@ -529,9 +541,39 @@ def dot_tables(model, optimizer, path):
 #: (below it an epoch takes milliseconds and one thread is as fast).
 AUTO_PARALLEL_RATINGS = 1 << 19
 
+#: With several threads, the blocks are made smaller until a cell's rows
+#: (a user block and an item block, packed with the optimizer state) take
+#: at most this many bytes: 16 MiB, chosen among 2 to 32 blocks per side
+#: on this project's 2-core machine (``benchmarks/README.md``).
+CELL_BYTES = 16 << 20
 
-def resolve_blocks(n_jobs, n_ratings):
-    """Threads (and blocks per side) of a fit of ``n_ratings``: see :func:`fit_rows`'s ``n_blocks``.
+#: ... as long as every cell keeps at least this many batches per epoch
+#: (a compiled call per cell and round: a few batches each would cost more
+#: in calls than the cache saves).
+CELL_BATCHES = 16
+
+
+def resolve_blocks(n_threads, n_rows, row_bytes, n_ratings, batch):
+    """Blocks per side of a fit on ``n_threads`` threads: see the module docstring.
+
+    ``n_threads`` times the smallest power of two for which a cell's rows
+    (``sum(n_rows) / p`` rows of ``row_bytes`` each) fit in
+    :data:`CELL_BYTES`, without going below :data:`CELL_BATCHES` batches of
+    ``batch`` ratings per cell (of ``n_ratings`` in ``p x p`` cells).  One
+    thread: one block (the Keras path's batches).  The result depends on the
+    data and on the number of threads only when the threads outnumber the
+    blocks the data asks for.
+    """
+    if n_threads <= 1:
+        return 1
+    p = n_threads
+    while sum(n_rows) * row_bytes > CELL_BYTES * p and (2 * p) ** 2 * CELL_BATCHES * batch <= n_ratings:
+        p *= 2
+    return p
+
+
+def resolve_threads(n_jobs, n_ratings):
+    """Threads of a fit of ``n_ratings``: see :func:`fit_rows`'s ``n_threads``.
 
     ``None``: every usable core when there are at least
     :data:`AUTO_PARALLEL_RATINGS` ratings, else 1; a negative ``n_jobs``

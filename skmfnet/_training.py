@@ -35,7 +35,7 @@ import tensorflow as tf
 from ._distribute import RowExchange, fit_multi_worker, get_strategy
 from ._network import SCORE_BATCH
 from ._optimizers import LazyAdam
-from ._rowfit import fit_rows, resolve_blocks, supports
+from ._rowfit import fit_rows, resolve_threads, supports
 
 __all__ = [
     "compile_network",
@@ -184,7 +184,7 @@ def train(
         Encoded, centred ratings evaluated after each epoch.
     callbacks : list of keras.callbacks.Callback
     n_jobs : int or None
-        Threads of the compiled path (:func:`skmfnet._rowfit.resolve_blocks`).
+        Threads of the compiled path (:func:`skmfnet._rowfit.resolve_threads`).
     parameter_server : bool
         Train the plain dot model's tables sharded over the parameter servers
         of ``TF_CONFIG`` (:mod:`skmfnet._parameter_server`).
@@ -240,7 +240,7 @@ def train(
             validation=validation,
             callbacks=callbacks,
             verbose=verbose,
-            n_blocks=resolve_blocks(n_jobs, len(y)),
+            n_threads=resolve_threads(n_jobs, len(y)),
             exchange=RowExchange(get_strategy("multi_worker")) if multi_worker else None,
         )
     history = model.fit(

@@ -130,13 +130,14 @@ def test_speed_synthetic_protocol_end_to_end(tmp_path):
     results = json.loads((tmp_path / "speed.json").read_text())
     synthetic = results["synthetic"]
     assert synthetic["n_ratings"] == 4000 and synthetic["test_ratings"] == 1000
-    assert set(synthetic["libraries"]) == {"skmfnet", "skmfnet-1thread", "skmfnet-sgd", "skmfnet-lazy4096", "surprise",
-                                           "cornac"}
+    assert set(synthetic["libraries"]) == {"skmfnet", "skmfnet-1thread", "skmfnet-blockperthread", "skmfnet-sgd",
+                                           "skmfnet-lazy4096", "surprise", "cornac"}
     # the plain defaults train for their own number of epochs, the others for --epochs
     from skmfnet import EmbeddingMFRegressor
 
     assert synthetic["libraries"]["skmfnet"]["epochs"] == EmbeddingMFRegressor().epochs
     assert synthetic["libraries"]["skmfnet-1thread"]["epochs"] == EmbeddingMFRegressor().epochs
+    assert synthetic["libraries"]["skmfnet-blockperthread"]["epochs"] == EmbeddingMFRegressor().epochs
     assert synthetic["bound_ratings_per_s"]["sgd"] == pytest.approx(3 * synthetic["bound_ratings_per_s"]["adam"])
     assert synthetic["libraries"]["skmfnet-sgd"]["epochs"] == 2
     for library, r in synthetic["libraries"].items():

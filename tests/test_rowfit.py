@@ -311,6 +311,47 @@ def test_threads_give_the_result_of_the_same_schedule_run_in_sequence(larger_rat
     assert threaded.history_ == in_order.history_
 
 
+def test_blocks_are_cut_to_cache_size_from_two_threads_on():
+    from skmfnet._rowfit import resolve_blocks
+
+    rows = [162_001, 59_001]  # MovieLens 25M's shape; K=64 with Adam: 780 bytes a row
+    assert resolve_blocks(1, rows, 780, 25_000_000, 1024) == 1  # one thread: the Keras path's batches
+    assert resolve_blocks(2, rows, 780, 25_000_000, 1024) == 16  # 10.3 MiB a cell; 8 blocks: 20.5 MiB
+    assert resolve_blocks(3, rows, 780, 25_000_000, 1024) == 12
+    assert resolve_blocks(2, rows, 260, 25_000_000, 1024) == 4  # SGD: no moments
+    assert resolve_blocks(2, rows, 780, 600_000, 1024) == 4  # 8 x 8 cells would hold < 16 batches each
+    assert resolve_blocks(2, [1_001, 1_001], 780, 25_000_000, 1024) == 2  # small tables: a block per thread
+
+
+def test_the_number_of_threads_does_not_change_the_result(larger_ratings, monkeypatch):
+    """Threads share out the cells of the blocks the tables need: 2 or 4 threads, one schedule."""
+    import skmfnet._rowfit as rowfit
+
+    X, y, X_test, _ = larger_ratings
+    # tables of 502 rows of 108 bytes (K=8, Adam): 8 blocks a side under 8 KiB a cell
+    monkeypatch.setattr(rowfit, "CELL_BYTES", 8 << 10)
+    monkeypatch.setattr(rowfit, "CELL_BATCHES", 1)
+    calls = []
+    original = rowfit._epoch_function
+
+    def counting(*args):
+        run_epoch = original(*args)
+
+        def run(*inputs):
+            calls.append(1)
+            return run_epoch(*inputs)
+
+        return run
+
+    monkeypatch.setattr(rowfit, "_epoch_function", counting)
+    two = EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
+    assert len(calls) == BLOCKED["epochs"] * 8 * 8
+    four = EmbeddingMFRegressor(**BLOCKED, n_jobs=4).fit(X, y)
+    assert len(calls) == 2 * BLOCKED["epochs"] * 8 * 8
+    np.testing.assert_array_equal(two.predict(X_test), four.predict(X_test))
+    assert two.history_ == four.history_
+
+
 def test_threads_learn_as_well_as_one_thread(larger_ratings):
     from sklearn.metrics import root_mean_squared_error
 
@@ -352,15 +393,15 @@ def test_threads_fall_back_to_one_on_small_data(tiny_ratings):
 def test_n_jobs_resolution(monkeypatch):
     import joblib
 
-    from skmfnet._rowfit import AUTO_PARALLEL_RATINGS, resolve_blocks
+    from skmfnet._rowfit import AUTO_PARALLEL_RATINGS, resolve_threads
 
     monkeypatch.setattr(joblib, "cpu_count", lambda: 4)
-    assert resolve_blocks(None, AUTO_PARALLEL_RATINGS - 1) == 1
-    assert resolve_blocks(None, AUTO_PARALLEL_RATINGS) == 4
-    assert resolve_blocks(-1, 10) == 4
-    assert resolve_blocks(-2, 10) == 3
-    assert resolve_blocks(-9, 10) == 1
-    assert resolve_blocks(3, 10) == 3
+    assert resolve_threads(None, AUTO_PARALLEL_RATINGS - 1) == 1
+    assert resolve_threads(None, AUTO_PARALLEL_RATINGS) == 4
+    assert resolve_threads(-1, 10) == 4
+    assert resolve_threads(-2, 10) == 3
+    assert resolve_threads(-9, 10) == 1
+    assert resolve_threads(3, 10) == 3
 
 
 @pytest.mark.parametrize("n_jobs, match", [(0, "n_jobs must be a positive number of threads.*got 0"),
@@ -442,7 +483,7 @@ def test_the_optimizer_state_is_copied_out_one_variable_at_a_time(monkeypatch):
 
     monkeypatch.setattr(rowfit.Blocks, "unpack", recorded)
     fit_rows(model, X, y, optimizer=model.optimizer, epochs=1, batch_size=256, alpha=0.1, alpha_bias=0.01,
-             seed=0, callbacks=[EndOfTraining()], n_blocks=2)
+             seed=0, callbacks=[EndOfTraining()], n_threads=2)
     assert widths and max(widths) <= K
     # and what was read is the state: the trained rows have moments, row 0 (unknown ids) none
     moments = model.optimizer._momentums[0].numpy()
