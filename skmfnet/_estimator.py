@@ -310,15 +310,21 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     n_jobs : int or None, default=None
         Threads of the compiled path (the plain dot model with
         ``"lazy_adam"`` or ``"sgd"``; other configurations ignore it).
-        With ``p`` threads the users and the items are each cut into ``p``
-        blocks and every epoch trains the ``p x p`` (user block, item block)
-        cells in ``p`` rounds of ``p`` cells that share no user and no item
-        (DSGD's stratified schedule): the same update rule on another order
-        of the ratings, and the same result whatever the threads' timing.
-        None: every usable core from 524,288 training ratings on, else one
-        thread (an epoch on fewer ratings takes milliseconds); -1: every
-        usable core; 1: one thread, whose batches are exactly those of the
-        ``keras.Model.fit`` path.  Lowered until every cell holds one batch.
+        With several threads the users and the items are each cut into
+        ``p`` blocks and every epoch trains the ``p x p`` (user block, item
+        block) cells in ``p`` rounds of ``p`` cells that share no user and
+        no item (DSGD's stratified schedule), shared out among the threads:
+        the same update rule on another order of the ratings, and the same
+        result whatever the threads' timing.  ``p`` is the smallest power
+        of two that makes a cell's rows small enough to stay in the
+        processor's cache (16 MiB with their optimizer state), as long as
+        each cell keeps 16 batches, or the number of threads if that is
+        more; so from two threads up to ``p`` the number of threads does
+        not change the result.  None: every usable core from 524,288 training ratings on,
+        else one thread (an epoch on fewer ratings takes milliseconds); -1:
+        every usable core; 1: one thread and one block, whose batches are
+        exactly those of the ``keras.Model.fit`` path.  ``p`` is lowered
+        until every cell holds one batch.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialization, the shuffling and the validation split.  On
         CPU, the same integer gives identical predictions from two fits.

@@ -52,14 +52,15 @@ whatever the threads' timing (the stratified schedule of DSGD, Gemulla et
 al., KDD 2011, "Large-scale matrix factorization with distributed
 stochastic gradient descent").  Same update rule, per batch of one cell;
 each cell is shuffled with its own stateless seed, and ``n_ab //
-batch_size`` full batches of it are trained.  ``p`` is the number of
-threads times the power of two that brings a cell's rows (its user block
-and item block with their optimizer state) under :data:`CELL_BYTES`, as
-long as every cell keeps :data:`CELL_BATCHES` batches
-(:func:`resolve_blocks`): a cell's rows then stay in the processor's
+batch_size`` full batches of it are trained.  ``p`` is the smallest
+power of two that brings a cell's rows (its user block and item block
+with their optimizer state) under :data:`CELL_BYTES`, as long as every
+cell keeps :data:`CELL_BATCHES` batches, or the number of threads if
+that is more (:func:`resolve_blocks`): a cell's rows then stay in the processor's
 cache while it is trained, which an epoch over the whole tables' rows at
-random does not (measured in ``benchmarks/README.md``); and from two
-threads up to ``p`` the result does not depend on the number of threads.  Hogwild-style sharing (the
+random does not (``benchmarks/results/speed_25m``: ``skmfnet`` against
+``skmfnet-blockperthread``); and from two threads up to ``p`` the result
+does not depend on the number of threads.  Hogwild-style sharing (the
 numba loop of ``../shared/tools/ceiling_sgd.py``) would need mutable
 tables, which an XLA program does not have.  After every epoch the
 weights are written back into the Keras model's embedding variables, so
@@ -543,8 +544,9 @@ AUTO_PARALLEL_RATINGS = 1 << 19
 
 #: With several threads, the blocks are made smaller until a cell's rows
 #: (a user block and an item block, packed with the optimizer state) take
-#: at most this many bytes: 16 MiB, chosen among 2 to 32 blocks per side
-#: on this project's 2-core machine (``benchmarks/README.md``).
+#: at most this many bytes: 16 MiB, from single runs of 2, 8, 12, 16, 20
+#: and 32 blocks a side at the 25M shape, K=64, on this project's 2-core
+#: machine (16 the fastest, twice 1.3 times 2 blocks; 32 slower than 2).
 CELL_BYTES = 16 << 20
 
 #: ... as long as every cell keeps at least this many batches per epoch
@@ -556,20 +558,20 @@ CELL_BATCHES = 16
 def resolve_blocks(n_threads, n_rows, row_bytes, n_ratings, batch):
     """Blocks per side of a fit on ``n_threads`` threads: see the module docstring.
 
-    ``n_threads`` times the smallest power of two for which a cell's rows
-    (``sum(n_rows) / p`` rows of ``row_bytes`` each) fit in
-    :data:`CELL_BYTES`, without going below :data:`CELL_BATCHES` batches of
-    ``batch`` ratings per cell (of ``n_ratings`` in ``p x p`` cells).  One
-    thread: one block (the Keras path's batches).  The result depends on the
-    data and on the number of threads only when the threads outnumber the
-    blocks the data asks for.
+    The blocks the data asks for, the smallest power of two ``p`` for which
+    a cell's rows (``sum(n_rows) / p`` rows of ``row_bytes`` each) fit in
+    :data:`CELL_BYTES` without going below :data:`CELL_BATCHES` batches of
+    ``batch`` ratings per cell (of ``n_ratings`` in ``p x p`` cells), or
+    one per thread where the threads are more.  So the number of threads
+    changes the schedule (and the result) only where it exceeds the blocks
+    the data asks for.  One thread: one block (the Keras path's batches).
     """
     if n_threads <= 1:
         return 1
-    p = n_threads
+    p = 1
     while sum(n_rows) * row_bytes > CELL_BYTES * p and (2 * p) ** 2 * CELL_BATCHES * batch <= n_ratings:
         p *= 2
-    return p
+    return max(p, n_threads)
 
 
 def resolve_threads(n_jobs, n_ratings):

@@ -317,14 +317,15 @@ def test_blocks_are_cut_to_cache_size_from_two_threads_on():
     rows = [162_001, 59_001]  # MovieLens 25M's shape; K=64 with Adam: 780 bytes a row
     assert resolve_blocks(1, rows, 780, 25_000_000, 1024) == 1  # one thread: the Keras path's batches
     assert resolve_blocks(2, rows, 780, 25_000_000, 1024) == 16  # 10.3 MiB a cell; 8 blocks: 20.5 MiB
-    assert resolve_blocks(3, rows, 780, 25_000_000, 1024) == 12
+    assert resolve_blocks(3, rows, 780, 25_000_000, 1024) == 16  # not a multiple of the threads
+    assert resolve_blocks(32, rows, 780, 25_000_000, 1024) == 32  # at least one block per thread
     assert resolve_blocks(2, rows, 260, 25_000_000, 1024) == 4  # SGD: no moments
     assert resolve_blocks(2, rows, 780, 600_000, 1024) == 4  # 8 x 8 cells would hold < 16 batches each
     assert resolve_blocks(2, [1_001, 1_001], 780, 25_000_000, 1024) == 2  # small tables: a block per thread
 
 
 def test_the_number_of_threads_does_not_change_the_result(larger_ratings, monkeypatch):
-    """Threads share out the cells of the blocks the tables need: 2 or 4 threads, one schedule."""
+    """Threads share out the cells of the blocks the tables need: 2, 3 or 4 threads, one schedule."""
     import skmfnet._rowfit as rowfit
 
     X, y, X_test, _ = larger_ratings
@@ -346,10 +347,11 @@ def test_the_number_of_threads_does_not_change_the_result(larger_ratings, monkey
     monkeypatch.setattr(rowfit, "_epoch_function", counting)
     two = EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
     assert len(calls) == BLOCKED["epochs"] * 8 * 8
-    four = EmbeddingMFRegressor(**BLOCKED, n_jobs=4).fit(X, y)
-    assert len(calls) == 2 * BLOCKED["epochs"] * 8 * 8
-    np.testing.assert_array_equal(two.predict(X_test), four.predict(X_test))
-    assert two.history_ == four.history_
+    for n_jobs in (3, 4):
+        other = EmbeddingMFRegressor(**BLOCKED, n_jobs=n_jobs).fit(X, y)
+        np.testing.assert_array_equal(two.predict(X_test), other.predict(X_test))
+        assert two.history_ == other.history_
+    assert len(calls) == 3 * BLOCKED["epochs"] * 8 * 8
 
 
 def test_threads_learn_as_well_as_one_thread(larger_ratings):
