@@ -544,9 +544,12 @@ AUTO_PARALLEL_RATINGS = 1 << 19
 
 #: With several threads, the blocks are made smaller until a cell's rows
 #: (a user block and an item block, packed with the optimizer state) take
-#: at most this many bytes: 16 MiB, from single runs of 2, 8, 12, 16, 20
-#: and 32 blocks a side at the 25M shape, K=64, on this project's 2-core
-#: machine (16 the fastest, twice 1.3 times 2 blocks; 32 slower than 2).
+#: at most this many bytes: 16 MiB, from single exploratory runs of 2, 8,
+#: 12, 16, 20 and 32 blocks a side at the 25M shape, K=64, on this
+#: project's 2-core machine (16 the fastest, 1.3 to 1.5 times 2 blocks in
+#: three pairs of runs; 32 slower than 2).  The committed benchmark run
+#: (``benchmarks/results/speed_25m``) did not show the gain for the
+#: defaults: 2.60 against 2.57 M ratings/s with one block per thread.
 CELL_BYTES = 16 << 20
 
 #: ... as long as every cell keeps at least this many batches per epoch
