@@ -510,8 +510,9 @@ def markdown(results):
         if "bound_ratings_per_s" in s:
             b, bound = s["bytes_per_rating"], s["bound_ratings_per_s"]
             lines += [f"Memory-traffic bound of the compiled path: {b['adam']:,} bytes per rating with Adam's "
-                      f"moments (skmfnet, skmfnet-1thread, skmfnet-blockperthread), {b['sgd']:,} with SGD (the user and item rows, read "
-                      f"and written) at {s['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s (numpy copies on "
+                      f"moments (skmfnet, skmfnet-1thread, skmfnet-blockperthread), {b['sgd']:,} with SGD "
+                      f"(the user and item rows, read and written) at "
+                      f"{s['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s (numpy copies on "
                       f"every usable core, measured in this run): at most {bound['adam'] / 1e6:.1f} and "
                       f"{bound['sgd'] / 1e6:.1f} M ratings / s per epoch.", ""]
     if "scaling" in results:

@@ -316,11 +316,11 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         no item (DSGD's stratified schedule), shared out among the threads:
         the same update rule on another order of the ratings, and the same
         result whatever the threads' timing.  ``p`` is the smallest power
-        of two that makes a cell's rows small enough to stay in the
-        processor's cache (16 MiB with their optimizer state), as long as
-        each cell keeps 16 batches, or the number of threads if that is
-        more; so from two threads up to ``p`` the number of threads does
-        not change the result.  None: every usable core from 524,288 training ratings on,
+        of two that keeps a cell's rows within 16 MiB with their optimizer
+        state (meant to fit the processor's cache), as long as each cell
+        keeps 16 batches, or the number of threads if that is more; so from
+        two threads up to ``p`` the number of threads does not change the
+        result.  None: every usable core from 524,288 training ratings on,
         else one thread (an epoch on fewer ratings takes milliseconds); -1:
         every usable core; 1: one thread and one block, whose batches are
         exactly those of the ``keras.Model.fit`` path.  ``p`` is lowered

@@ -56,11 +56,13 @@ batch_size`` full batches of it are trained.  ``p`` is the smallest
 power of two that brings a cell's rows (its user block and item block
 with their optimizer state) under :data:`CELL_BYTES`, as long as every
 cell keeps :data:`CELL_BATCHES` batches, or the number of threads if
-that is more (:func:`resolve_blocks`): a cell's rows then stay in the processor's
-cache while it is trained, which an epoch over the whole tables' rows at
-random does not (``benchmarks/results/speed_25m``: ``skmfnet`` against
-``skmfnet-blockperthread``); and from two threads up to ``p`` the result
-does not depend on the number of threads.  Hogwild-style sharing (the
+that is more (:func:`resolve_blocks`).  The aim is that a cell's rows
+stay in the processor's cache while it trains, where an epoch over the
+whole tables reads rows at random from memory; the committed benchmark
+(``benchmarks/results/speed_25m``, ``skmfnet`` against
+``skmfnet-blockperthread``) has not shown a gain for the defaults.  From
+two threads up to ``p`` the result does not depend on the number of
+threads.  Hogwild-style sharing (the
 numba loop of ``../shared/tools/ceiling_sgd.py``) would need mutable
 tables, which an XLA program does not have.  After every epoch the
 weights are written back into the Keras model's embedding variables, so
@@ -544,11 +546,10 @@ AUTO_PARALLEL_RATINGS = 1 << 19
 
 #: With several threads, the blocks are made smaller until a cell's rows
 #: (a user block and an item block, packed with the optimizer state) take
-#: at most this many bytes: 16 MiB, from single exploratory runs of 2, 8,
-#: 12, 16, 20 and 32 blocks a side at the 25M shape, K=64, on this
-#: project's 2-core machine (16 the fastest, 1.3 to 1.5 times 2 blocks in
-#: three pairs of runs; 32 slower than 2).  The committed benchmark run
-#: (``benchmarks/results/speed_25m``) did not show the gain for the
+#: at most this many bytes: 16 MiB, chosen from uncommitted exploratory
+#: runs of 2 to 32 blocks a side at the 25M shape, K=64, on this project's
+#: 2-core machine, where 16 blocks were the fastest.  The committed
+#: benchmark (``benchmarks/results/speed_25m``) did not show a gain for the
 #: defaults: 2.60 against 2.57 M ratings/s with one block per thread.
 CELL_BYTES = 16 << 20
 
