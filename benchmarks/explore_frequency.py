@@ -70,9 +70,14 @@ PATCHES = [
      "                weighted, shrink_U, shrink_V = (w * error[:batch], su_r * w_r * penalty * U_r,\n"
      "                                                si_r * w_r * penalty * V_r)\n"),
     # a trace of its own (the scales are read when tracing), the scales from this fit's ratings
-    ("    run_epoch = _epoch_function(rule, batch, int(n_negatives), selection is not None)\n",
+    ("    configuration = (rule, batch, int(n_negatives), selection is not None)\n",
      "    global SCALE\n"
-     "    run_epoch = _compile_epoch(rule, batch, int(n_negatives), selection is not None)\n"
+     "    configuration = (rule, batch, int(n_negatives), selection is not None)\n"
+     "    own_epoch = _compile_epoch(*configuration)\n"
+     "\n"
+     "    def _epoch_function(*_, fresh=False):\n"
+     "        return own_epoch\n"
+     "\n"
      "    SCALE = [_row_scale(np.asarray(X)[:, side], int(table.shape[0]))\n"
      "             for side, table in enumerate((model.get_layer(USER_FACTORS).embeddings,\n"
      "                                           model.get_layer(ITEM_FACTORS).embeddings))]\n"),

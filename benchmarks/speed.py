@@ -8,7 +8,12 @@ Four protocols, each measured in one run so that ratios compare like with like:
   what every later fit costs), the former defaults (``FORMER_DEFAULTS``:
   Keras's dense Adam through ``keras.Model.fit``), Surprise ``SVD`` defaults
   and Cornac ``MF`` (its README configuration), and the ratios of fit
-  times to Surprise SVD's.
+  times to Surprise SVD's.  These rows run with skmfnet's compile cache
+  (``SKMFNET_CACHE_DIR``) off, as does every other row of this script but
+  the next ones: the defaults' first fit in a new process with the cache
+  on, in a new, empty cache folder, then in a second new process with the
+  folder the first one filled (what a user's later scripts and notebook
+  kernels on the same machine cost).
 * ``search``: a model selection as users run it -- ``GridSearchCV`` over
   ``n_factors`` in ``SEARCH_GRID`` on the five canonical folds of MovieLens
   100K (u1..u5, ``PredefinedSplit``), refit on all ratings included, from a
@@ -18,7 +23,9 @@ Four protocols, each measured in one run so that ratios compare like with like:
   every fit anew), and Surprise's own ``GridSearchCV`` over ``SVD`` on the same
   folds (its ``Dataset`` built from the same DataFrame, inside the timing);
   wall seconds, the ratio to Surprise's, the chosen K and its mean CV RMSE.
-  One job (``n_jobs=1``) for every library.
+  One job (``n_jobs=1``) for every library.  As in ``ml100k``, two more
+  rows: the defaults' search in a new process with the compile cache on, in
+  an empty folder, then in another new process with the folder filled.
 * ``synthetic``: ratings with the shape of MovieLens 25M (162,000 users,
   59,000 items, long-tailed popularity) from
   :func:`skmfnet.datasets.make_ratings`.  For each library, with the same
@@ -115,30 +122,67 @@ def _rmse(a, b):
 
 
 # --------------------------------------------------------------------- ml100k
-def run_ml100k(seed):
+_FIRST_FIT = "skmfnet EmbeddingMFRegressor() (first fit of the process)"
+_NEW_PROCESS_COLD = "skmfnet EmbeddingMFRegressor(), first fit of a new process, empty compile cache"
+_NEW_PROCESS_WARM = "skmfnet EmbeddingMFRegressor(), first fit of a new process, compile cache of the previous row's"
+
+
+def _u1():
     from sklearn.model_selection import PredefinedSplit
 
-    from skmfnet import EmbeddingMFRegressor
     from skmfnet.datasets import fetch_movielens
 
     data = fetch_movielens("100k")
     X, y = data.ratings[["user_id", "item_id"]], data.ratings["rating"]
     train, test = next(PredefinedSplit(data.test_fold).split())
+    return X.iloc[train], y.iloc[train], X.iloc[test], y.iloc[test]
+
+
+def _timed_fit(model, X, y, X_test, y_test):
+    start = time.perf_counter()
+    model.fit(X, y)
+    fit_s = time.perf_counter() - start
+    return {"fit_s": fit_s, "rmse": _rmse(model.predict(X_test), y_test)}
+
+
+def _in_new_process(task, seed, cache):
+    """Run ``--ml100k-worker task`` in a new process whose compile cache is ``cache``; its JSON row."""
+    out = subprocess.run([sys.executable, __file__, "--ml100k-worker", task, "--seed", str(seed)],
+                         env={**os.environ, "SKMFNET_CACHE_DIR": cache}, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _ml100k_worker(args):
+    """Run in a child process: the defaults' first u1 fit, or their first search; print JSON."""
+    from skmfnet import EmbeddingMFRegressor
+
+    if args.ml100k_worker == "fit":
+        row = _timed_fit(EmbeddingMFRegressor(random_state=args.seed), *_u1())
+    else:
+        row = _skmfnet_search(args.seed, {})
+    print(json.dumps(row))
+    return 0
+
+
+def run_ml100k(seed):
+    from skmfnet import EmbeddingMFRegressor
+
+    X, y, X_test, y_test = _u1()
     # the compiled path is traced (and compiled by XLA) once per process: its
     # first fit, then the same fit again, which is what every later fit costs
     models = {
-        "skmfnet EmbeddingMFRegressor() (first fit of the process)": EmbeddingMFRegressor(random_state=seed),
+        _FIRST_FIT: EmbeddingMFRegressor(random_state=seed),
         "skmfnet EmbeddingMFRegressor(), again in the same process": EmbeddingMFRegressor(random_state=seed),
         f"skmfnet {_FORMER_LABEL}": EmbeddingMFRegressor(random_state=seed, **FORMER_DEFAULTS),
         "Surprise SVD()": SurpriseRegressor("SVD", random_state=seed),
         "Cornac MF (README config)": CornacRegressor("MF", params=CORNAC_README, seed=seed),
     }
-    rows = {}
-    for name, model in models.items():
-        start = time.perf_counter()
-        model.fit(X.iloc[train], y.iloc[train])
-        fit_s = time.perf_counter() - start
-        rows[name] = {"fit_s": fit_s, "rmse": _rmse(model.predict(X.iloc[test]), y.iloc[test])}
+    rows = {name: _timed_fit(model, X, y, X_test, y_test) for name, model in models.items()}
+    # first fits of new processes with the compile cache on (skmfnet's
+    # default): empty, then filled by the process before
+    with tempfile.TemporaryDirectory() as cache:
+        rows[_NEW_PROCESS_COLD] = _in_new_process("fit", seed, cache)
+        rows[_NEW_PROCESS_WARM] = _in_new_process("fit", seed, cache)
     reference = rows["Surprise SVD()"]["fit_s"]
     for row in rows.values():
         row["fit_time_vs_surprise"] = row["fit_s"] / reference
@@ -162,27 +206,47 @@ class _SurpriseFolds:
                    data.construct_testset([raw[i] for i in test]))
 
 
-def run_search(seed):
-    import surprise
-    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+def _search_data():
+    from sklearn.model_selection import PredefinedSplit
 
-    from skmfnet import EmbeddingMFRegressor
     from skmfnet.datasets import fetch_movielens
 
     data = fetch_movielens("100k")
     frame = data.ratings[["user_id", "item_id", "rating"]]
+    return frame, list(PredefinedSplit(data.test_fold).split())
+
+
+def _skmfnet_search(seed, params):
+    from sklearn.model_selection import GridSearchCV
+
+    from skmfnet import EmbeddingMFRegressor
+
+    frame, folds = _search_data()
     X, y = frame[["user_id", "item_id"]], frame["rating"]
-    folds = list(PredefinedSplit(data.test_fold).split())
+    search = GridSearchCV(EmbeddingMFRegressor(random_state=seed, **params), {"n_factors": SEARCH_GRID},
+                          cv=folds, scoring="neg_root_mean_squared_error", refit=True, n_jobs=1)
+    start = time.perf_counter()
+    search.fit(X, y)
+    return {"wall_s": time.perf_counter() - start, "best_n_factors": search.best_params_["n_factors"],
+            "best_cv_rmse": -float(search.best_score_)}
+
+
+def run_search(seed):
+    import surprise
+
     rows = {}
     for name, params in (("skmfnet EmbeddingMFRegressor() (first search of the process)", {}),
                          ("skmfnet EmbeddingMFRegressor(), the same search again in the process", {}),
                          (f"skmfnet {_FORMER_LABEL} (keras.Model.fit)", FORMER_DEFAULTS)):
-        search = GridSearchCV(EmbeddingMFRegressor(random_state=seed, **params), {"n_factors": SEARCH_GRID},
-                              cv=folds, scoring="neg_root_mean_squared_error", refit=True, n_jobs=1)
-        start = time.perf_counter()
-        search.fit(X, y)
-        rows[name] = {"wall_s": time.perf_counter() - start, "best_n_factors": search.best_params_["n_factors"],
-                      "best_cv_rmse": -float(search.best_score_)}
+        rows[name] = _skmfnet_search(seed, params)
+    # first searches of new processes with the compile cache on (skmfnet's
+    # default): empty, then filled by the process before
+    with tempfile.TemporaryDirectory() as cache:
+        rows["skmfnet EmbeddingMFRegressor(), first search of a new process, empty compile cache"] = (
+            _in_new_process("search", seed, cache))
+        rows["skmfnet EmbeddingMFRegressor(), first search of a new process, compile cache of the previous row's"] = (
+            _in_new_process("search", seed, cache))
+    frame, folds = _search_data()
     start = time.perf_counter()
     dataset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5)))
     search = surprise.model_selection.GridSearchCV(
@@ -560,9 +624,16 @@ def main(argv=None):
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scaling-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ml100k-worker", choices=("fit", "search"), help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.ml100k_worker:
+        return _ml100k_worker(args)
+    # skmfnet's compile cache off in this process and the workers it starts
+    # (before skmfnet is imported): every row compiles anew, but the rows of
+    # new processes that name their cache
+    os.environ["SKMFNET_CACHE_DIR"] = ""
     if args.worker:
         return _worker(args)
     if args.scaling_worker:

@@ -79,6 +79,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import _compile_cache
 from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS, score_rows
 from ._optimizers import LazyAdam
 
@@ -139,6 +140,9 @@ class _SGD:
         pass
 
 
+# compiled epochs are kept on disk for later processes (before this process first compiles)
+_compile_cache.enable()
+
 #: Traced epochs of this process, one per (rule, batch size): every other
 #: size (K, table rows, ratings, steps) and every hyperparameter is an
 #: argument, so later fits reuse the trace (see :func:`trace_count`).
@@ -162,9 +166,10 @@ def _bucket(n_rows):
     return 1024 << max(0, math.ceil(math.log2(max(n_rows, 1) / 1024)))
 
 
-def _epoch_function(rule, batch, n_negatives, selection):
+def _epoch_function(rule, batch, n_negatives, selection, fresh=False):
+    """The traced epoch of this configuration; ``fresh``: trace a new one in its place."""
     key = (rule, batch, n_negatives, selection)
-    if key not in _EPOCHS:
+    if fresh or key not in _EPOCHS:
         _EPOCHS[key] = _compile_epoch(rule, batch, n_negatives, selection)
     return _EPOCHS[key]
 
@@ -428,7 +433,7 @@ def fit_rows(
     n_negatives, negative_target, negative_weight = negatives
     if selection is not None and not n_negatives:
         raise ValueError("selection tables are trained by sampled pairs: negatives must be given")
-    run_epoch = _epoch_function(rule, batch, int(n_negatives), selection is not None)
+    configuration = (rule, batch, int(n_negatives), selection is not None)
     negative = tf.constant([negative_target, negative_weight], tf.float32)
 
     X = np.asarray(X, dtype=np.int32)
@@ -465,11 +470,13 @@ def fit_rows(
         n_ab = tf.constant(blocks.sizes[a, b], tf.int32)
         order = _epoch_order(n_ab, tf.constant(blocks.order_seed(seed, epoch, a, b), tf.int64),
                              tf.constant(blocks.offsets[a, b], tf.int32), order_size)
-        return run_epoch(
+        return _compile_cache.call(
+            _epoch_function(*configuration),
             tables[0][a], tables[1][b], X_t, y_t, order, penalty, hyper, step, negative,
             tf.constant(blocks.n_members(1, b), tf.int32),  # sampled items: the cell's rows 1 .. n
             tf.constant(blocks.sample_seed(seed, a, b), tf.int64),
             sel_tables[0][a], sel_tables[1][b], sel_penalty, w_t, tf.constant(p, tf.int64), n_ab,
+            again=lambda: _epoch_function(*configuration, fresh=True),
         )
 
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)

@@ -190,3 +190,17 @@ def test_explore_frequency_gamma_zero_trains_as_the_package(monkeypatch):
     np.testing.assert_array_equal(EmbeddingMFRegressor(**params).fit(X, y).predict(X), expected)
     rowfit.GAMMA = 0.5  # and the scale does reach the penalty
     assert not np.allclose(EmbeddingMFRegressor(**params).fit(X, y).predict(X), expected)
+
+
+@needs_real_100k
+def test_speed_ml100k_worker_fits_with_the_compile_cache_it_is_given(tmp_path):
+    """speed.py's new-process rows: the worker fits u1 with the cache folder of its environment, and fills it."""
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "speed.py"), "--ml100k-worker", "fit"],
+        cwd=REPO_ROOT, env={**os.environ, "SKMFNET_DATA": str(REAL_HOME), "SKMFNET_CACHE_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    assert row["fit_s"] > 0 and 0.85 < row["rmse"] < 1.0
+    assert list(tmp_path.rglob("xla_compile_cache*.pb"))
