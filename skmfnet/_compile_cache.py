@@ -76,7 +76,7 @@ def _machine_tag():
 
 
 def cache_directory():
-    """The folder :func:`enable` would use, or None when ``SKMFNET_CACHE_DIR`` is set and empty."""
+    """The folder :func:`enable` would use; None when ``SKMFNET_CACHE_DIR`` is set and empty, or there is no home."""
     configured = os.environ.get("SKMFNET_CACHE_DIR")
     if configured is not None:
         if not configured.strip():
@@ -85,7 +85,10 @@ def cache_directory():
     elif os.environ.get("XDG_CACHE_HOME"):
         base = Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "skmfnet"
     else:
-        base = Path.home() / ".cache" / "skmfnet"
+        try:
+            base = Path.home() / ".cache" / "skmfnet"
+        except (RuntimeError, KeyError, OSError):  # no home folder (some containers): no cache
+            return None
     return (base / _machine_tag()).absolute()
 
 

@@ -144,3 +144,15 @@ def test_a_child_process_manages_the_cache_it_inherits(tmp_path):
                                  TF_XLA_FLAGS=f"--tf_xla_persistent_cache_directory={entry.parent}")
     assert result["directory"] == str(entry.parent)
     assert any("cleared" in message for message in result["warnings"])
+
+
+def test_no_home_folder_means_no_cache(monkeypatch):
+    """Some containers have no home folder: importing skmfnet must not fail over a cache."""
+    for key in ("SKMFNET_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(key, raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(_compile_cache.Path, "home", staticmethod(no_home))
+    assert _compile_cache.cache_directory() is None
