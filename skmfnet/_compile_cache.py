@@ -17,15 +17,18 @@ so this module is written here rather than taken from a library:
   inside it a subfolder named after TensorFlow's version and this processor
   (its architecture and instruction-set flags), so that a home folder shared
   by different machines never loads code compiled for another processor.
-  Nothing is changed when ``TF_XLA_FLAGS`` already names a cache folder (the
-  user's own), when the folder cannot be created or written, when it has
+  Nothing is changed when ``TF_XLA_FLAGS`` already names a cache folder of
+  the user's own (one that skmfnet set in a process that started this one
+  is chosen again from this process's settings), when the folder cannot be created or written, when it has
   less than :data:`MIN_FREE_BYTES` free, or when its path holds whitespace
   (which ``TF_XLA_FLAGS`` cannot carry);
 * :func:`call` runs a compiled function; if it fails while the cache is on,
   the cache's entries are deleted and the call is made once more, with a
   newly traced function (TensorFlow remembers a failed compilation for the
-  function that failed), which compiles from scratch.  The inputs of a compiled call are immutable
-  tensors, so the second call starts from the same state as the first.
+  function that failed), which compiles from scratch.  TensorFlow loads
+  an entry, or compiles and writes one, before the program runs, so the
+  second call finds its inputs (the tables' variables included) as the
+  first did.
 
 TensorFlow checks that an entry's key and program equal the one it compiles
 before using it, and writes each entry to a temporary file that it then
@@ -51,6 +54,8 @@ logger = logging.getLogger(__name__)
 #: the cache is not turned on for a folder with less free space than this
 MIN_FREE_BYTES = 256 << 20
 _FLAG = "--tf_xla_persistent_cache_directory"
+#: the folder :func:`enable` put in ``TF_XLA_FLAGS`` (child processes inherit both variables)
+_INHERITED = "SKMFNET_XLA_CACHE_SET"
 #: TensorFlow's file names: its default prefix, and its temporary files
 _ENTRY_PATTERNS = ("xla_compile_cache*",)
 _STATE = {"directory": None}
@@ -118,16 +123,17 @@ def enable():
         if _STATE["directory"] is not None:
             return _STATE["directory"]
         flags = os.environ.get("TF_XLA_FLAGS", "")
-        directory = cache_directory()
+        # the flag skmfnet set in a process that started this one (a joblib
+        # worker of a search, a benchmark's worker inherit the environment):
+        # chosen again here, from this process's own settings
+        inherited = os.environ.pop(_INHERITED, None)
+        if inherited is not None:
+            flags = " ".join(part for part in flags.split() if part != f"{_FLAG}={inherited}")
+            os.environ["TF_XLA_FLAGS"] = flags
         if _FLAG in flags:
-            # ours, inherited from the process that started this one (a
-            # joblib worker of a search, a benchmark's worker): managed here
-            # too; else the user's own, left as it is
-            if directory is not None and f"{_FLAG}={directory}" in flags.split():
-                _STATE["directory"] = directory
-                return directory
             logger.debug("TF_XLA_FLAGS already names a compile cache: left as it is")
             return None
+        directory = cache_directory()
         if directory is None:
             return None
         usable, why = _usable(directory)
@@ -135,6 +141,7 @@ def enable():
             logger.debug("compiled epochs are not kept on disk: %s: %s", directory, why)
             return None
         os.environ["TF_XLA_FLAGS"] = f"{flags} {_FLAG}={directory}".strip()
+        os.environ[_INHERITED] = str(directory)
         _STATE["directory"] = directory
         return directory
 

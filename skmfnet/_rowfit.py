@@ -41,8 +41,10 @@ Batches come from the same stateless shuffle as the Keras path (seed
 the same trajectory up to floating-point rounding.
 
 Several cores (``n_threads > 1``): XLA runs the epoch's loop on one thread,
-and two threads cannot share the tables (each compiled call owns its inputs
-and returns new ones), so the tables are cut instead.  The users and the
+and two threads cannot update the same rows at once (each compiled call
+reads its tables when it starts and writes them back in place when it
+ends: variables, passed by handle, so that no call copies them), so the
+tables are cut instead.  The users and the
 items are each split into ``p`` blocks balanced by their ratings, the
 ratings into the ``p x p`` (user block, item block) cells, and every epoch
 runs ``p`` rounds; in round ``s`` the threads share out the ``p`` cells
@@ -181,7 +183,7 @@ def _compile_epoch(rule, batch, n_negatives, selection):
     # the step is exactly the rating-only one).  With ``selection``, the
     # sampled pairs train the selection tables (``sel_u``, ``sel_i``) only,
     # and the rating tables see the ratings alone.
-    packed = tf.TensorSpec([None, None], tf.float32)
+    table = tf.TensorSpec([], tf.resource)  # a packed table's variable
     size = batch + n_negatives  # positions of a step: the ratings, then the sampled pairs
     rating_size = batch if selection else size  # positions that train the rating tables
 
@@ -209,18 +211,21 @@ def _compile_epoch(rule, batch, n_negatives, selection):
         # explicit tf.while_loop), so AutoGraph's source transformation,
         # about half of the first fit's time on MovieLens 100K, is skipped
         autograph=False,
+        # the packed tables are variables, passed by handle and updated in
+        # place: XLA writes the epoch's result into the variable's own buffer
+        # (a tensor argument would be copied into a new buffer by every call)
         input_signature=[
-            packed, packed,
+            table, table,
             tf.TensorSpec([None, 2], tf.int32), tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int64),
             tf.TensorSpec([2], tf.float32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
-            packed, packed, tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32),
+            table, table, tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32),
             tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int32),
         ],
     )
-    def run_epoch(table_u, table_i, X, y, order, penalty, hyper, step, negative, n_items, seed,
-                  sel_u, sel_i, sel_penalty, weights, stride, n_ratings):
+    def run_epoch(handle_u, handle_i, X, y, order, penalty, hyper, step, negative, n_items, seed,
+                  handle_su, handle_si, sel_penalty, weights, stride, n_ratings):
         """One epoch; ``negative`` = [centred imputed rating, weight] of the
         sampled pairs, whose items are drawn from rows 1 .. ``n_items`` with
         the stateless seed (``seed``, 2**62 + step): never the seed of an
@@ -237,6 +242,8 @@ def _compile_epoch(rule, batch, n_negatives, selection):
         padding is never read), so that every cell of a fit runs one XLA
         program: XLA compiles one per distinct input shape."""
         _TRACES["epoch"] += 1  # Python: runs only when TensorFlow traces
+        table_u, table_i, sel_u, sel_i = (tf.raw_ops.ReadVariableOp(resource=handle, dtype=tf.float32)
+                                          for handle in (handle_u, handle_i, handle_su, handle_si))
         width = tf.shape(penalty)[0]  # factors and bias
         K = width - 1
         steps = tf.maximum(1, n_ratings // batch)
@@ -327,8 +334,11 @@ def _compile_epoch(rule, batch, n_negatives, selection):
         _, step, table_u, table_i, sel_u, sel_i, _, total_loss, total_squared = tf.while_loop(
             lambda s, *_: s < steps, body, (tf.constant(0), step, table_u, table_i, sel_u, sel_i, owners, zero, zero)
         )
+        for handle, value in ((handle_u, table_u), (handle_i, table_i)) + (
+                ((handle_su, sel_u), (handle_si, sel_i)) if selection else ()):
+            tf.raw_ops.AssignVariableOp(resource=handle, value=value)
         n_steps = tf.cast(steps, tf.float32)
-        return table_u, table_i, sel_u, sel_i, step, total_loss / n_steps, total_squared / n_steps
+        return step, total_loss / n_steps, total_squared / n_steps
 
     return run_epoch
 
@@ -452,12 +462,13 @@ def fit_rows(
     order_size = tf.constant(max(blocks.sizes.values()), tf.int32)
 
     # the packed tables of each side, one per block: [factors | bias | state]
-    tables = [blocks.pack(side, np.concatenate([np.asarray(f), np.asarray(b)], axis=1), rule.slots)
+    # (variables, which the compiled epoch updates in place)
+    tables = [_variables(blocks.pack(side, np.concatenate([np.asarray(f), np.asarray(b)], axis=1), rule.slots))
               for side, (f, b) in enumerate(((P, b_u), (Q, b_i)))]
-    if selection is None:
-        sel_tables, sel_penalty = [[tf.zeros([1, 1])] * p] * 2, tf.zeros([1])
+    if selection is None:  # placeholders, read but never written (one per side: XLA takes a variable once)
+        sel_tables, sel_penalty = [_variables([tf.zeros([1, 1])]) * p for _ in range(2)], tf.zeros([1])
     else:
-        sel_tables = [blocks.pack(side, table, rule.slots) for side, table in enumerate(selection)]
+        sel_tables = [_variables(blocks.pack(side, table, rule.slots)) for side, table in enumerate(selection)]
         K_s = selection[0].shape[1] - 1
         sel_penalty = tf.constant([alpha] * K_s + [alpha_bias], tf.float32)
     penalty = tf.constant([alpha] * K + [alpha_bias], tf.float32)
@@ -472,10 +483,10 @@ def fit_rows(
                              tf.constant(blocks.offsets[a, b], tf.int32), order_size)
         return _compile_cache.call(
             _epoch_function(*configuration),
-            tables[0][a], tables[1][b], X_t, y_t, order, penalty, hyper, step, negative,
+            tables[0][a].handle, tables[1][b].handle, X_t, y_t, order, penalty, hyper, step, negative,
             tf.constant(blocks.n_members(1, b), tf.int32),  # sampled items: the cell's rows 1 .. n
             tf.constant(blocks.sample_seed(seed, a, b), tf.int64),
-            sel_tables[0][a], sel_tables[1][b], sel_penalty, w_t, tf.constant(p, tf.int64), n_ab,
+            sel_tables[0][a].handle, sel_tables[1][b].handle, sel_penalty, w_t, tf.constant(p, tf.int64), n_ab,
             again=lambda: _epoch_function(*configuration, fresh=True),
         )
 
@@ -486,8 +497,8 @@ def fit_rows(
     def share(side, s):
         """All-gather the blocks of ``side`` this worker trained in round ``s`` (users: its own)."""
         for side_tables in (tables[side], sel_tables[side]) if selection is not None else (tables[side],):
-            for j, block in enumerate(exchange.all_gather(side_tables[(exchange.index + s * side) % p])):
-                side_tables[(j + s * side) % p] = block
+            for j, block in enumerate(exchange.all_gather(side_tables[(exchange.index + s * side) % p].read_value())):
+                side_tables[(j + s * side) % p].assign(block)
 
     threads = min(n_threads, len(mine))  # (a round's cells shared out among them)
     with ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext() as pool:
@@ -498,8 +509,7 @@ def fit_rows(
                 # the round's cells share no user and no item: no locks
                 jobs = [(epoch, a, (a + s) % p, step + a) for a in mine]
                 results = list(pool.map(lambda j: train_cell(*j), jobs)) if pool else [train_cell(*j) for j in jobs]
-                for (_, a, b, _), (u, i, su, si, _, loss, squared) in zip(jobs, results):
-                    tables[0][a], tables[1][b], sel_tables[0][a], sel_tables[1][b] = u, i, su, si
+                for (_, a, b, _), (_, loss, squared) in zip(jobs, results):
                     sums += np.array([float(loss), float(squared)]) * blocks.steps(a, b)
                 if distributed:  # the next round's cells need the item blocks trained in this one
                     share(1, s)
@@ -532,6 +542,11 @@ def fit_rows(
         _store_optimizer_state(model, rule, lambda side, start, stop: blocks.unpack(
             side, tables[side], width + stop, start=width + start), step, K)
     return history
+
+
+def _variables(tensors):
+    """Each tensor as a variable (not trainable: only the compiled epoch writes it)."""
+    return [tf.Variable(tensor, trainable=False) for tensor in tensors]
 
 
 def dot_tables(model, optimizer, path):

@@ -31,7 +31,7 @@ FIT = textwrap.dedent("""
 
 def _fit_in_new_process(**environment):
     env = {key: value for key, value in os.environ.items()
-           if key not in ("SKMFNET_CACHE_DIR", "TF_XLA_FLAGS", "XDG_CACHE_HOME")}
+           if key not in ("SKMFNET_CACHE_DIR", "TF_XLA_FLAGS", "XDG_CACHE_HOME", "SKMFNET_XLA_CACHE_SET")}
     env.update(environment)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     done = subprocess.run([sys.executable, "-c", FIT], env=env, capture_output=True, text=True, timeout=300)
@@ -140,10 +140,24 @@ def test_a_child_process_manages_the_cache_it_inherits(tmp_path):
     _fit_in_new_process(SKMFNET_CACHE_DIR=str(tmp_path))
     (entry,) = _entries(tmp_path)
     entry.write_bytes(b"")
-    result = _fit_in_new_process(SKMFNET_CACHE_DIR=str(tmp_path),
+    result = _fit_in_new_process(SKMFNET_CACHE_DIR=str(tmp_path), SKMFNET_XLA_CACHE_SET=str(entry.parent),
                                  TF_XLA_FLAGS=f"--tf_xla_persistent_cache_directory={entry.parent}")
     assert result["directory"] == str(entry.parent)
     assert any("cleared" in message for message in result["warnings"])
+
+
+@pytest.mark.parametrize("child", ["elsewhere", ""], ids=["another folder", "off"])
+def test_a_child_process_chooses_its_own_cache(tmp_path, child):
+    """A child inherits skmfnet's flag from its parent, but its own SKMFNET_CACHE_DIR decides."""
+    parent = tmp_path / "parent" / "xla-tf-x"
+    result = _fit_in_new_process(SKMFNET_CACHE_DIR=str(tmp_path / child) if child else "",
+                                 SKMFNET_XLA_CACHE_SET=str(parent),
+                                 TF_XLA_FLAGS=f"--tf_xla_persistent_cache_directory={parent}")
+    assert not parent.exists()
+    if child:
+        assert result["directory"].startswith(str(tmp_path / child)) and _entries(tmp_path / child)
+    else:
+        assert result["directory"] == "None" and _entries(tmp_path) == []
 
 
 def test_no_home_folder_means_no_cache(monkeypatch):

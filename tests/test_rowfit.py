@@ -1,8 +1,11 @@
 """The compiled row-sparse training path of optimizer="lazy_adam" and "sgd" (skmfnet._rowfit)."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from skmfnet import EmbeddingMFRegressor
 from skmfnet._training import steps_per_epoch as _steps_per_epoch, training_batches as _training_batches
@@ -247,7 +250,11 @@ def test_every_cell_of_a_fit_runs_one_compiled_program(larger_ratings, monkeypat
         run_epoch = original(*args)
 
         def run(*inputs):
-            shapes.append(tuple(tuple(t.shape) for t in inputs))
+            # (the packed tables come as variables' handles: their values' shapes)
+            shapes.append(tuple(
+                tuple(tf.raw_ops.ReadVariableOp(resource=t, dtype=tf.float32).shape if t.dtype == tf.resource
+                      else t.shape)
+                for t in inputs))
             return run_epoch(*inputs)
 
         return run
@@ -256,6 +263,31 @@ def test_every_cell_of_a_fit_runs_one_compiled_program(larger_ratings, monkeypat
     EmbeddingMFRegressor(**BLOCKED, n_jobs=3).fit(X, y)
     assert len(shapes) == 4 * 9  # 3 x 3 cells, every epoch
     assert len(set(shapes)) == 1
+
+
+def test_the_compiled_epoch_updates_its_tables_in_place():
+    """The packed tables are variables whose buffers XLA aliases to their updates: no call copies them."""
+    import skmfnet._rowfit as rowfit
+
+    K, rows, n = 4, 1024, 800
+    rng = np.random.default_rng(0)
+    run_epoch = rowfit._epoch_function(rowfit._Adam, 64, 0, False)
+    tables = [tf.Variable(rng.normal(size=(rows, 3 * (K + 1))).astype(np.float32)) for _ in range(2)]
+    placeholders = [tf.Variable(tf.zeros([1, 1])) for _ in range(2)]
+    X = tf.constant(rng.integers(1, 900, (n, 2)), tf.int32)
+    inputs = (tables[0].handle, tables[1].handle, X, tf.constant(rng.normal(size=n), tf.float32), tf.range(n),
+              tf.fill([K + 1], 0.1), tf.constant([0.005, 0.9, 0.999, 1e-7]), tf.constant(0, tf.int64),
+              tf.zeros([2]), tf.constant(1), tf.constant(0, tf.int64), placeholders[0].handle,
+              placeholders[1].handle, tf.zeros([1]), tf.ones([1]), tf.constant(1, tf.int64), tf.constant(n))
+    module = run_epoch.experimental_get_compiler_ir(*inputs)(stage="optimized_hlo").splitlines()[0]
+    # input_output_alias={ {3}: (0, {}, may-alias), ... }: parameters 0 and
+    # 1 (the tables) each share their buffer with an output
+    aliased = re.findall(r"\{\d+\}: \((\d+), \{\}, (?:may|must)-alias\)", module)
+    assert sorted(map(int, aliased)) == [0, 1], module[:300]
+    before = tables[0].numpy().copy()
+    step, _, _ = run_epoch(*inputs)
+    assert int(step) == n // 64
+    assert not np.array_equal(tables[0].numpy(), before)  # trained, in the variable
 
 
 def test_cells_are_the_ratings_of_their_offsets(larger_ratings):
