@@ -572,7 +572,9 @@ AUTO_PARALLEL_RATINGS = 1 << 19
 #: runs of 2 to 32 blocks a side at the 25M shape, K=64, on this project's
 #: 2-core machine, where 16 blocks were the fastest.  The committed
 #: benchmark (``benchmarks/results/speed_25m``) did not show a gain for the
-#: defaults: 2.56 against 2.43 M ratings/s with one block per thread.
+#: defaults: 2.56 against 2.43 M ratings/s with one block per thread, and
+#: at 5M ratings (``benchmarks/results/speed_5m``) they were slower: 1.76
+#: against 2.00.
 CELL_BYTES = 16 << 20
 
 #: ... as long as every cell keeps at least this many batches per epoch
