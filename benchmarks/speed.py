@@ -159,7 +159,7 @@ def _ml100k_worker(args):
     if args.ml100k_worker == "fit":
         row = _timed_fit(EmbeddingMFRegressor(random_state=args.seed), *_u1())
     else:
-        row = _skmfnet_search(args.seed, {})
+        row = _skmfnet_search(args.seed, {}, *_search_data())
     print(json.dumps(row))
     return 0
 
@@ -216,12 +216,11 @@ def _search_data():
     return frame, list(PredefinedSplit(data.test_fold).split())
 
 
-def _skmfnet_search(seed, params):
+def _skmfnet_search(seed, params, frame, folds):
     from sklearn.model_selection import GridSearchCV
 
     from skmfnet import EmbeddingMFRegressor
 
-    frame, folds = _search_data()
     X, y = frame[["user_id", "item_id"]], frame["rating"]
     search = GridSearchCV(EmbeddingMFRegressor(random_state=seed, **params), {"n_factors": SEARCH_GRID},
                           cv=folds, scoring="neg_root_mean_squared_error", refit=True, n_jobs=1)
@@ -234,11 +233,12 @@ def _skmfnet_search(seed, params):
 def run_search(seed):
     import surprise
 
+    frame, folds = _search_data()
     rows = {}
     for name, params in (("skmfnet EmbeddingMFRegressor() (first search of the process)", {}),
                          ("skmfnet EmbeddingMFRegressor(), the same search again in the process", {}),
                          (f"skmfnet {_FORMER_LABEL} (keras.Model.fit)", FORMER_DEFAULTS)):
-        rows[name] = _skmfnet_search(seed, params)
+        rows[name] = _skmfnet_search(seed, params, frame, folds)
     # first searches of new processes with the compile cache on (skmfnet's
     # default): empty, then filled by the process before
     with tempfile.TemporaryDirectory() as cache:
@@ -246,7 +246,6 @@ def run_search(seed):
             _in_new_process("search", seed, cache))
         rows["skmfnet EmbeddingMFRegressor(), first search of a new process, compile cache of the previous row's"] = (
             _in_new_process("search", seed, cache))
-    frame, folds = _search_data()
     start = time.perf_counter()
     dataset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5)))
     search = surprise.model_selection.GridSearchCV(

@@ -1,9 +1,11 @@
 """The compiled epochs kept on disk, so that a new process does not compile them again.
 
 XLA compiles the compiled path's epoch (:mod:`skmfnet._rowfit`) once per
-process and input shape; on MovieLens 100K that is most of a first fit's
-time, paid again by every new Python process (a script, a notebook kernel,
-each worker of a process-based search).  TensorFlow can keep the compiled
+process and input shape; on MovieLens 100K that is nearly half of a first
+fit's time (``benchmarks/results/speed_search``: 1.62 s in a new process
+with an empty cache, 0.88 s with a filled one), paid again by every new
+Python process (a script, a notebook kernel, each worker of a process-based
+search).  TensorFlow can keep the compiled
 programs on disk and load them in later processes: its
 ``--tf_xla_persistent_cache_directory`` flag, read from the ``TF_XLA_FLAGS``
 environment variable when the process first compiles with XLA.  It has no
@@ -56,8 +58,8 @@ MIN_FREE_BYTES = 256 << 20
 _FLAG = "--tf_xla_persistent_cache_directory"
 #: the folder :func:`enable` put in ``TF_XLA_FLAGS`` (child processes inherit both variables)
 _INHERITED = "SKMFNET_XLA_CACHE_SET"
-#: TensorFlow's file names: its default prefix, and its temporary files
-_ENTRY_PATTERNS = ("xla_compile_cache*",)
+#: TensorFlow's entries and its temporary files: its default prefix
+_ENTRY_PATTERN = "xla_compile_cache*"
 _STATE = {"directory": None}
 _LOCK = threading.Lock()
 
@@ -151,19 +153,15 @@ def enabled_directory():
     return _STATE["directory"]
 
 
-def clear(directory=None):
+def clear(directory):
     """Delete the cache's entries (and TensorFlow's temporary files) in ``directory``; return how many."""
-    directory = Path(directory) if directory is not None else _STATE["directory"]
     removed = 0
-    if directory is None:
-        return removed
-    for pattern in _ENTRY_PATTERNS:
-        for path in directory.glob(pattern):
-            try:
-                path.unlink()
-                removed += 1
-            except OSError:  # gone already (another thread), or not ours to delete
-                pass
+    for path in Path(directory).glob(_ENTRY_PATTERN):
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:  # gone already (another thread), or not ours to delete
+            pass
     return removed
 
 

@@ -170,3 +170,16 @@ def test_no_home_folder_means_no_cache(monkeypatch):
 
     monkeypatch.setattr(_compile_cache.Path, "home", staticmethod(no_home))
     assert _compile_cache.cache_directory() is None
+
+
+def test_a_folder_with_too_little_room_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(_compile_cache, "MIN_FREE_BYTES", 1 << 62)
+    usable, why = _compile_cache._usable(tmp_path / "cache")
+    assert not usable and "bytes free" in why
+
+
+def test_a_folder_whose_path_holds_whitespace_is_not_used(tmp_path):
+    """TF_XLA_FLAGS splits on whitespace: such a path cannot be passed to TensorFlow."""
+    usable, why = _compile_cache._usable(tmp_path / "my cache")
+    assert not usable and "whitespace" in why
+    assert not (tmp_path / "my cache").exists()
