@@ -108,11 +108,11 @@ class _Adam:
 
     @staticmethod
     def apply(weights, state, g, step, hyper):
-        w = tf.shape(weights)[1]
-        lr, beta_1, beta_2, epsilon = hyper[0], hyper[1], hyper[2], hyper[3]
+        lr, beta_1, beta_2, epsilon = tf.unstack(hyper, num=4)
         t = tf.cast(step, tf.float32)
-        m = beta_1 * state[:, :w] + (1 - beta_1) * g
-        v = beta_2 * state[:, w:] + (1 - beta_2) * g * g
+        m, v = tf.split(state, 2, axis=1)
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
         rate = lr * tf.sqrt(1 - tf.pow(beta_2, t)) / (1 - tf.pow(beta_1, t))
         return tf.concat([weights - rate * m / (tf.sqrt(v) + epsilon), m, v], axis=1)
 
@@ -200,7 +200,7 @@ def _compile_epoch(rule, batch, n_negatives, selection):
         # at an owner's position, the sum of its row's gradients (elsewhere
         # zero, and never written back)
         g = tf.math.unsorted_segment_sum(gradient, segment, size)
-        new = rule.apply(state[:, :width], state[:, width:], g, step, hyper)
+        new = rule.apply(*tf.split(state, [width, -1], axis=1), g, step, hyper)
         skip = tf.shape(table, out_type=tf.int32)[0]
         table = tf.tensor_scatter_nd_update(table, tf.where((segment == positions)[:, None], index, skip), new)
         return table, owners
@@ -253,10 +253,14 @@ def _compile_epoch(rule, batch, n_negatives, selection):
         sel_width = tf.shape(sel_penalty)[0]
         K_s = sel_width - 1
 
+        def head(x, n):
+            """The first ``n`` positions of ``x``: ``x`` itself when that is all of it (no op to trace)."""
+            return x if n == size else x[:n]
+
         def body(s, step, table_u, table_i, sel_u, sel_i, owners, total_loss, total_squared):
             index = tf.slice(order, [s * batch], [batch])
-            pairs = tf.gather(X, index)
-            users, items, target = pairs[:, 0], pairs[:, 1], tf.gather(y, index)
+            users, items = tf.unstack(tf.gather(X, index), num=2, axis=1)
+            target = tf.gather(y, index)
             # the ratings' weights; without sample_weight ``weights`` is the
             # single weight 1 (no tensor of n ones), which the clipped index reads
             w = tf.gather(weights, tf.minimum(index, tf.shape(weights)[0] - 1))
@@ -270,13 +274,15 @@ def _compile_epoch(rule, batch, n_negatives, selection):
                 items = tf.concat([items, sampled], axis=0)
                 target = tf.concat([target, tf.fill([n_negatives], negative[0])], axis=0)
             state_u, state_i = tf.gather(table_u, users), tf.gather(table_i, items)
-            U, V = state_u[:, :width], state_i[:, :width]
-            score = tf.reduce_sum(U[:, :K] * V[:, :K], axis=1) + U[:, K] + V[:, K]
+            # (tf.split rather than slices: one op each to trace, not four)
+            U, V = tf.split(state_u, [width, -1], axis=1)[0], tf.split(state_i, [width, -1], axis=1)[0]
+            (U_f, U_b), (V_f, V_b) = tf.split(U, [K, 1], axis=1), tf.split(V, [K, 1], axis=1)
+            score = tf.reduce_sum(U_f * V_f, axis=1) + tf.squeeze(U_b, 1) + tf.squeeze(V_b, 1)
             error = score - target
             # the per-rating penalty applies to the ratings only
-            U_r, V_r = U[:batch], V[:batch]
+            U_r, V_r, error_r = head(U, batch), head(V, batch), head(error, batch)
             w_r = w[:, None]
-            squared = tf.reduce_mean(w * error[:batch] * error[:batch])
+            squared = tf.reduce_mean(w * error_r * error_r)
             loss = (
                 squared
                 + tf.reduce_sum(tf.reduce_mean(w_r * U_r * U_r, axis=0) * penalty)
@@ -291,18 +297,16 @@ def _compile_epoch(rule, batch, n_negatives, selection):
                 loss += negatives_loss
                 weighted, shrink_U, shrink_V = weight * error, keep * penalty * U, keep * penalty * V
             else:  # the rating tables learn from the ratings alone
-                weighted, shrink_U, shrink_V = w * error[:batch], w_r * penalty * U_r, w_r * penalty * V_r
+                weighted, shrink_U, shrink_V = w * error_r, w_r * penalty * U_r, w_r * penalty * V_r
             ones = tf.ones_like(weighted[:, None])
-            grad_U = (2.0 / batch) * (weighted[:, None] * tf.concat([V[:rating_size, :K], ones], axis=1) + shrink_U)
-            grad_V = (2.0 / batch) * (weighted[:, None] * tf.concat([U[:rating_size, :K], ones], axis=1) + shrink_V)
+            grad_U = (2.0 / batch) * (weighted[:, None] * tf.concat([head(V_f, rating_size), ones], axis=1) + shrink_U)
+            grad_V = (2.0 / batch) * (weighted[:, None] * tf.concat([head(U_f, rating_size), ones], axis=1) + shrink_V)
             step = step + stride
             owners_u, owners_i, owners_su, owners_si = owners
-            table_u, owners_u = update(
-                table_u, owners_u, users[:rating_size], state_u[:rating_size], grad_U, step, hyper, width, rating_size
-            )
-            table_i, owners_i = update(
-                table_i, owners_i, items[:rating_size], state_i[:rating_size], grad_V, step, hyper, width, rating_size
-            )
+            table_u, owners_u = update(table_u, owners_u, head(users, rating_size), head(state_u, rating_size), grad_U,
+                                       step, hyper, width, rating_size)
+            table_i, owners_i = update(table_i, owners_i, head(items, rating_size), head(state_i, rating_size), grad_V,
+                                       step, hyper, width, rating_size)
             if selection:
                 # selection score = rating score (held fixed here) + the
                 # selection tables' own biased dot product; its target is the
