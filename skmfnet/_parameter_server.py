@@ -50,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 
 from ._distribute import TIMEOUT_VARIABLE, check_addresses, cluster_timeout, host_and_port, tensorflow_said
-from ._rowfit import _epoch_order, _store_optimizer_state, dot_tables, end_epoch
+from ._rowfit import _SGD, _Adam, _epoch_order, _store_optimizer_state, dot_tables, end_epoch
 
 __all__ = ["CHUNK_BATCHES", "fit_parameter_server", "make_strategy"]
 
@@ -160,7 +160,8 @@ def fit_parameter_server(
     layout)``: the per-epoch history and, per table (``"user"``,
     ``"item"``), the ``(device, rows)`` of each of its shards.
     """
-    (P, b_u, Q, b_i), K, rule = dot_tables(model, optimizer, "the parameter-server path")
+    # (Adagrad's rule, which needs its gradients' squares, is the compiled path's only)
+    (P, b_u, Q, b_i), K, rule = dot_tables(model, optimizer, "the parameter-server path", rules=(_Adam, _SGD))
     width = K + 1
     n = len(y)
     batch = min(batch_size, n)

@@ -93,13 +93,28 @@ def supports(optimizer):
     """Whether :func:`fit_rows` implements ``optimizer``'s update rule exactly."""
     if isinstance(optimizer, LazyAdam):
         return not optimizer.amsgrad
+    if type(optimizer) is keras.optimizers.Adagrad:
+        return True
     return type(optimizer) is keras.optimizers.SGD and optimizer.momentum == 0
 
 
-class _Adam:
-    """LazyAdam's rule on the batch's rows; state ``[m | v]``; hyperparameters ``[lr, beta_1, beta_2, epsilon]``."""
 
+class _Adam:
+    """LazyAdam's rule on the batch's rows; state ``[m | v]``; hyperparameters ``[lr, beta_1, beta_2, epsilon]``.
+
+    Every rule has ``slots`` (state columns per weight column), ``initial``
+    (the state of a row before training), ``squares`` (whether ``apply``
+    needs the sum of the squares of a row's gradients, one per occurrence in
+    the batch, besides their sum), ``hyper``, ``apply`` and ``store``.
+    """
+
+    name = "LazyAdam"
     slots = 2
+    squares = False
+
+    @staticmethod
+    def initial(optimizer):
+        return 0.0
 
     @staticmethod
     def hyper(optimizer):
@@ -107,7 +122,7 @@ class _Adam:
                 float(optimizer.epsilon)]
 
     @staticmethod
-    def apply(weights, state, g, step, hyper):
+    def apply(weights, state, g, step, hyper, squares=None):
         lr, beta_1, beta_2, epsilon = tf.unstack(hyper, num=4)
         t = tf.cast(step, tf.float32)
         m, v = tf.split(state, 2, axis=1)
@@ -127,19 +142,59 @@ class _Adam:
 class _SGD:
     """Plain gradient descent (Keras ``SGD`` without momentum); no state; hyperparameters ``[lr]``."""
 
+    name = "SGD without momentum"
     slots = 0
+    squares = False
+
+    @staticmethod
+    def initial(optimizer):
+        return 0.0
 
     @staticmethod
     def hyper(optimizer):
         return [float(optimizer.learning_rate)]
 
     @staticmethod
-    def apply(weights, state, g, step, hyper):
+    def apply(weights, state, g, step, hyper, squares=None):
         return weights - hyper[0] * g
 
     @staticmethod
     def store(optimizer, index, read, columns, width):
         pass
+
+
+class _Adagrad:
+    """Keras's ``Adagrad`` on the batch's rows; state ``[accumulator]``; hyperparameters ``[lr, epsilon]``.
+
+    Keras receives an embedding's gradient as one slice per occurrence of a
+    row in the batch and squares each slice before adding it to the
+    accumulator; the update is the summed gradient over the root of the new
+    accumulator.  A row the batch does not touch has a zero gradient, which
+    changes neither its accumulator nor its weights, so this row-sparse rule
+    is Keras's dense one exactly (unlike Adam's, whose moments decay).
+    """
+
+    name = "Adagrad"
+    slots = 1
+    squares = True
+
+    @staticmethod
+    def initial(optimizer):
+        return float(optimizer.initial_accumulator_value)
+
+    @staticmethod
+    def hyper(optimizer):
+        return [float(optimizer.learning_rate), float(optimizer.epsilon)]
+
+    @staticmethod
+    def apply(weights, state, g, step, hyper, squares=None):
+        lr, epsilon = tf.unstack(hyper, num=2)
+        accumulator = state + squares
+        return tf.concat([weights - lr * g / tf.sqrt(accumulator + epsilon), accumulator], axis=1)
+
+    @staticmethod
+    def store(optimizer, index, read, columns, width):
+        optimizer._accumulators[index].assign(read(columns.start, columns.stop))
 
 
 # compiled epochs are kept on disk for later processes (before this process first compiles)
@@ -200,7 +255,8 @@ def _compile_epoch(rule, batch, n_negatives, selection):
         # at an owner's position, the sum of its row's gradients (elsewhere
         # zero, and never written back)
         g = tf.math.unsorted_segment_sum(gradient, segment, size)
-        new = rule.apply(*tf.split(state, [width, -1], axis=1), g, step, hyper)
+        squares = tf.math.unsorted_segment_sum(gradient * gradient, segment, size) if rule.squares else None
+        new = rule.apply(*tf.split(state, [width, -1], axis=1), g, step, hyper, squares)
         skip = tf.shape(table, out_type=tf.int32)[0]
         table = tf.tensor_scatter_nd_update(table, tf.where((segment == positions)[:, None], index, skip), new)
         return table, owners
@@ -467,12 +523,13 @@ def fit_rows(
 
     # the packed tables of each side, one per block: [factors | bias | state]
     # (variables, which the compiled epoch updates in place)
-    tables = [_variables(blocks.pack(side, np.concatenate([np.asarray(f), np.asarray(b)], axis=1), rule.slots))
-              for side, (f, b) in enumerate(((P, b_u), (Q, b_i)))]
+    initial = rule.initial(optimizer)
+    tables = [_variables(blocks.pack(side, np.concatenate([np.asarray(f), np.asarray(b)], axis=1), rule.slots,
+                                     initial)) for side, (f, b) in enumerate(((P, b_u), (Q, b_i)))]
     if selection is None:  # placeholders, read but never written (one per side: XLA takes a variable once)
         sel_tables, sel_penalty = [_variables([tf.zeros([1, 1])]) * p for _ in range(2)], tf.zeros([1])
     else:
-        sel_tables = [_variables(blocks.pack(side, table, rule.slots)) for side, table in enumerate(selection)]
+        sel_tables = [_variables(blocks.pack(side, table, rule.slots, initial)) for side, table in enumerate(selection)]
         K_s = selection[0].shape[1] - 1
         sel_penalty = tf.constant([alpha] * K_s + [alpha_bias], tf.float32)
     penalty = tf.constant([alpha] * K + [alpha_bias], tf.float32)
@@ -544,7 +601,7 @@ def fit_rows(
             array[1:] = blocks.unpack(side, sel_tables[side], array.shape[1])[1:]
     if optimizer is getattr(model, "optimizer", None):
         _store_optimizer_state(model, rule, lambda side, start, stop: blocks.unpack(
-            side, tables[side], width + stop, start=width + start), step, K)
+            side, tables[side], width + stop, start=width + start, fill=initial), step, K)
     return history
 
 
@@ -553,17 +610,22 @@ def _variables(tensors):
     return [tf.Variable(tensor, trainable=False) for tensor in tensors]
 
 
-def dot_tables(model, optimizer, path):
+def dot_tables(model, optimizer, path, rules=(_Adam, _Adagrad, _SGD)):
     """The four embedding variables of a dot network, its K, and the rule of ``optimizer``.
 
     Shared by the loops that train the tables by hand (this module's and
-    :mod:`skmfnet._parameter_server`); ``path`` names the loop in the error
-    for an optimizer whose rule they do not implement.
+    :mod:`skmfnet._parameter_server`, which implements ``rules``); ``path``
+    names the loop in the error for an optimizer whose rule they do not
+    implement.
     """
-    if not supports(optimizer):
-        raise ValueError(f"optimizer: {path} implements LazyAdam and SGD without momentum, got {optimizer!r}")
+    rule = None
+    if supports(optimizer):
+        rule = _Adam if isinstance(optimizer, LazyAdam) else _Adagrad if type(optimizer) is keras.optimizers.Adagrad else _SGD
+    if rule not in rules:
+        names = " and ".join(", ".join(rule.name for rule in rules).rsplit(", ", 1))
+        raise ValueError(f"optimizer: {path} implements {names}, got {optimizer!r}")
     variables = tuple(model.get_layer(name).embeddings for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS))
-    return variables, int(variables[0].shape[1]), _Adam if isinstance(optimizer, LazyAdam) else _SGD
+    return variables, int(variables[0].shape[1]), rule
 
 
 #: ``n_jobs=None`` trains on every usable core from this many ratings on
@@ -731,24 +793,25 @@ class Blocks:
         """Seed of cell (a, b)'s sampled items (``seed`` with one block)."""
         return seed if self.p == 1 else seed + ((a * self.p + b + 1) << 32)
 
-    def pack(self, side, weights, slots):
-        """Block tables ``[weights | optimizer state (zero)]`` of a side's full ``weights``."""
+    def pack(self, side, weights, slots, initial=0.0):
+        """Block tables ``[weights | optimizer state (all ``initial``)]`` of a side's full ``weights``."""
         tables = []
         for members in self.members[side]:
             table = np.zeros((self._rows[side], weights.shape[1] * (1 + slots)), dtype=np.float32)
+            table[:, weights.shape[1]:] = initial
             table[1: len(members) + 1, : weights.shape[1]] = weights[members]
             tables.append(tf.constant(table))
         return tables
 
-    def unpack(self, side, tables, stop, start=0):
-        """Columns ``start:stop`` of a side's trained rows, one per network row (row 0 zero).
+    def unpack(self, side, tables, stop, start=0, fill=0.0):
+        """Columns ``start:stop`` of a side's trained rows, one per network row (row 0: ``fill``).
 
         With one block, a slice of its table (no copy beyond the slice's);
         else the blocks' rows gathered back into network order.
         """
         if self.p == 1:
             return tables[0][: self.n_rows[side], start:stop]
-        out = np.zeros((self.n_rows[side], stop - start), dtype=np.float32)
+        out = np.full((self.n_rows[side], stop - start), fill, dtype=np.float32)
         for members, table in zip(self.members[side], tables):
             out[members] = table[1: len(members) + 1, start:stop]
         return out

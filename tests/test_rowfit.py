@@ -1,4 +1,4 @@
-"""The compiled row-sparse training path of optimizer="lazy_adam" and "sgd" (skmfnet._rowfit)."""
+"""The compiled row-sparse training path of optimizer="lazy_adam", "adagrad" and "sgd" (skmfnet._rowfit)."""
 
 import re
 
@@ -27,6 +27,9 @@ def rows():
 OPTIMIZERS = {
     "lazy_adam": lambda: LazyAdam(learning_rate=0.01),
     "sgd": lambda: keras.optimizers.SGD(learning_rate=2.0),
+    # Keras's dense Adagrad: its accumulators start at 0.1 (not zero) and
+    # add the square of each occurrence's gradient (rows repeat in a batch)
+    "adagrad": lambda: keras.optimizers.Adagrad(learning_rate=0.1),
 }
 
 
@@ -61,7 +64,8 @@ def test_estimator_takes_the_compiled_path_only_for_the_plain_dot_model(tiny_rat
     assert set(est.history_) == {"loss", "rmse"} and len(est.history_["rmse"]) == 3
     # an integer learning rate is a valid Real (Keras alone would refuse it)
     assert EmbeddingMFRegressor(**{**LAZY, "optimizer": "sgd", "learning_rate": 2}).fit(X, y)._compiled_rows()
-    for other in (dict(optimizer="adam"), dict(optimizer="adagrad"), dict(loss="rmse"), dict(implicit=True),
+    assert EmbeddingMFRegressor(**{**LAZY, "optimizer": "adagrad", "learning_rate": 0.1}).fit(X, y)._compiled_rows()
+    for other in (dict(optimizer="adam"), dict(optimizer="rmsprop"), dict(loss="rmse"), dict(implicit=True),
                   dict(regularization="table"), dict(interaction="concat")):
         assert not EmbeddingMFRegressor(**{**LAZY, **other}).fit(X, y)._compiled_rows()
 
@@ -91,12 +95,13 @@ def test_compiled_path_validation_and_early_stopping(tiny_ratings):
     assert len(val) == best + 2  # stopped one epoch after the best
 
 
-def test_optimizer_state_matches_keras_fit(rows):
+@pytest.mark.parametrize("name", ["lazy_adam", "adagrad"])
+def test_optimizer_state_matches_keras_fit(rows, name):
     X, y = rows
     params = dict(n_factors=4, alpha=0.1, alpha_bias=0.01, init_std=0.1, seed=0)
     models = [build_network(X[:, 0].max(), X[:, 1].max(), **params) for _ in range(2)]
     for model in models:
-        model.compile(optimizer=LazyAdam(learning_rate=0.01), loss="mean_squared_error")
+        model.compile(optimizer=OPTIMIZERS[name](), loss="mean_squared_error")
     models[0].fit(_training_batches(X, y, batch_size=64, epochs=2, seed=1), epochs=2,
                   steps_per_epoch=_steps_per_epoch(len(y), 64), verbose=0, shuffle=False)
     fit_rows(models[1], X, y, optimizer=models[1].optimizer, epochs=2, batch_size=64, alpha=0.1,
@@ -107,12 +112,32 @@ def test_optimizer_state_matches_keras_fit(rows):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, err_msg=a.path)
 
 
+def test_untrained_rows_keep_the_initial_adagrad_accumulator_on_blocks(rows):
+    # row 0 (unknown ids) is in no block: it keeps Keras's initial value
+    X, y = rows
+    model = build_network(X[:, 0].max(), X[:, 1].max(), n_factors=4, seed=0)
+    model.compile(optimizer=keras.optimizers.Adagrad(learning_rate=0.1, initial_accumulator_value=0.25),
+                  loss="mean_squared_error")
+    fit_rows(model, X, y, optimizer=model.optimizer, epochs=1, batch_size=64, alpha=0.1, alpha_bias=0.01, seed=1,
+             n_threads=2)
+    for accumulator in model.optimizer._accumulators:
+        values = np.asarray(accumulator)
+        np.testing.assert_array_equal(values[0], 0.25)
+        assert np.all(values[1:] > 0.25)  # every other row was trained
+
+
 def test_unsupported_optimizer_is_refused(rows):
     X, y = rows
     model = build_network(X[:, 0].max(), X[:, 1].max(), n_factors=4, seed=0)
-    with pytest.raises(ValueError, match="optimizer: the compiled path implements LazyAdam and SGD"):
+    with pytest.raises(ValueError, match="optimizer: the compiled path implements LazyAdam, Adagrad and SGD"):
         fit_rows(model, X, y, optimizer=keras.optimizers.SGD(momentum=0.9), epochs=1, batch_size=64,
                  alpha=0.1, alpha_bias=0.01, seed=0)
+    from skmfnet._rowfit import _SGD, _Adam, dot_tables
+
+    # the parameter-server loop implements two of the three rules
+    with pytest.raises(ValueError, match="optimizer: the parameter-server path implements LazyAdam and SGD without "
+                                         "momentum, got <.*Adagrad"):
+        dot_tables(model, keras.optimizers.Adagrad(), "the parameter-server path", rules=(_Adam, _SGD))
 
 
 def test_later_fits_of_a_search_do_not_trace_again(tiny_ratings):
@@ -506,10 +531,10 @@ def test_the_optimizer_state_is_copied_out_one_variable_at_a_time(monkeypatch):
     widths, ended = [], []
     unpack = rowfit.Blocks.unpack
 
-    def recorded(self, side, tables, stop, start=0):
+    def recorded(self, side, tables, stop, start=0, fill=0.0):
         if ended:
             widths.append(stop - start)
-        return unpack(self, side, tables, stop, start=start)
+        return unpack(self, side, tables, stop, start=start, fill=fill)
 
     class EndOfTraining(keras.callbacks.Callback):
         def on_train_end(self, logs=None):
