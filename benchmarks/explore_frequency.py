@@ -66,8 +66,8 @@ PATCHES = [
      "                + tf.reduce_sum(tf.reduce_mean(w_r * V_r * V_r, axis=0) * penalty)\n",
      "                + tf.reduce_sum(tf.reduce_mean(su_r * w_r * U_r * U_r, axis=0) * penalty)\n"
      "                + tf.reduce_sum(tf.reduce_mean(si_r * w_r * V_r * V_r, axis=0) * penalty)\n"),
-    ("                weighted, shrink_U, shrink_V = w * error[:batch], w_r * penalty * U_r, w_r * penalty * V_r\n",
-     "                weighted, shrink_U, shrink_V = (w * error[:batch], su_r * w_r * penalty * U_r,\n"
+    ("                weighted, shrink_U, shrink_V = w * error_r, w_r * penalty * U_r, w_r * penalty * V_r\n",
+     "                weighted, shrink_U, shrink_V = (w * error_r, su_r * w_r * penalty * U_r,\n"
      "                                                si_r * w_r * penalty * V_r)\n"),
     # a trace of its own (the scales are read when tracing), the scales from this fit's ratings
     ("    configuration = (rule, batch, int(n_negatives), selection is not None)\n",

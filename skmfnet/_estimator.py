@@ -232,8 +232,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         cost grow with the number of users and items.  For the plain dot model
         (``interaction="dot"``, ``regularization="batch"``,
         ``loss="squared_error"``, no side information, implicit feedback or
-        distribution), ``"lazy_adam"`` and ``"sgd"`` train through a compiled
-        row-sparse loop with the same update rule and batches as
+        distribution), ``"lazy_adam"``, ``"adagrad"`` and ``"sgd"`` train
+        through a compiled row-sparse loop with the same update rule and batches as
         ``keras.Model.fit``, traced once per process; every other
         configuration trains with ``keras.Model.fit``.
     learning_rate : float, default=0.005

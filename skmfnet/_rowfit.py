@@ -1,4 +1,4 @@
-"""Compiled, row-sparse training of the dot model: the fast path of ``optimizer="lazy_adam"`` and ``"sgd"``.
+"""Compiled, row-sparse training of the dot model: the fast path of ``"lazy_adam"``, ``"adagrad"`` and ``"sgd"``.
 
 Keras's ``Model.fit`` pays, per step, for a generic graph: the gradient of
 every layer, the optimizer's per-variable bookkeeping and the separate gather
@@ -18,8 +18,8 @@ the epoch's batches):
   of range, which XLA's scatter skips, on any device);
 * the rules are those of the Keras optimizers the estimator compiles, for
   the rows in the batch only: :class:`skmfnet._optimizers.LazyAdam` (Adam
-  with the bias correction of the global step) and plain SGD (no momentum),
-  whose sparse update is Keras's own;
+  with the bias correction of the global step), Adagrad and plain SGD (no
+  momentum), whose sparse updates are Keras's own;
 * the objective is the same as the Keras network's: mean squared error of
   the centred ratings plus, per rating, ``alpha * (||p_u||^2 + ||q_i||^2) +
   alpha_bias * (b_u^2 + b_i^2)`` averaged over the batch
@@ -620,9 +620,10 @@ def dot_tables(model, optimizer, path, rules=(_Adam, _Adagrad, _SGD)):
     """
     rule = None
     if supports(optimizer):
-        rule = _Adam if isinstance(optimizer, LazyAdam) else _Adagrad if type(optimizer) is keras.optimizers.Adagrad else _SGD
+        rule = _Adam if isinstance(optimizer, LazyAdam) else _Adagrad if type(optimizer) is keras.optimizers.Adagrad \
+            else _SGD
     if rule not in rules:
-        names = " and ".join(", ".join(rule.name for rule in rules).rsplit(", ", 1))
+        names = " and ".join(", ".join(implemented.name for implemented in rules).rsplit(", ", 1))
         raise ValueError(f"optimizer: {path} implements {names}, got {optimizer!r}")
     variables = tuple(model.get_layer(name).embeddings for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS))
     return variables, int(variables[0].shape[1]), rule
