@@ -8,7 +8,7 @@ process, and it must exist before the process runs its first TensorFlow
 operation.
 
 Two multi-worker loops: the compiled path's (the plain dot model with
-``"lazy_adam"`` or ``"sgd"``) trains the stratified schedule of
+``"lazy_adam"``, ``"adagrad"`` or ``"sgd"``) trains the stratified schedule of
 :mod:`skmfnet._rowfit` with one worker per block and exchanges only blocks of
 rows, through :class:`RowExchange` (the strategy's all-gather collective);
 every other network trains through :func:`fit_multi_worker`, which

@@ -275,7 +275,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         with RMSE is in the "Ranking vs rating" section of the user guide.
         0 (the default) is the rating-only objective.  Needs the compiled
         path: ``interaction="dot"``, ``regularization="batch"``,
-        ``loss="squared_error"``, ``optimizer`` ``"lazy_adam"`` or ``"sgd"``,
+        ``loss="squared_error"``, ``optimizer`` ``"lazy_adam"``, ``"adagrad"`` or ``"sgd"``,
         no side information, implicit feedback or distribution.
     negative_rating : float or None, default=None
         The rating imputed to the sampled pairs; None: the lowest training
@@ -309,7 +309,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         documentation.
     n_jobs : int or None, default=None
         Threads of the compiled path (the plain dot model with
-        ``"lazy_adam"`` or ``"sgd"``; other configurations ignore it).
+        ``"lazy_adam"``, ``"adagrad"`` or ``"sgd"``; other configurations ignore it).
         With several threads the users and the items are each cut into
         ``p`` blocks and every epoch trains the ``p x p`` (user block, item
         block) cells in ``p`` rounds of ``p`` cells that share no user and
@@ -532,8 +532,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             integer weight counts as that many copies of the rating; a
             weight of 0 drops the rating (its ids are then unknown unless
             other ratings have them); ``mu_`` is the weighted mean.  On the
-            compiled path (the plain dot model with ``"lazy_adam"`` or
-            ``"sgd"``) the weights multiply each rating's terms in its batch;
+            compiled path (the plain dot model with ``"lazy_adam"``,
+            ``"adagrad"`` or ``"sgd"``) the weights multiply each rating's terms in its batch;
             on the others (``keras.Model.fit``, multi-worker) each epoch
             draws its ratings with replacement in proportion to the weights,
             the same objective in expectation.  Routed by scikit-learn's
@@ -643,8 +643,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             self._require_compiled_path(f"negative_ratio={self.negative_ratio!r}", "Set negative_ratio=0")
 
         if self.distribution == "parameter_server":
+            # (its loop implements LazyAdam's and SGD's rules, not Adagrad's)
             unsupported = self._compiled_path_blockers(self.get_params(deep=False)) + (
-                [f"negative_ratio={self.negative_ratio!r}"] if self.negative_ratio else [])
+                [f"negative_ratio={self.negative_ratio!r}"] if self.negative_ratio else []) + (
+                ["optimizer='adagrad'"] if self.optimizer == "adagrad" else [])
             if unsupported:
                 raise ValueError(
                     "distribution='parameter_server' trains the plain dot model: interaction='dot', "
@@ -672,7 +674,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 raise ValueError(
                     "distribution='multi_worker' trains with loss='squared_error', and without "
                     "early stopping or validation_data outside the compiled path (the plain dot "
-                    f"model with optimizer 'lazy_adam' or 'sgd'); got {', '.join(unsupported)}."
+                    f"model with optimizer 'lazy_adam', 'adagrad' or 'sgd'); got {', '.join(unsupported)}."
                 )
 
     @staticmethod
@@ -684,7 +686,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 ("interaction", params["interaction"] == "dot"),
                 ("regularization", params["regularization"] == "batch"),
                 ("loss", params["loss"] == "squared_error"),
-                ("optimizer", params["optimizer"] in ("lazy_adam", "sgd")),
+                ("optimizer", params["optimizer"] in ("lazy_adam", "adagrad", "sgd")),
                 ("user_features", not params["user_features"]),
                 ("item_features", not params["item_features"]),
                 ("implicit", not params["implicit"]),
@@ -699,7 +701,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         if unsupported:
             raise ValueError(
                 f"{what} trains on the compiled path only: interaction='dot', regularization='batch', "
-                "loss='squared_error', optimizer 'lazy_adam' or 'sgd', no user_features, item_features "
+                "loss='squared_error', optimizer 'lazy_adam', 'adagrad' or 'sgd', no user_features, item_features "
                 f"or implicit feedback, distribution None or 'multi_worker'; got {', '.join(unsupported)}. "
                 f"{remedy} for this model."
             )

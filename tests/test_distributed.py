@@ -344,6 +344,9 @@ def test_parameter_server_refuses_what_it_does_not_train_and_a_bad_cluster(tiny_
         EmbeddingMFRegressor(distribution="parameter_server", interaction="concat").fit(X, y)
     with pytest.raises(ValueError, match="got negative_ratio=1.0"):
         EmbeddingMFRegressor(distribution="parameter_server", negative_ratio=1.0).fit(X, y)
+    # (Adagrad takes the compiled path on one machine, not the parameter-server loop)
+    with pytest.raises(ValueError, match="optimizer 'lazy_adam' or 'sgd'.*got optimizer='adagrad'"):
+        EmbeddingMFRegressor(distribution="parameter_server", optimizer="adagrad").fit(X, y)
     from skmfnet._parameter_server import make_strategy
 
     monkeypatch.setenv("TF_CONFIG", "{not json")

@@ -104,6 +104,15 @@ def test_sampled_pairs_need_the_compiled_path(clustered_ratings, params, named):
         EmbeddingMFRegressor(negative_ratio=1.0, epochs=1, **params).fit(X, y)
 
 
+@pytest.mark.parametrize("selection_factors", [0, 2])
+def test_sampled_pairs_train_with_adagrad_on_the_compiled_path(clustered_ratings, selection_factors):
+    X, y = clustered_ratings
+    est = EmbeddingMFRegressor(optimizer="adagrad", learning_rate=1.0, negative_ratio=1.0, epochs=2, n_factors=4,
+                               selection_factors=selection_factors, random_state=0).fit(X, y)
+    assert est._compiled_rows()
+    assert np.all(np.isfinite(est.predict(X))) and np.all(np.diff(est.history_["loss"]) < 0)
+
+
 @pytest.mark.parametrize(
     "params, name",
     [(dict(negative_ratio=-1.0), "negative_ratio"), (dict(negative_weight=-0.5), "negative_weight"),
