@@ -40,7 +40,8 @@ Four protocols, each measured in one run so that ratios compare like with like:
   accuracy).  skmfnet runs as ``skmfnet``: ``EmbeddingMFRegressor(n_factors=K)``
   with every other parameter at its default, its own number of epochs
   included (not ``--epochs``); ``skmfnet-sgd``: ``optimizer="sgd"``
-  (``SKMFNET_SGD``) for ``--epochs``; ``skmfnet-lazy4096``: the row-sparse
+  (``SKMFNET_SGD``) for ``--epochs``; ``skmfnet-adagrad``:
+  ``optimizer="adagrad"`` (``SKMFNET_ADAGRAD``) for ``--epochs``; ``skmfnet-lazy4096``: the row-sparse
   configuration of earlier runs (``optimizer="lazy_adam"`` at the former
   defaults' learning rate and batch size) for ``--epochs``;
   ``skmfnet-1thread``: the defaults with ``n_jobs=1`` (one thread; the
@@ -101,8 +102,8 @@ SCALING_SIZES = (400_000, 5_000_000)
 SCALING_FACTORS = 32
 SCALING_EPOCHS = 10
 SEARCH_GRID = [8, 16, 32, 64, 128]
-LIBRARIES = ("skmfnet", "skmfnet-1thread", "skmfnet-blockperthread", "skmfnet-sgd", "skmfnet-lazy4096", "surprise",
-             "cornac")
+LIBRARIES = ("skmfnet", "skmfnet-1thread", "skmfnet-blockperthread", "skmfnet-sgd", "skmfnet-adagrad",
+             "skmfnet-lazy4096", "surprise", "cornac")
 # skmfnet with plain SGD on the compiled path.  The batch loss is a mean, so
 # the learning rate is large (per rating it is 2 * lr / batch_size); factors
 # start at std 0.1 (SGD hardly moves away from the defaults' near-zero start).
@@ -111,6 +112,14 @@ LIBRARIES = ("skmfnet", "skmfnet-1thread", "skmfnet-blockperthread", "skmfnet-sg
 # among learning_rate 5-40, alpha 0.02-0.1 and init_std 0.001 or 0.1, with
 # batches of 4096 (then the default; pinned since the default became 1024).
 SKMFNET_SGD = dict(optimizer="sgd", learning_rate=30.0, init_std=0.1, alpha=0.05, batch_size=4096)
+# skmfnet with Keras's Adagrad on the compiled path, at the defaults' batch
+# size.  Its accumulators start at 0.1, so it first moves like SGD at
+# learning_rate / sqrt(0.1).  Chosen as SKMFNET_SGD was, by validation RMSE after
+# 20 epochs on make_ratings(162_000, 59_000, 5_000_000, random_state=1), 90/10:
+# learning_rate 1, 3, 10 (10 diverged) with init_std 0.1 and alpha 0.05 (0.9668,
+# 0.9410), and 3 with (init_std, alpha) (0.01, 0.02) and (0.1, 0.02) (0.9562,
+# 0.9825); 0.1 with init_std 0.1 and the defaults' alpha: 1.1472.
+SKMFNET_ADAGRAD = dict(optimizer="adagrad", learning_rate=3.0, init_std=0.1, alpha=0.05)
 # the defaults before the row-sparse ones (Keras's dense Adam, keras.Model.fit)
 FORMER_DEFAULTS = dict(optimizer="adam", learning_rate=0.01, batch_size=4096, init_std=0.001, epochs=8)
 _FORMER_LABEL = "EmbeddingMFRegressor(**FORMER_DEFAULTS)"
@@ -295,6 +304,10 @@ def _make_estimator(library, n_factors, epochs, seed):
         from skmfnet import EmbeddingMFRegressor
 
         return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed, **SKMFNET_SGD)
+    if library == "skmfnet-adagrad":
+        from skmfnet import EmbeddingMFRegressor
+
+        return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed, **SKMFNET_ADAGRAD)
     if library == "surprise":
         return SurpriseRegressor("SVD", params={"n_factors": n_factors, "n_epochs": epochs}, random_state=seed)
     return CornacRegressor("MF", params={**CORNAC_README, "k": n_factors, "max_iter": epochs}, seed=seed)
@@ -352,7 +365,8 @@ def _memory_bandwidth(gib=0.5, repeats=5):
 
 def _bytes_per_rating(n_factors):
     """Bytes the compiled path moves per rating: both rows with their state, read and written."""
-    return {"adam": 2 * 2 * (n_factors + 1) * 3 * 4, "sgd": 2 * 2 * (n_factors + 1) * 4}
+    row = 2 * 2 * (n_factors + 1) * 4  # the user's and the item's, read and written, without state
+    return {"adam": 3 * row, "adagrad": 2 * row, "sgd": row}
 
 
 def run_synthetic(args):
@@ -572,12 +586,14 @@ def markdown(results):
         lines.append("")
         if "bound_ratings_per_s" in s:
             b, bound = s["bytes_per_rating"], s["bound_ratings_per_s"]
-            lines += [f"Memory-traffic bound of the compiled path: {b['adam']:,} bytes per rating with Adam's "
-                      f"moments (skmfnet, skmfnet-1thread, skmfnet-blockperthread), {b['sgd']:,} with SGD "
-                      f"(the user and item rows, read and written) at "
-                      f"{s['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s (numpy copies on "
-                      f"every usable core, measured in this run): at most {bound['adam'] / 1e6:.1f} and "
-                      f"{bound['sgd'] / 1e6:.1f} M ratings / s per epoch.", ""]
+            rules = [r for r in ("adam", "adagrad", "sgd") if r in b]  # (results of earlier runs: no adagrad)
+            what = {"adam": "with Adam's moments (skmfnet, skmfnet-1thread, skmfnet-blockperthread)",
+                    "adagrad": "with Adagrad's accumulator", "sgd": "with SGD (the user and item rows, read and written)"}
+            lines += [f"Memory-traffic bound of the compiled path: "
+                      + ", ".join(f"{b[r]:,} bytes per rating {what[r]}" for r in rules)
+                      + f" at {s['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s (numpy copies on every usable core, "
+                      f"measured in this run): at most "
+                      + ", ".join(f"{bound[r] / 1e6:.1f}" for r in rules) + " M ratings / s per epoch.", ""]
     if "scaling" in results:
         r = results["scaling"]
         lines += [f"## Scaling out: 1 process on 1 core vs 2 workers on 1 core each (loopback), "

@@ -131,7 +131,7 @@ def test_speed_synthetic_protocol_end_to_end(tmp_path):
     synthetic = results["synthetic"]
     assert synthetic["n_ratings"] == 4000 and synthetic["test_ratings"] == 1000
     assert set(synthetic["libraries"]) == {"skmfnet", "skmfnet-1thread", "skmfnet-blockperthread", "skmfnet-sgd",
-                                           "skmfnet-lazy4096", "surprise", "cornac"}
+                                           "skmfnet-adagrad", "skmfnet-lazy4096", "surprise", "cornac"}
     # the plain defaults train for their own number of epochs, the others for --epochs
     from skmfnet import EmbeddingMFRegressor
 
@@ -139,6 +139,7 @@ def test_speed_synthetic_protocol_end_to_end(tmp_path):
     assert synthetic["libraries"]["skmfnet-1thread"]["epochs"] == EmbeddingMFRegressor().epochs
     assert synthetic["libraries"]["skmfnet-blockperthread"]["epochs"] == EmbeddingMFRegressor().epochs
     assert synthetic["bound_ratings_per_s"]["sgd"] == pytest.approx(3 * synthetic["bound_ratings_per_s"]["adam"])
+    assert synthetic["bound_ratings_per_s"]["sgd"] == pytest.approx(2 * synthetic["bound_ratings_per_s"]["adagrad"])
     assert synthetic["libraries"]["skmfnet-sgd"]["epochs"] == 2
     for library, r in synthetic["libraries"].items():
         assert r["fit_s"] > 0 and r["predict_pairs_per_s"] > 0 and r["peak_rss_gib"] > 0, library
