@@ -9,7 +9,8 @@ with XLA (``tf.function(jit_compile=True)`` around a ``tf.while_loop`` over
 the epoch's batches):
 
 * each table is packed with its optimizer state, one row per id:
-  ``[factors | bias | state]`` (Adam: first and second moments; SGD: none),
+  ``[factors | bias | state]`` (Adam: first and second moments; Adagrad:
+  its accumulator; SGD: none),
   so that a step is one gather and one scatter per side;
 * the gradient of a row that occurs several times in the batch is summed
   (through a small int32 "owner" table: every occurrence of a row reads the
@@ -96,7 +97,6 @@ def supports(optimizer):
     if type(optimizer) is keras.optimizers.Adagrad:
         return True
     return type(optimizer) is keras.optimizers.SGD and optimizer.momentum == 0
-
 
 
 class _Adam:
