@@ -205,3 +205,30 @@ def test_speed_ml100k_worker_fits_with_the_compile_cache_it_is_given(tmp_path):
     row = json.loads(done.stdout.strip().splitlines()[-1])
     assert row["fit_s"] > 0 and 0.85 < row["rmse"] < 1.0
     assert list(tmp_path.rglob("xla_compile_cache*.pb"))
+
+
+def test_explore_blocks_forces_each_block_count_and_writes_its_figures(tmp_path, monkeypatch):
+    import skmfnet._rowfit
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import explore_blocks
+
+    seen = []
+    blocks = skmfnet._rowfit.Blocks
+
+    class Recorded(blocks):
+        def __init__(self, X, n_rows, p, batch):
+            seen.append(p)
+            super().__init__(X, n_rows, p, batch)
+
+    monkeypatch.setattr(skmfnet._rowfit, "Blocks", Recorded)
+    original = (skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch)
+    out = tmp_path / "blocks.json"
+    assert explore_blocks.main(["--n-ratings", "20000", "--blocks", "2,3", "--repeats", "1", "--n-factors", "4",
+                                "--output", str(out)]) == 0
+    assert seen[-2:] == [2, 3]  # (the warm-up fit came first, with the rule's own)
+    result = json.loads(out.read_text())["results"]["20000"]
+    assert set(result["ratings_per_s"]) == {"2", "3"}
+    assert all(len(r) == 1 and r[0] > 0 for r in result["ratings_per_s"].values())
+    # the package's own rule and epoch end are back after the sweep
+    assert (skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch) == original

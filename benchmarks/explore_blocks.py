@@ -1,0 +1,103 @@
+"""Exploration for #13: how many blocks a side should the compiled path's schedule use on two cores.
+
+Not a benchmark row: per-epoch throughput of the defaults
+(``EmbeddingMFRegressor(n_factors=64)``, every usable core) with the
+number of blocks per side forced to each of ``--blocks`` (through the
+private ``skmfnet._rowfit.resolve_blocks``), beside the number that the
+package's rule picks, on ratings of the 25M id shape drawn with another
+seed than ``benchmarks/speed.py``'s (``make_ratings(162_000, 59_000, n,
+n_factors=8, noise=0.8, rating_scale=(1, 5), random_state=1)``).  Each fit
+runs 6 epochs; an epoch's time is the time between the ends of two
+epochs (``skmfnet._rowfit.end_epoch``), so the first epoch (with the
+compilation) is left out and the figure is the median of the other five.
+The block counts are interleaved and the whole sweep is repeated
+(``--repeats``), so that a drift of the machine's speed falls on all of
+them alike.  Why a script of its own: ``speed.py`` times whole fits
+(``(T(E) - T(1)) / (E - 1)``), whose difference moved by up to 1.8x
+between repetitions of the same setting on this machine.
+
+Usage: ``python benchmarks/explore_blocks.py`` (about 6 minutes on 2
+cores); writes ``benchmarks/results/explore_blocks.json``.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import skmfnet._rowfit  # noqa: E402
+from benchmarks.report import machine_info  # noqa: E402
+from skmfnet import EmbeddingMFRegressor  # noqa: E402
+from skmfnet.datasets import make_ratings  # noqa: E402
+
+EPOCHS = 6
+
+
+def epoch_throughput(X, y, blocks, n_factors):
+    """Median ratings per second of epochs 2..EPOCHS of one fit with ``blocks`` blocks a side (0: the rule's)."""
+    stamps = []
+    rule, end_epoch = skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch
+
+    def stamped(*args, **kwargs):
+        stamps.append(time.perf_counter())
+        return end_epoch(*args, **kwargs)
+
+    try:
+        skmfnet._rowfit.end_epoch = stamped
+        if blocks:
+            skmfnet._rowfit.resolve_blocks = lambda *args: blocks
+        EmbeddingMFRegressor(n_factors=n_factors, epochs=EPOCHS, random_state=0).fit(X, y)
+    finally:
+        skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch = rule, end_epoch
+    return len(y) / float(np.median(np.diff(stamps)))
+
+
+def rule_blocks(n_ratings, n_rows, n_factors):
+    """The number of blocks a side that the package's rule picks for a fit of the defaults on every core."""
+    est = EmbeddingMFRegressor()
+    threads = skmfnet._rowfit.resolve_threads(None, n_ratings)
+    return skmfnet._rowfit.resolve_blocks(threads, n_rows, 4 * (n_factors + 1) * 3, n_ratings, est.batch_size)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-ratings", default="2000000,5000000")
+    parser.add_argument("--blocks", default="2,4,8,16")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--n-factors", type=int, default=64)
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "explore_blocks.json"))
+    args = parser.parse_args(argv)
+    sizes = [int(n) for n in args.n_ratings.split(",")]
+    counts = [int(p) for p in args.blocks.split(",")]
+    command = "python benchmarks/explore_blocks.py" + (f" {' '.join(argv)}" if argv else "")
+    out = {"command": command, "machine": machine_info(), "n_factors": args.n_factors, "epochs": EPOCHS,
+           "data": "make_ratings(162_000, 59_000, n, n_factors=8, noise=0.8, rating_scale=(1, 5), random_state=1)",
+           "figure": "median ratings per second of epochs 2..6 of one fit", "results": {}}
+    # a warm-up fit: the process's one-time costs in no timed epoch
+    X, y = make_ratings(2_000, 1_000, 4_000, random_state=0, return_X_y=True)
+    EmbeddingMFRegressor(n_factors=args.n_factors, epochs=1).fit(X, y)
+    for n in sizes:
+        X, y = make_ratings(162_000, 59_000, n, n_factors=8, noise=0.8, rating_scale=(1, 5), return_X_y=True,
+                            random_state=1)
+        n_rows = [X["user_id"].nunique() + 1, X["item_id"].nunique() + 1]
+        runs = {p: [] for p in counts}
+        for _ in range(args.repeats):
+            for p in counts:
+                runs[p].append(epoch_throughput(X, y, p, args.n_factors))
+                print(f"{n:,} ratings, {p} blocks: {runs[p][-1] / 1e6:.2f} M ratings/s", flush=True)
+        out["results"][str(n)] = {
+            "rule_blocks": rule_blocks(n, n_rows, args.n_factors),
+            "ratings_per_s": {str(p): r for p, r in runs.items()},
+        }
+    Path(args.output).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
