@@ -641,7 +641,10 @@ AUTO_PARALLEL_RATINGS = 1 << 19
 #: benchmark (``benchmarks/results/speed_25m``) did not show a gain for the
 #: defaults: 2.56 against 2.43 M ratings/s with one block per thread, and
 #: at 5M ratings (``benchmarks/results/speed_5m``) they were slower: 1.76
-#: against 2.00.
+#: against 2.00; ``benchmarks/results/explore_blocks.json`` (per-epoch
+#: medians, 2 to 16 blocks) found 2 blocks the fastest at 2M ratings and 2
+#: or 4 at 5M, the rule's 8 and 16 among the slowest.  Under review: fewer
+#: blocks would make the result depend on the number of threads.
 CELL_BYTES = 16 << 20
 
 #: ... as long as every cell keeps at least this many batches per epoch
