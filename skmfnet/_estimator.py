@@ -46,6 +46,7 @@ from ._mixins import RecommenderMixin, restore_on_failure
 from ._network import build_network, score_rows
 from ._preparation import encode, fit_encoding, id_rows, pair_inputs
 from ._recommend import seen_matrix_from_rows
+from ._rowfit import COMPILED_OPTIMIZERS
 from ._training import compile_network, train, uses_compiled_path
 
 
@@ -686,7 +687,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 ("interaction", params["interaction"] == "dot"),
                 ("regularization", params["regularization"] == "batch"),
                 ("loss", params["loss"] == "squared_error"),
-                ("optimizer", params["optimizer"] in ("lazy_adam", "adagrad", "sgd")),
+                ("optimizer", params["optimizer"] in COMPILED_OPTIMIZERS),
                 ("user_features", not params["user_features"]),
                 ("item_features", not params["item_features"]),
                 ("implicit", not params["implicit"]),

@@ -86,17 +86,28 @@ from . import _compile_cache
 from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS, score_rows
 from ._optimizers import LazyAdam
 
-__all__ = ["AUTO_PARALLEL_RATINGS", "CELL_BATCHES", "CELL_BYTES", "Blocks", "dot_tables", "end_epoch", "fit_rows",
-           "resolve_blocks", "resolve_threads", "supports", "trace_count"]
+__all__ = ["AUTO_PARALLEL_RATINGS", "CELL_BATCHES", "CELL_BYTES", "COMPILED_OPTIMIZERS", "Blocks", "dot_tables",
+           "end_epoch", "fit_rows", "resolve_blocks", "resolve_threads", "supports", "trace_count"]
+
+#: The estimator's optimizer names whose Keras optimizers :func:`supports`
+#: (the estimator checks names before any optimizer exists; a test keeps the two in step).
+COMPILED_OPTIMIZERS = ("lazy_adam", "adagrad", "sgd")
 
 
 def supports(optimizer):
     """Whether :func:`fit_rows` implements ``optimizer``'s update rule exactly."""
+    return _rule_of(optimizer) is not None
+
+
+def _rule_of(optimizer):
+    """The rule class implementing ``optimizer`` exactly, or None."""
     if isinstance(optimizer, LazyAdam):
-        return not optimizer.amsgrad
+        return None if optimizer.amsgrad else _Adam
     if type(optimizer) is keras.optimizers.Adagrad:
-        return True
-    return type(optimizer) is keras.optimizers.SGD and optimizer.momentum == 0
+        return _Adagrad
+    if type(optimizer) is keras.optimizers.SGD and optimizer.momentum == 0:
+        return _SGD
+    return None
 
 
 class _Adam:
@@ -618,10 +629,7 @@ def dot_tables(model, optimizer, path, rules=(_Adam, _Adagrad, _SGD)):
     names the loop in the error for an optimizer whose rule they do not
     implement.
     """
-    rule = None
-    if supports(optimizer):
-        rule = _Adam if isinstance(optimizer, LazyAdam) else _Adagrad if type(optimizer) is keras.optimizers.Adagrad \
-            else _SGD
+    rule = _rule_of(optimizer)
     if rule not in rules:
         names = " and ".join(", ".join(implemented.name for implemented in rules).rsplit(", ", 1))
         raise ValueError(f"optimizer: {path} implements {names}, got {optimizer!r}")

@@ -11,7 +11,9 @@ from skmfnet import EmbeddingMFRegressor
 from skmfnet._training import steps_per_epoch as _steps_per_epoch, training_batches as _training_batches
 from skmfnet._network import build_network
 from skmfnet._optimizers import LazyAdam
-from skmfnet._rowfit import fit_rows
+from skmfnet._estimator import _OPTIMIZERS
+from skmfnet._rowfit import COMPILED_OPTIMIZERS, fit_rows, supports
+from skmfnet._training import compile_network
 from skmfnet.datasets import make_ratings
 
 LAZY = dict(n_factors=4, epochs=3, batch_size=64, optimizer="lazy_adam", random_state=0)
@@ -138,6 +140,14 @@ def test_unsupported_optimizer_is_refused(rows):
     with pytest.raises(ValueError, match="optimizer: the parameter-server path implements LazyAdam and SGD without "
                                          "momentum, got <.*Adagrad"):
         dot_tables(model, keras.optimizers.Adagrad(), "the parameter-server path", rules=(_Adam, _SGD))
+
+
+@pytest.mark.parametrize("name", sorted(_OPTIMIZERS))
+def test_compiled_optimizer_names_are_those_whose_rule_is_implemented(name):
+    # the estimator decides by name (COMPILED_OPTIMIZERS), fit_rows by the optimizer (supports)
+    model = compile_network(build_network(5, 5, n_factors=2, seed=0), optimizer=name, learning_rate=0.01,
+                            loss="squared_error", n_train=10, batch_size=2)
+    assert supports(model.optimizer) is (name in COMPILED_OPTIMIZERS)
 
 
 def test_later_fits_of_a_search_do_not_trace_again(tiny_ratings):
