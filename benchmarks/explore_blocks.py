@@ -58,11 +58,10 @@ def epoch_throughput(X, y, blocks, n_factors):
     return len(y) / float(np.median(np.diff(stamps)))
 
 
-def rule_blocks(n_ratings, n_rows, n_factors):
+def rule_blocks(n_ratings):
     """The number of blocks a side that the package's rule picks for a fit of the defaults on every core."""
-    est = EmbeddingMFRegressor()
     threads = skmfnet._rowfit.resolve_threads(None, n_ratings)
-    return skmfnet._rowfit.resolve_blocks(threads, n_rows, 4 * (n_factors + 1) * 3, n_ratings, est.batch_size)
+    return skmfnet._rowfit.resolve_blocks(threads, n_ratings, EmbeddingMFRegressor().batch_size)
 
 
 def main(argv=None):
@@ -85,14 +84,13 @@ def main(argv=None):
     for n in sizes:
         X, y = make_ratings(162_000, 59_000, n, n_factors=8, noise=0.8, rating_scale=(1, 5), return_X_y=True,
                             random_state=1)
-        n_rows = [X["user_id"].nunique() + 1, X["item_id"].nunique() + 1]
         runs = {p: [] for p in counts}
         for _ in range(args.repeats):
             for p in counts:
                 runs[p].append(epoch_throughput(X, y, p, args.n_factors))
                 print(f"{n:,} ratings, {p} blocks: {runs[p][-1] / 1e6:.2f} M ratings/s", flush=True)
         out["results"][str(n)] = {
-            "rule_blocks": rule_blocks(n, n_rows, args.n_factors),
+            "rule_blocks": rule_blocks(n),
             "ratings_per_s": {str(p): r for p, r in runs.items()},
         }
     Path(args.output).write_text(json.dumps(out, indent=1))

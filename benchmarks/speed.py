@@ -47,8 +47,8 @@ Four protocols, each measured in one run so that ratios compare like with like:
   ``skmfnet-1thread``: the defaults with ``n_jobs=1`` (one thread; the
   defaults use every usable core at this size);
   ``skmfnet-blockperthread``: the defaults with one block of users and of
-  items per thread, the schedule before cache-sized blocks (through the
-  private ``skmfnet._rowfit.CELL_BYTES``, set beyond any table); all five
+  items per thread (through the private ``skmfnet._rowfit.BLOCKS``, set to
+  1), the schedule of the earliest runs; all five
   on the compiled path.  Beside them, the memory-traffic bound: the bytes an epoch must
   move per rating on the compiled path (its user and item rows with their
   optimizer state, read and written) against this machine's memory
@@ -293,7 +293,7 @@ def _make_estimator(library, n_factors, epochs, seed):
         import skmfnet._rowfit
         from skmfnet import EmbeddingMFRegressor
 
-        skmfnet._rowfit.CELL_BYTES = 1 << 62  # (this library's own process)
+        skmfnet._rowfit.BLOCKS = 1  # (this library's own process)
         return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed)
     if library == "skmfnet-lazy4096":
         from skmfnet import EmbeddingMFRegressor

@@ -55,15 +55,12 @@ whatever the threads' timing (the stratified schedule of DSGD, Gemulla et
 al., KDD 2011, "Large-scale matrix factorization with distributed
 stochastic gradient descent").  Same update rule, per batch of one cell;
 each cell is shuffled with its own stateless seed, and ``n_ab //
-batch_size`` full batches of it are trained.  ``p`` is the smallest
-power of two that brings a cell's rows (its user block and item block
-with their optimizer state) under :data:`CELL_BYTES`, as long as every
-cell keeps :data:`CELL_BATCHES` batches, or the number of threads if
-that is more (:func:`resolve_blocks`).  The aim is that a cell's rows
-stay in the processor's cache while it trains, where an epoch over the
-whole tables reads rows at random from memory; the committed benchmark
-(``benchmarks/results/speed_25m``, ``skmfnet`` against
-``skmfnet-blockperthread``) has not shown a gain for the defaults.  From
+batch_size`` full batches of it are trained.  ``p`` is :data:`BLOCKS`
+(4), halved while a cell would hold fewer than :data:`CELL_BATCHES`
+batches, or the number of threads if that is more (:func:`resolve_blocks`):
+a number measured on two cores, not derived from the tables' size (a rule
+that cut the tables down to cache-sized cells, used before, was slower;
+see :data:`BLOCKS`).  From
 two threads up to ``p`` the result does not depend on the number of
 threads.  Hogwild-style sharing (the
 numba loop of ``../shared/tools/ceiling_sgd.py``) would need mutable
@@ -86,7 +83,7 @@ from . import _compile_cache
 from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS, score_rows
 from ._optimizers import LazyAdam
 
-__all__ = ["AUTO_PARALLEL_RATINGS", "CELL_BATCHES", "CELL_BYTES", "COMPILED_OPTIMIZERS", "Blocks", "dot_tables",
+__all__ = ["AUTO_PARALLEL_RATINGS", "BLOCKS", "CELL_BATCHES", "COMPILED_OPTIMIZERS", "Blocks", "dot_tables",
            "end_epoch", "fit_rows", "resolve_blocks", "resolve_threads", "supports", "trace_count"]
 
 #: The estimator's optimizer names whose Keras optimizers :func:`supports`
@@ -520,7 +517,7 @@ def fit_rows(
     X = np.asarray(X, dtype=np.int32)
     n_rows = [int(P.shape[0]), int(Q.shape[0])]
     if exchange is None:
-        wanted = resolve_blocks(n_threads, n_rows, 4 * width * (1 + rule.slots), n, batch)
+        wanted = resolve_blocks(n_threads, n, batch)
     else:
         wanted = exchange.size
     blocks = Blocks(X, n_rows, wanted, batch)
@@ -641,41 +638,48 @@ def dot_tables(model, optimizer, path, rules=(_Adam, _Adagrad, _SGD)):
 #: (below it an epoch takes milliseconds and one thread is as fast).
 AUTO_PARALLEL_RATINGS = 1 << 19
 
-#: With several threads, the blocks are made smaller until a cell's rows
-#: (a user block and an item block, packed with the optimizer state) take
-#: at most this many bytes: 16 MiB, chosen from uncommitted exploratory
-#: runs of 2 to 32 blocks a side at the 25M shape, K=64, on this project's
-#: 2-core machine, where 16 blocks were the fastest.  The committed
-#: benchmark (``benchmarks/results/speed_25m``) did not show a gain for the
-#: defaults: 2.56 against 2.43 M ratings/s with one block per thread, and
-#: at 5M ratings (``benchmarks/results/speed_5m``) they were slower: 1.76
-#: against 2.00; ``benchmarks/results/explore_blocks.json`` (per-epoch
-#: medians, 2 to 16 blocks) found 2 blocks the fastest at 2M ratings and 2
-#: or 4 at 5M, the rule's 8 and 16 among the slowest.  Under review: fewer
-#: blocks would make the result depend on the number of threads.
-CELL_BYTES = 16 << 20
+#: With several threads, each side is cut into this many blocks (or one per
+#: thread where the threads are more).  Measured on this project's 2-core
+#: machine with per-epoch medians of the defaults at K=64 on ratings of
+#: MovieLens 25M's id shape (``python benchmarks/explore_blocks.py``, two
+#: interleaved sweeps; M ratings per second per epoch):
+#:
+#: ============  ==========  ==========  ==========  ==========
+#: ratings       2 blocks    4 blocks    8 blocks    16 blocks
+#: ============  ==========  ==========  ==========  ==========
+#: 2 million     2.50, 2.10  1.92, 1.96  1.63, 1.45  1.15, 1.30
+#: 5 million     1.92, 2.04  2.06, 2.17  2.01, 1.94  1.49, 1.85
+#: 25 million    2.49, 2.30  2.76, 2.71              2.28, 2.40
+#: ============  ==========  ==========  ==========  ==========
+#:
+#: (``benchmarks/results/explore_blocks.json`` and
+#: ``explore_blocks_25m.json``).  Four blocks were the fastest or within the
+#: machine's variation of it at every size; the rule used before (cells cut
+#: until their rows fit in 16 MiB, for the cache: 8 blocks at 2 million
+#: ratings, 16 at 5 and 25 million) was among the slowest.  A fixed number
+#: rather than one block per thread keeps the result the same for every
+#: ``n_jobs`` from 2 up to ``BLOCKS``.
+BLOCKS = 4
 
-#: ... as long as every cell keeps at least this many batches per epoch
-#: (a compiled call per cell and round: a few batches each would cost more
-#: in calls than the cache saves).
+#: ... as long as every cell keeps at least this many batches per epoch (a
+#: compiled call per cell and round: a few batches each cost more in calls
+#: than the threads save).
 CELL_BATCHES = 16
 
 
-def resolve_blocks(n_threads, n_rows, row_bytes, n_ratings, batch):
+def resolve_blocks(n_threads, n_ratings, batch):
     """Blocks per side of a fit on ``n_threads`` threads: see the module docstring.
 
-    The blocks the data asks for, the smallest power of two ``p`` for which
-    a cell's rows (``sum(n_rows) / p`` rows of ``row_bytes`` each) fit in
-    :data:`CELL_BYTES` without going below :data:`CELL_BATCHES` batches of
-    ``batch`` ratings per cell (of ``n_ratings`` in ``p x p`` cells), or
-    one per thread where the threads are more.  So the number of threads
-    changes the schedule (and the result) only where it exceeds the blocks
-    the data asks for.  One thread: one block (the Keras path's batches).
+    :data:`BLOCKS`, halved while a cell (of ``n_ratings`` in ``p x p``
+    cells) would hold fewer than :data:`CELL_BATCHES` batches of ``batch``
+    ratings, or one per thread where the threads are more.  So the number
+    of threads changes the schedule (and the result) only where it exceeds
+    that.  One thread: one block (the Keras path's batches).
     """
     if n_threads <= 1:
         return 1
     p = 1
-    while sum(n_rows) * row_bytes > CELL_BYTES * p and (2 * p) ** 2 * CELL_BATCHES * batch <= n_ratings:
+    while p < BLOCKS and (2 * p) ** 2 * CELL_BATCHES * batch <= n_ratings:
         p *= 2
     return max(p, n_threads)
 

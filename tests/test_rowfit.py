@@ -378,26 +378,28 @@ def test_threads_give_the_result_of_the_same_schedule_run_in_sequence(larger_rat
     assert threaded.history_ == in_order.history_
 
 
-def test_blocks_are_cut_to_cache_size_from_two_threads_on():
+def test_blocks_are_four_a_side_from_two_threads_on():
     from skmfnet._rowfit import resolve_blocks
 
-    rows = [162_001, 59_001]  # MovieLens 25M's shape; K=64 with Adam: 780 bytes a row
-    assert resolve_blocks(1, rows, 780, 25_000_000, 1024) == 1  # one thread: the Keras path's batches
-    assert resolve_blocks(2, rows, 780, 25_000_000, 1024) == 16  # 10.3 MiB a cell; 8 blocks: 20.5 MiB
-    assert resolve_blocks(3, rows, 780, 25_000_000, 1024) == 16  # not a multiple of the threads
-    assert resolve_blocks(32, rows, 780, 25_000_000, 1024) == 32  # at least one block per thread
-    assert resolve_blocks(2, rows, 260, 25_000_000, 1024) == 4  # SGD: no moments
-    assert resolve_blocks(2, rows, 780, 600_000, 1024) == 4  # 8 x 8 cells would hold < 16 batches each
-    assert resolve_blocks(2, [1_001, 1_001], 780, 25_000_000, 1024) == 2  # small tables: a block per thread
+    # (the rule before cut MovieLens 25M's tables with Adam's moments into 16
+    # blocks a side, for cache-sized cells: slower, benchmarks/results/explore_blocks_25m.json)
+    assert resolve_blocks(1, 25_000_000, 1024) == 1  # one thread: the Keras path's batches
+    assert resolve_blocks(2, 25_000_000, 1024) == 4
+    assert resolve_blocks(3, 25_000_000, 1024) == 4  # not a multiple of the threads
+    assert resolve_blocks(4, 25_000_000, 1024) == 4
+    assert resolve_blocks(32, 25_000_000, 1024) == 32  # at least one block per thread
+    assert resolve_blocks(2, 262_144, 1024) == 4  # 4 x 4 cells of 16 batches each
+    assert resolve_blocks(2, 262_143, 1024) == 2  # ... one rating fewer: 2 x 2 cells
+    assert resolve_blocks(2, 20_000, 1024) == 2  # (too few for 2 x 2 cells: Blocks lowers p)
 
 
 def test_the_number_of_threads_does_not_change_the_result(larger_ratings, monkeypatch):
-    """Threads share out the cells of the blocks the tables need: 2, 3 or 4 threads, one schedule."""
+    """Threads share out the cells of the rule's blocks: 2, 3 or 4 threads, one schedule."""
     import skmfnet._rowfit as rowfit
 
     X, y, X_test, _ = larger_ratings
-    # tables of 502 rows of 108 bytes (K=8, Adam): 8 blocks a side under 8 KiB a cell
-    monkeypatch.setattr(rowfit, "CELL_BYTES", 8 << 10)
+    # 8 blocks a side
+    monkeypatch.setattr(rowfit, "BLOCKS", 8)
     monkeypatch.setattr(rowfit, "CELL_BATCHES", 1)
     calls = []
     original = rowfit._epoch_function
