@@ -653,12 +653,14 @@ AUTO_PARALLEL_RATINGS = 1 << 19
 #: ============  ==========  ==========  ==========  ==========
 #:
 #: (``benchmarks/results/explore_blocks.json`` and
-#: ``explore_blocks_25m.json``).  Four blocks were the fastest or within the
-#: machine's variation of it at every size; the rule used before (cells cut
-#: until their rows fit in 16 MiB, for the cache: 8 blocks at 2 million
-#: ratings, 16 at 5 and 25 million) was among the slowest.  A fixed number
-#: rather than one block per thread keeps the result the same for every
-#: ``n_jobs`` from 2 up to ``BLOCKS``.
+#: ``explore_blocks_25m.json``).  Four blocks were the fastest at 25 million
+#: ratings (1.11 and 1.18 times two) and at 5 million (1.07 and 1.06 times),
+#: but not at 2 million, where two (one per thread) were 1.30 and 1.07 times
+#: as fast; the rule used before (cells cut until their rows fit in 16 MiB,
+#: for the cache: 8 blocks at 2 million ratings, 16 at 5 and 25 million)
+#: was slower than four everywhere.  A fixed number rather than one block
+#: per thread also keeps the result the same for every ``n_jobs`` from 2 up
+#: to ``BLOCKS``.
 BLOCKS = 4
 
 #: ... as long as every cell keeps at least this many batches per epoch (a
