@@ -39,8 +39,11 @@ from skmfnet.datasets import make_ratings  # noqa: E402
 EPOCHS = 6
 
 
-def epoch_throughput(X, y, blocks, n_factors):
-    """Median ratings per second of epochs 2..EPOCHS of one fit with ``blocks`` blocks a side (0: the rule's)."""
+def epoch_throughput(X, y, blocks, n_factors, **params):
+    """Median ratings per second of epochs 2..EPOCHS of one fit with ``blocks`` blocks a side (0: the rule's).
+
+    ``params``: the estimator's other parameters (``n_jobs``), defaults otherwise.
+    """
     stamps = []
     rule, end_epoch = skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch
 
@@ -52,7 +55,7 @@ def epoch_throughput(X, y, blocks, n_factors):
         skmfnet._rowfit.end_epoch = stamped
         if blocks:
             skmfnet._rowfit.resolve_blocks = lambda *args: blocks
-        EmbeddingMFRegressor(n_factors=n_factors, epochs=EPOCHS, random_state=0).fit(X, y)
+        EmbeddingMFRegressor(n_factors=n_factors, epochs=EPOCHS, random_state=0, **params).fit(X, y)
     finally:
         skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch = rule, end_epoch
     return len(y) / float(np.median(np.diff(stamps)))

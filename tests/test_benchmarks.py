@@ -232,3 +232,30 @@ def test_explore_blocks_forces_each_block_count_and_writes_its_figures(tmp_path,
     assert all(len(r) == 1 and r[0] > 0 for r in result["ratings_per_s"].values())
     # the package's own rule and epoch end are back after the sweep
     assert (skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch) == original
+
+
+def test_explore_step_times_the_row_traffic_and_the_whole_step_on_one_thread(tmp_path, monkeypatch):
+    import skmfnet._rowfit
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import explore_step
+
+    threads = []
+    resolve = skmfnet._rowfit.resolve_blocks
+
+    def recorded(n_threads, *args):
+        threads.append(n_threads)
+        return resolve(n_threads, *args)
+
+    monkeypatch.setattr(skmfnet._rowfit, "resolve_blocks", recorded)
+    # (n_jobs=None would train on every core at any size: the script must ask for one thread)
+    monkeypatch.setattr(skmfnet._rowfit, "AUTO_PARALLEL_RATINGS", 0)
+    out = tmp_path / "step.json"
+    assert explore_step.main(["--shape", "3000,2000", "--n-ratings", "20000", "--steps", "3", "--n-factors", "4",
+                              "--output", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["row_floats"] == 15  # [factors | bias | m | v] of K=4
+    results = written["results"]
+    assert all(results[name] > 0 for name in ("rows_only_large_tables", "rows_only_cached_tables",
+                                              "whole_step_defaults"))
+    assert threads == [1]  # the whole step ran on one thread
