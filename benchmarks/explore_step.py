@@ -19,7 +19,7 @@ beside the defaults' whole compiled epoch on one thread
 timed as ``explore_blocks.py`` times them) on other-seed ratings of the
 25M id shape.  Rates are the best of three calls.
 
-Usage: ``python benchmarks/explore_step.py`` (about 2 minutes on 2 cores);
+Usage: ``python benchmarks/explore_step.py`` (about half a minute on 2 cores);
 writes ``benchmarks/results/explore_step.json``.
 """
 
