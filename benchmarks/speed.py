@@ -48,7 +48,7 @@ Four protocols, each measured in one run so that ratios compare like with like:
   defaults use every usable core at this size);
   ``skmfnet-blockperthread``: the defaults with one block of users and of
   items per thread (through the private ``skmfnet._rowfit.BLOCKS``, set to
-  1), the schedule of the earliest runs; all five
+  1), the schedule of the earliest runs; all six
   on the compiled path.  Beside them, the memory-traffic bound: the bytes an epoch must
   move per rating on the compiled path (its user and item rows with their
   optimizer state, read and written) against this machine's memory

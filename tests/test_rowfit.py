@@ -8,12 +8,11 @@ import pytest
 import tensorflow as tf
 
 from skmfnet import EmbeddingMFRegressor
-from skmfnet._training import steps_per_epoch as _steps_per_epoch, training_batches as _training_batches
+from skmfnet._estimator import _OPTIMIZERS
 from skmfnet._network import build_network
 from skmfnet._optimizers import LazyAdam
-from skmfnet._estimator import _OPTIMIZERS
 from skmfnet._rowfit import COMPILED_OPTIMIZERS, fit_rows, supports
-from skmfnet._training import compile_network
+from skmfnet._training import compile_network, steps_per_epoch as _steps_per_epoch, training_batches as _training_batches
 from skmfnet.datasets import make_ratings
 
 LAZY = dict(n_factors=4, epochs=3, batch_size=64, optimizer="lazy_adam", random_state=0)
