@@ -34,7 +34,10 @@ Four protocols, each measured in one run so that ratios compare like with like:
   end-to-end fit seconds from a pandas DataFrame (data preparation included)
   for ``--epochs`` epochs, seconds per
   epoch and ratings per second (from a second, one-epoch fit:
-  ``(T(epochs) - T(1)) / (epochs - 1)``), peak resident memory of the process,
+  ``(T(epochs) - T(1)) / (epochs - 1)``; where the defaults' ``"auto"``
+  compares two (alpha, learning_rate) pairs on held-out ratings, the epochs
+  are those both pairs trained, early stopping included, and an epoch's
+  ratings are those not held out), peak resident memory of the process,
   prediction throughput (pairs per second) and RMSE on ``--test-ratings``
   further ratings of the same model (so that speed is not bought with
   accuracy).  skmfnet runs as ``skmfnet``: ``EmbeddingMFRegressor(n_factors=K)``
@@ -79,6 +82,7 @@ Results: ``benchmarks/results/speed.{json,md}`` (``--output`` to change).
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -313,6 +317,23 @@ def _make_estimator(library, n_factors, epochs, seed):
     return CornacRegressor("MF", params={**CORNAC_README, "k": n_factors, "max_iter": epochs}, seed=seed)
 
 
+def _epochs_trained(model, epochs):
+    """Epochs a fit of ``epochs`` trained: with "auto" comparing pairs, those of every pair.
+
+    (A one-epoch fit then trains each pair for one epoch, so the difference
+    of the two fits' times still counts whole epochs.)
+    """
+    results = getattr(model, "auto_results_", None)
+    return epochs if results is None else sum(r["epochs"] for r in results)
+
+
+def _ratings_per_epoch(model, n_ratings):
+    """Ratings an epoch trains on: all, or those not held out when "auto" compared pairs."""
+    if getattr(model, "auto_results_", None) is None:
+        return n_ratings
+    return n_ratings - math.ceil(model.validation_fraction * n_ratings)  # train_test_split's test size
+
+
 def _worker(args):
     """Run in a child process: fit one library on the saved data, print JSON."""
     arrays = np.load(args.data)
@@ -334,13 +355,18 @@ def _worker(args):
     start = time.perf_counter()
     predictions = model.predict(X_test)
     predict_s = time.perf_counter() - start
-    per_epoch = (times[full] - times[1]) / max(full - 1, 1)
+    trained = {epochs: _epochs_trained(model, epochs) for epochs in (full, 1)}
+    per_epoch = (times[full] - times[1]) / max(trained[full] - trained[1], 1)
+    n_train = _ratings_per_epoch(model, len(y))
     print(json.dumps({
         "epochs": full,
+        "epochs_trained": trained[full],
+        "ratings_per_epoch": n_train,
+        "auto_results": getattr(model, "auto_results_", None),
         "fit_s": times[full],
         "one_epoch_fit_s": times[1],
         "epoch_s": per_epoch,
-        "ratings_per_s": len(y) / per_epoch if per_epoch > 0 else None,
+        "ratings_per_s": n_train / per_epoch if per_epoch > 0 else None,
         "predict_pairs_per_s": len(X_test) / predict_s,
         "test_rmse": _rmse(predictions, y_test),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -579,7 +605,10 @@ def markdown(results):
         for lib, r in libs.items():
             rps = r["ratings_per_s"] / 1e6 if r["ratings_per_s"] else float("nan")
             rmse = f"{r['test_rmse']:.4f}" if "test_rmse" in r else "n/a"
-            lines.append(f"| {lib} | {r.get('epochs', s['epochs'])} | {r['fit_s']:.1f} | {r['epoch_s']:.2f} | {rps:.2f} | "
+            epochs = r.get("epochs", s["epochs"])
+            if r.get("epochs_trained", epochs) != epochs:  # "auto" compared pairs: every pair's epochs
+                epochs = f"{epochs} ({' + '.join(str(a['epochs']) for a in r['auto_results'])} trained)"
+            lines.append(f"| {lib} | {epochs} | {r['fit_s']:.1f} | {r['epoch_s']:.2f} | {rps:.2f} | "
                          f"{r['peak_rss_gib']:.2f} | {r['predict_pairs_per_s'] / 1e6:.3f} | {rmse} | "
                          f"{ratio(lib, 'ratings_per_s', 'surprise')} | {ratio(lib, 'fit_s', 'cornac')} | "
                          f"{ratio(lib, 'predict_pairs_per_s', 'surprise')} |")

@@ -48,6 +48,7 @@ from ._preparation import encode, fit_encoding, id_rows, pair_inputs
 from ._recommend import seen_matrix_from_rows
 from ._rowfit import COMPILED_OPTIMIZERS
 from ._training import compile_network, train, uses_compiled_path
+from ._auto import resolve_auto
 
 
 
@@ -124,7 +125,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     factors initialised with a standard deviation of 0.01, ``alpha=0.1``,
     learning rate 0.005, batches of 1024, 10 epochs) were chosen on
     MovieLens 100K training ratings (``benchmarks/tune_defaults.py``;
-    ``docs/accuracy.rst``).
+    ``docs/accuracy.rst``); from a million ratings on, ``"auto"`` also tries
+    ``alpha=0.03`` with learning rate 0.002 and keeps the better of the two
+    on held-out ratings (see ``alpha``).
 
     With ``interaction="concat"``, :math:`[p_u, q_i, b_u, b_i]` (``2K + 2``
     wide) goes through ``Dense`` layers of ``hidden_layer_sizes`` and a final
@@ -200,8 +203,18 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     activation : str, default="relu"
         Activation of the hidden layers, any Keras activation name
         (``"linear"`` for the tutorial).
-    alpha : float, default=0.1
+    alpha : float or "auto", default="auto"
         L2 regularization strength on the factor embeddings ``p_u``, ``q_i``.
+        ``"auto"`` (with ``learning_rate="auto"``): 0.1 (and learning rate
+        0.005), chosen on MovieLens 100K; from 1,000,000 training ratings on,
+        for the plain dot model with ``"lazy_adam"``, ``"adagrad"`` or
+        ``"sgd"`` and no ``distribution``, fit holds out
+        ``validation_fraction`` of the ratings (or uses ``validation_data``),
+        trains that pair and ``alpha=0.03, learning_rate=0.002`` (what
+        larger synthetic data preferred), each with early stopping, and keeps
+        the model with the lower held-out RMSE.  ``alpha_`` and
+        ``learning_rate_`` are the values used; the "Regularization on
+        larger data" section of the user guide has the evidence.
     alpha_bias : float, default=0.01
         L2 regularization strength on the bias embeddings ``b_u``, ``b_i``.
     regularization : {"batch", "table"}, default="batch"
@@ -237,8 +250,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         through a compiled row-sparse loop with the same update rule and batches as
         ``keras.Model.fit``, traced once per process; every other
         configuration trains with ``keras.Model.fit``.
-    learning_rate : float, default=0.005
-        Learning rate of the optimizer.
+    learning_rate : float or "auto", default="auto"
+        Learning rate of the optimizer.  ``"auto"``: see ``alpha``; 0.005
+        unless both are ``"auto"`` on large data.
     loss : {"squared_error", "rmse"}, default="squared_error"
         Training loss per batch: mean squared error, or its square root (the
         tutorial's).  ``history_`` always reports RMSE.
@@ -250,13 +264,15 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         there are fewer than ``batch_size``); the at most ``batch_size - 1``
         ratings left over are different ones every epoch.  Equal batch shapes
         let TensorFlow trace the training step once.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the training ratings and stop when
         their RMSE has not improved for ``n_iter_no_change`` epochs, restoring
-        the best epoch's weights.
+        the best epoch's weights.  ``"auto"``: only when ``alpha`` and
+        ``learning_rate`` are compared on held-out ratings (see ``alpha``),
+        else off.
     validation_fraction : float, default=0.1
         Share of the training ratings held out for early stopping.  Used only
-        when ``early_stopping`` is True.
+        when early stopping is on and no ``validation_data`` is given.
     n_iter_no_change : int, default=3
         Patience of early stopping, in epochs.
     clip_predictions : bool, default=True
@@ -316,12 +332,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         block) cells in ``p`` rounds of ``p`` cells that share no user and
         no item (DSGD's stratified schedule), shared out among the threads:
         the same update rule on another order of the ratings, and the same
-        result whatever the threads' timing.  ``p`` is the smallest power
-        of two that keeps a cell's rows within 16 MiB with their optimizer
-        state (meant to fit the processor's cache), as long as each cell
-        keeps 16 batches, or the number of threads if that is more; so from
-        two threads up to ``p`` the number of threads does not change the
-        result.  None: every usable core from 524,288 training ratings on,
+        result whatever the threads' timing.  ``p`` is 4, halved while a
+        cell would hold fewer than 16 batches, or the number of threads if
+        that is more; so from two threads up to ``p`` the number of threads
+        does not change the result.  None: every usable core from 524,288 training ratings on,
         else one thread (an epoch on fewer ratings takes milliseconds); -1:
         every usable core; 1: one thread and one block, whose batches are
         exactly those of the ``keras.Model.fit`` path.  ``p`` is lowered
@@ -346,6 +360,14 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         The parameters of the fit that produced this model
         (``get_params()`` then): ``predict``, ``recommend`` and ``save`` read
         these, so ``set_params`` takes effect at the next fit.
+    alpha_, learning_rate_ : float
+        The ``alpha`` and ``learning_rate`` the model was trained with:
+        the parameters, or what ``"auto"`` resolved to.
+    auto_results_ : list of dict or None
+        When ``"auto"`` compared pairs on held-out ratings, one dict per
+        pair in training order: ``alpha``, ``learning_rate``,
+        ``best_val_rmse``, ``best_epoch`` and ``epochs`` (trained, early
+        stopping included); else None.
     user_feature_columns_, item_feature_columns_ : list of (str, int)
         Name and position in ``X`` of each feature column (empty without side
         information).
@@ -403,16 +425,16 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         "interaction": [StrOptions({"dot", "concat"})],
         "hidden_layer_sizes": [tuple, list],
         "activation": [str],
-        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"})],
         "alpha_bias": [Interval(numbers.Real, 0, None, closed="left")],
         "regularization": [StrOptions({"batch", "table"})],
         "init_std": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "optimizer": [StrOptions(_OPTIMIZERS)],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "loss": [StrOptions({"squared_error", "rmse"})],
         "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "clip_predictions": ["boolean"],
@@ -442,16 +464,16 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         interaction="dot",
         hidden_layer_sizes=(),
         activation="relu",
-        alpha=0.1,
+        alpha="auto",
         alpha_bias=0.01,
         regularization="batch",
         init_std=0.01,
         optimizer="lazy_adam",
-        learning_rate=0.005,
+        learning_rate="auto",
         loss="squared_error",
         epochs=10,
         batch_size=1024,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=3,
         clip_predictions=True,
@@ -562,8 +584,12 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             weights, keep = check_sample_weight(sample_weight, len(y))
             users, items, extras, y, weights = users[keep], items[keep], extras[keep], y[keep], weights[keep]
         all_users, all_items = users, items  # pairs held out for early stopping are seen too
+        params = self.get_params(deep=False)
+        candidates, early_stopping = resolve_auto(
+            params, len(y), compiled_path=not self._compiled_path_blockers(params)
+        )
 
-        if validation_data is None and self.early_stopping:
+        if validation_data is None and early_stopping:
             if len(y) < 2:
                 raise ValueError(
                     f"early_stopping=True needs at least 2 ratings to hold out a validation set; "
@@ -577,6 +603,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             validation = (users[val_part], items[val_part], extras[val_part], y[val_part])
             users, items, extras, y = users[train_part], items[train_part], extras[train_part], y[train_part]
             weights = None if weights is None else weights[train_part]
+            del train_part, val_part
         elif validation_data is not None:
             X_val, y_val = validation_data
             validation = validate_user_item(self, X_val, y_val, reset=False, with_features=True)
@@ -584,7 +611,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             validation = None
 
         # fitted state: the parameters of this fit, then the encoding
-        self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))
+        self.fitted_params_ = copy.deepcopy(params)
         encoding, rows = fit_encoding(self, users, items, extras)
         for name, value in encoding._asdict().items():
             setattr(self, name, value)
@@ -595,6 +622,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         else:  # pairs held out for early stopping are seen too (pairs with new ids are dropped)
             held = id_rows(self, all_users, all_items)
             self.seen_ = seen_matrix_from_rows(held[:, 0], held[:, 1], self.n_users_, self.n_items_)
+        del all_users, all_items
         # N(u) of the implicit term: the training pairs only (not the held-out ones)
         self._implicit_history = (
             (training_pairs.indptr, training_pairs.indices) if self.implicit else None
@@ -612,9 +640,29 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 encode(self, val_users, val_items, val_extras),
                 (val_y - self.mu_).astype(np.float32),
             )
-        super().fit(rows, (y - self.mu_).astype(np.float32), **fit_kwargs)
+        target = (y - self.mu_).astype(np.float32)
+        self._early_stopping = early_stopping
+        best, results = None, []
+        for pair in candidates:  # one, unless "auto" compares pairs on held-out ratings (see _auto)
+            self.alpha_, self.learning_rate_ = float(pair["alpha"]), float(pair["learning_rate"])
+            super().fit(rows, target, **fit_kwargs)
+            if len(candidates) > 1:
+                curve = self.history_["val_rmse"]
+                score = min(curve)
+                results.append({"alpha": self.alpha_, "learning_rate": self.learning_rate_,
+                                "best_val_rmse": score, "best_epoch": curve.index(score) + 1, "epochs": len(curve)})
+                if best is None or score < best[0]:
+                    best = (score, dict(vars(self)))
+                if self.verbose:
+                    print(f"alpha={self.alpha_}, learning_rate={self.learning_rate_}: "
+                          f"best held-out RMSE {score:.4f} after epoch {curve.index(score) + 1}")
+        if best is not None:  # the fitted state of the better pair (each fit replaced, never mutated it)
+            vars(self).clear()
+            vars(self).update(best[1])
+        self.auto_results_ = results or None
         del self._implicit_history  # now in the network's weights
         del self._train_weights
+        del self._early_stopping
         return self
 
     def _check_combinations(self, validation_data):
@@ -666,7 +714,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 f"{name}={value!r}"
                 for name, value, bad in [
                     ("loss", self.loss, self.loss != "squared_error"),
-                    ("early_stopping", self.early_stopping, self.early_stopping and not compiled),
+                    ("early_stopping", self.early_stopping,
+                     self.early_stopping != "auto" and bool(self.early_stopping) and not compiled),
                     ("validation_data", "given", validation_data is not None and not compiled),
                 ]
                 if bad
@@ -751,7 +800,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             interaction=params["interaction"],
             hidden_layer_sizes=tuple(params["hidden_layer_sizes"]),
             activation=params["activation"],
-            alpha=params["alpha"],
+            alpha=self.alpha_,
             alpha_bias=params["alpha_bias"],
             regularization=params["regularization"],
             init_std=params["init_std"],
@@ -764,7 +813,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         return compile_network(
             model,
             optimizer=params["optimizer"],
-            learning_rate=params["learning_rate"],
+            learning_rate=self.learning_rate_,
             loss=params["loss"],
             n_train=self._n_train,
             batch_size=params["batch_size"],
@@ -789,8 +838,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             batch_size=self.batch_size,
             seed=self._seed(),
             compiled_path=self._compiled_rows(),
-            alpha=self.alpha,
-            alpha_bias=self.alpha_bias,
+            alpha=self.alpha_,
+            alpha_bias=self.fitted_params_["alpha_bias"],
             negatives=self._negatives(len(y)),
             selection=self._selection_tables(),
             weights=self._train_weights,
@@ -851,12 +900,13 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
 
     def _initialize_callbacks(self):
         callbacks = []
-        if self.early_stopping:
+        # (a loaded model file also initializes them: it trains no more, _early_stopping is unset)
+        if getattr(self, "_early_stopping", False):
             callbacks.append(
                 keras.callbacks.EarlyStopping(
                     monitor="val_rmse",
                     mode="min",
-                    patience=self.n_iter_no_change,
+                    patience=self.fitted_params_["n_iter_no_change"],
                     restore_best_weights=True,
                 )
             )

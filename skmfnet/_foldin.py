@@ -99,7 +99,7 @@ def _closed_form(estimator, rows, ratings, y, new):
     tables = {name: model.get_layer(name).embeddings.numpy().astype(np.float64)
               for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS)}
     centred = y - estimator.mu_
-    penalty = np.array([params["alpha"]] * tables[USER_FACTORS].shape[1] + [params["alpha_bias"]])
+    penalty = np.array([estimator.alpha_] * tables[USER_FACTORS].shape[1] + [params["alpha_bias"]])
     solved = {}
     for side, other, (factors, bias) in (("user", 1, (ITEM_FACTORS, ITEM_BIAS)), ("item", 0, (USER_FACTORS, USER_BIAS))):
         is_new, ids = ratings[side]
@@ -199,7 +199,7 @@ def _gradient_steps(estimator, inputs, target, old_sizes):
         if first < variable.shape[0]:  # the table has new rows
             variables.append(variable)
             masks.append(tf.constant((np.arange(variable.shape[0]) >= first).astype(np.float32)[:, None]))
-    optimizer = keras.optimizers.Adam(learning_rate=float(estimator.fitted_params_["learning_rate"]))
+    optimizer = keras.optimizers.Adam(learning_rate=estimator.learning_rate_)
     x, t = tf.constant(inputs), tf.constant(target)
 
     @tf.function(autograph=False)

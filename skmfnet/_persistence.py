@@ -5,8 +5,8 @@ Unlike a pickle, loading a model file executes no code from the file:
 * ``skmfnet.json`` (read with :func:`json.loads`) holds the format name and
   version, the skmfnet version that wrote it, the estimator's class name and
   ``get_params()``, and the fitted state that is not an array: ``mu_``,
-  ``rating_range_``, ``history_``, ``n_features_in_``, ``feature_names_in_``
-  and both id vocabularies, each id a JSON value of its own type (int, float
+  ``rating_range_``, ``history_``, ``n_features_in_``, ``feature_names_in_``,
+  ``alpha_``, ``learning_rate_``, ``auto_results_``, and both id vocabularies, each id a JSON value of its own type (int, float
   or str) plus the pandas dtype of the vocabulary; with side information, the
   labels of every feature the same way (format version 2);
 * ``model.keras`` (:class:`~skmfnet.EmbeddingMFRegressor` only) is the network
@@ -253,6 +253,10 @@ def save_estimator(estimator, path):
             "item_ids": _encode_ids(estimator.item_encoder_.classes_, "item"),
             "history": getattr(estimator, "history_", None),
             "n_train": getattr(estimator, "_n_train", None),
+            # what alpha="auto" and learning_rate="auto" resolved to (EmbeddingMFRegressor)
+            "alpha": getattr(estimator, "alpha_", None),
+            "learning_rate": getattr(estimator, "learning_rate_", None),
+            "auto_results": getattr(estimator, "auto_results_", None),
         },
     }
     arrays = {}
@@ -423,6 +427,7 @@ def _load_archive(archive, path):
     expected = _expected_arrays(name, features, n_users, n_items, selection_factors)
     arrays = _read_arrays(archive, expected) if _ARRAYS in archive.namelist() else {}
     if name == "EmbeddingMFRegressor":
+        _restore_resolved(estimator, fitted)
         estimator.user_selection_ = estimator.item_selection_ = None
         if selection_factors:
             for side in ("user", "item"):
@@ -545,6 +550,43 @@ def _number(value, what):
     if not np.isfinite(value):
         raise InvalidModelFileError(f"{what} is {value}; expected a finite number")
     return value
+
+
+def _restore_resolved(estimator, fitted):
+    """``alpha_`` and ``learning_rate_``: stored, or (files from before "auto") the parameters."""
+    for name, low in (("alpha", 0.0), ("learning_rate", None)):
+        value = fitted.get(name)
+        if value is None:
+            value = estimator.fitted_params_[name]
+            if value == "auto":
+                raise InvalidModelFileError(f"{name} is 'auto' and the fitted state has no {name}")
+        value = _number(value, name)
+        if value < 0 or (low is None and value == 0):
+            raise InvalidModelFileError(
+                f"{name} is {value}; expected a number {'>= 0' if low == 0 else '> 0'}"
+            )
+        setattr(estimator, f"{name}_", value)
+    results = fitted.get("auto_results")
+    if results is not None:
+        keys = {"alpha", "learning_rate", "best_val_rmse", "best_epoch", "epochs"}
+        if not isinstance(results, list) or not 1 <= len(results) <= _MAX_AUTO_RESULTS or not all(
+            isinstance(entry, dict) and set(entry) == keys for entry in results
+        ):
+            raise InvalidModelFileError(
+                f"auto_results is malformed; expected null or a list of at most {_MAX_AUTO_RESULTS} "
+                f"objects with the keys {sorted(keys)}"
+            )
+        for entry in results:
+            for key in ("alpha", "learning_rate", "best_val_rmse"):
+                entry[key] = _number(entry[key], f"auto_results' {key}")
+            for key in ("best_epoch", "epochs"):
+                if not isinstance(entry[key], int) or isinstance(entry[key], bool) or entry[key] < 1:
+                    raise InvalidModelFileError(f"auto_results' {key} is {entry[key]!r}; expected a positive integer")
+    estimator.auto_results_ = results
+
+
+#: Most (alpha, learning_rate) pairs a file's auto_results may list.
+_MAX_AUTO_RESULTS = 16
 
 
 def _decode_features(fitted):

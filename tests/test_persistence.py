@@ -258,6 +258,18 @@ def test_damaged_files_are_refused(saved, tmp_path, change, match):
         load_estimator(path)
 
 
+def test_files_from_before_auto_take_the_resolved_values_from_their_parameters(saved, tmp_path):
+    def before_auto(meta):  # the parameters were numbers, and the fitted state had no alpha
+        meta["params"].update(alpha=0.2, learning_rate=0.01)
+        meta["fitted"] = {k: v for k, v in meta["fitted"].items() if k not in ("alpha", "learning_rate")}
+        return meta
+
+    path = tmp_path / "older.skmf"
+    rewrite(saved, path, meta=before_auto)
+    loaded = load_estimator(path)
+    assert (loaded.alpha_, loaded.learning_rate_) == (0.2, 0.01)
+
+
 def test_truncated_file(saved, tmp_path):
     data = saved.read_bytes()
     for size in (0, 10, len(data) // 2, len(data) - 10):
@@ -449,10 +461,24 @@ def keras_never_loads(monkeypatch):
         ("dot", dict(meta=lambda m: {**m, "fitted": {**m["fitted"], "n_features_in": 1e300}}),
          "n_features_in"),
         ("bias", dict(meta=fewer_users), r"user_bias.*shape \(26,\).*expected \(25,\)"),
+        ("dot", dict(meta=lambda m: {**m, "fitted": {**m["fitted"], "alpha": -1}}),
+         r"alpha is -1.0; expected a number >= 0"),
+        ("dot", dict(meta=lambda m: {**m, "fitted": {**m["fitted"], "learning_rate": 0}}),
+         r"learning_rate is 0.0; expected a number > 0"),
+        ("dot", dict(meta=lambda m: {**m, "fitted": {**m["fitted"], "alpha": "lots"}}),
+         "alpha is missing or not a number"),
+        ("dot", dict(meta=lambda m: {**m, "fitted": {k: v for k, v in m["fitted"].items() if k != "alpha"}}),
+         "alpha is 'auto' and the fitted state has no alpha"),
+        ("dot", dict(meta=lambda m: {**m, "fitted": {**m["fitted"], "auto_results": [{"alpha": 0.1}]}}),
+         "auto_results is malformed"),
+        ("dot", dict(meta=lambda m: {**m, "fitted": {**m["fitted"], "auto_results": [
+            {"alpha": 0.1, "learning_rate": 0.005, "best_val_rmse": 0.9, "best_epoch": 0, "epochs": 3}]}}),
+         "auto_results' best_epoch is 0; expected a positive integer"),
     ],
     ids=["deep-json", "nan-constant", "mu-nan", "mu-infinity", "mu-overflow", "infinite-rating-range",
          "inverted-rating-range", "n_factors-lots", "negative-epochs", "fractional-n_iter",
-         "huge-n_features_in", "bias-vocabulary-mismatch"],
+         "huge-n_features_in", "bias-vocabulary-mismatch", "negative-alpha", "zero-learning-rate",
+         "alpha-lots", "auto-alpha-unresolved", "auto-results-malformed", "auto-results-epoch-0"],
 )
 def test_crafted_metadata_is_refused(models, tmp_path, kind, change, match):
     path, good = tmp_path / "bad.skmf", saved_as(models, tmp_path, kind)
