@@ -44,7 +44,7 @@ from ._distribute import DISTRIBUTIONS, get_strategy
 from ._encoding import check_sample_weight, validate_user_item, warn_if_no_id_known
 from ._mixins import RecommenderMixin, restore_on_failure
 from ._network import build_network, score_rows
-from ._preparation import encode, fit_encoding, id_rows, pair_inputs
+from ._preparation import encode, fit_encoding, pair_inputs
 from ._recommend import seen_matrix_from_rows
 from ._rowfit import COMPILED_OPTIMIZERS
 from ._training import compile_network, train, uses_compiled_path
@@ -578,18 +578,55 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     def _fit_ratings(self, X, y, sample_weight, validation_data):
         self._validate_params()
         self._check_combinations(validation_data)
+        rows, target, fit_kwargs, candidates, early_stopping = self._prepare_fit(
+            X, y, sample_weight, validation_data
+        )
+        self._early_stopping = early_stopping
+        self._prepared = {}  # the candidates train on the same ratings: one copy of their blocks
+        best, results = None, []
+        for pair in candidates:  # one, unless "auto" compares pairs on held-out ratings (see _auto)
+            self.alpha_, self.learning_rate_ = float(pair["alpha"]), float(pair["learning_rate"])
+            super().fit(rows, target, **fit_kwargs)
+            if len(candidates) > 1:
+                curve = self.history_["val_rmse"]
+                score = min(curve)
+                results.append({"alpha": self.alpha_, "learning_rate": self.learning_rate_,
+                                "best_val_rmse": score, "best_epoch": curve.index(score) + 1, "epochs": len(curve)})
+                if best is None or score < best[0]:
+                    best = (score, dict(vars(self)))
+                if self.verbose:
+                    print(f"alpha={self.alpha_}, learning_rate={self.learning_rate_}: "
+                          f"best held-out RMSE {score:.4f} after epoch {curve.index(score) + 1}")
+        if best is not None:  # the fitted state of the better pair (each fit replaced, never mutated it)
+            vars(self).clear()
+            vars(self).update(best[1])
+        self.auto_results_ = results or None
+        del self._implicit_history  # now in the network's weights
+        del self._train_weights
+        del self._early_stopping
+        del self._prepared
+        return self
+
+    def _prepare_fit(self, X, y, sample_weight, validation_data):
+        """Validate, hold out, encode: the fitted state before training, and what training needs.
+
+        Returns ``(rows, centred ratings, keyword arguments of KerasRegressor.fit,
+        (alpha, learning_rate) pairs, early stopping)``.  Raw ids are let go
+        as soon as they are encoded (at 25 million ratings each copy of the
+        two id columns is 400 MB).
+        """
         users, items, extras, y = validate_user_item(self, X, y, reset=True, with_features=True)
         weights = None  # no sample_weight: no array of n ones (200 MB at 25 million ratings)
         if sample_weight is not None:
             weights, keep = check_sample_weight(sample_weight, len(y))
             users, items, extras, y, weights = users[keep], items[keep], extras[keep], y[keep], weights[keep]
-        all_users, all_items = users, items  # pairs held out for early stopping are seen too
         params = self.get_params(deep=False)
         candidates, early_stopping = resolve_auto(
             params, len(y), compiled_path=not self._compiled_path_blockers(params)
         )
 
-        if validation_data is None and early_stopping:
+        held_out = validation_data is None and early_stopping
+        if held_out:
             if len(y) < 2:
                 raise ValueError(
                     f"early_stopping=True needs at least 2 ratings to hold out a validation set; "
@@ -613,57 +650,42 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         # fitted state: the parameters of this fit, then the encoding
         self.fitted_params_ = copy.deepcopy(params)
         encoding, rows = fit_encoding(self, users, items, extras)
+        del users, items, extras
         for name, value in encoding._asdict().items():
             setattr(self, name, value)
-        user_rows, item_rows = rows[:, 0], rows[:, 1]
-        training_pairs = seen_matrix_from_rows(user_rows, item_rows, self.n_users_, self.n_items_)
-        if len(all_users) == len(users):
-            self.seen_ = training_pairs
-        else:  # pairs held out for early stopping are seen too (pairs with new ids are dropped)
-            held = id_rows(self, all_users, all_items)
-            self.seen_ = seen_matrix_from_rows(held[:, 0], held[:, 1], self.n_users_, self.n_items_)
-        del all_users, all_items
-        # N(u) of the implicit term: the training pairs only (not the held-out ones)
-        self._implicit_history = (
-            (training_pairs.indptr, training_pairs.indices) if self.implicit else None
-        )
         self.mu_ = float(np.average(y, weights=weights))
         # scaled to mean 1: an integer weight counts as that many copies of the rating
         self._train_weights = None if sample_weight is None else (weights / weights.mean()).astype(np.float32)
         self._n_train = len(y)
         self.rating_range_ = (float(np.min(y)), float(np.max(y)))
+        target = (y - self.mu_).astype(np.float32)
+        del y, weights
 
         fit_kwargs = {}
         if validation is not None:
             val_users, val_items, val_extras, val_y = validation
+            del validation
             fit_kwargs["validation_data"] = (
                 encode(self, val_users, val_items, val_extras),
                 (val_y - self.mu_).astype(np.float32),
             )
-        target = (y - self.mu_).astype(np.float32)
-        self._early_stopping = early_stopping
-        best, results = None, []
-        for pair in candidates:  # one, unless "auto" compares pairs on held-out ratings (see _auto)
-            self.alpha_, self.learning_rate_ = float(pair["alpha"]), float(pair["learning_rate"])
-            super().fit(rows, target, **fit_kwargs)
-            if len(candidates) > 1:
-                curve = self.history_["val_rmse"]
-                score = min(curve)
-                results.append({"alpha": self.alpha_, "learning_rate": self.learning_rate_,
-                                "best_val_rmse": score, "best_epoch": curve.index(score) + 1, "epochs": len(curve)})
-                if best is None or score < best[0]:
-                    best = (score, dict(vars(self)))
-                if self.verbose:
-                    print(f"alpha={self.alpha_}, learning_rate={self.learning_rate_}: "
-                          f"best held-out RMSE {score:.4f} after epoch {curve.index(score) + 1}")
-        if best is not None:  # the fitted state of the better pair (each fit replaced, never mutated it)
-            vars(self).clear()
-            vars(self).update(best[1])
-        self.auto_results_ = results or None
-        del self._implicit_history  # now in the network's weights
-        del self._train_weights
-        del self._early_stopping
-        return self
+            del val_users, val_items, val_extras, val_y
+
+        if not held_out or self.implicit:
+            training_pairs = seen_matrix_from_rows(rows[:, 0], rows[:, 1], self.n_users_, self.n_items_)
+        if held_out:  # pairs held out for early stopping are seen too (pairs with new ids are dropped)
+            val_rows = fit_kwargs["validation_data"][0]
+            self.seen_ = seen_matrix_from_rows(
+                np.concatenate([rows[:, 0], val_rows[:, 0]]), np.concatenate([rows[:, 1], val_rows[:, 1]]),
+                self.n_users_, self.n_items_,
+            )
+        else:
+            self.seen_ = training_pairs
+        # N(u) of the implicit term: the training pairs only (not the held-out ones)
+        self._implicit_history = (
+            (training_pairs.indptr, training_pairs.indices) if self.implicit else None
+        )
+        return rows, target, fit_kwargs, candidates, early_stopping
 
     def _check_combinations(self, validation_data):
         """Refuse parameter combinations that ``_parameter_constraints`` cannot express."""
@@ -846,11 +868,15 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             multi_worker=self.distribution == "multi_worker",
             parameter_server=self.distribution == "parameter_server",
             layout=layout,
+            prepared=getattr(self, "_prepared", None),
             validation=kwargs.pop("validation_data", None),
             callbacks=self._fit_callbacks,
             verbose=self.verbose,
             n_jobs=self.n_jobs,
         )
+        for callback in self._fit_callbacks:  # its best weights are the model's now: no second copy
+            if isinstance(callback, keras.callbacks.EarlyStopping):
+                callback.best_weights = None
         if layout is not None:
             self.table_shards_ = layout
         elif hasattr(self, "table_shards_"):  # from an earlier fit on parameter servers

@@ -160,6 +160,7 @@ def train(
     n_jobs=None,
     parameter_server=False,
     layout=None,
+    prepared=None,
 ):
     """Train a compiled network on encoded rows ``X`` and centred ratings ``y``.
 
@@ -191,6 +192,9 @@ def train(
     layout : dict or None
         With ``parameter_server``, filled with the ``(device, rows)`` of each
         table's shards.
+    prepared : dict or None
+        Shared by compiled-path fits on the same ratings (see
+        :func:`skmfnet._rowfit.fit_rows`).
 
     Returns
     -------
@@ -242,6 +246,7 @@ def train(
             verbose=verbose,
             n_threads=resolve_threads(n_jobs, len(y)),
             exchange=RowExchange(get_strategy("multi_worker")) if multi_worker else None,
+            prepared=prepared,
         )
     history = model.fit(
         training_batches(X, y, batch_size=batch_size, epochs=epochs, seed=seed, weights=weights),

@@ -557,8 +557,12 @@ def _parser():
     fit.add_argument("--rating-col", help="rating column (default: rating, score, ...)")
     fit.add_argument("--n-factors", type=_positive_int, help="latent factors K (default 32)")
     fit.add_argument("--epochs", type=_positive_int, help="passes over the data (default 10)")
-    fit.add_argument("--learning-rate", type=_positive_float, help="learning rate (default 0.005)")
-    fit.add_argument("--alpha", type=_non_negative_float, help="L2 on the factors (default 0.1)")
+    fit.add_argument("--learning-rate", type=_positive_float,
+                     help="learning rate (default auto: 0.005, or chosen with --alpha on held-out ratings "
+                     "from 1,000,000 ratings on)")
+    fit.add_argument("--alpha", type=_non_negative_float,
+                     help="L2 on the factors (default auto: 0.1, or chosen with --learning-rate on held-out "
+                     "ratings from 1,000,000 ratings on)")
     fit.add_argument("--batch-size", type=_positive_int, help="ratings per step (default 1024)")
     fit.add_argument("--negative-ratio", type=_non_negative_float,
                      help="sampled unobserved pairs per rating: train for ranking (default 0: ratings only)")

@@ -129,3 +129,15 @@ def test_the_resolved_pair_survives_saving_and_drives_fold_in(ratings, large, tm
     assert loaded.get_params()["alpha"] == "auto"
     new = X.iloc[:30].assign(user_id=-1)
     np.testing.assert_allclose(loaded.fold_in(new, y.iloc[:30]).predict(new), est.fold_in(new, y.iloc[:30]).predict(new))
+
+
+def test_the_pairs_share_their_blocks_and_tensors_and_train_as_each_alone(ratings, large):
+    # two threads, 2 blocks a side: the second pair reuses the first's cells (skmfnet._rowfit's ``prepared``)
+    X, y = ratings
+    params = {**FAST, "batch_size": 16, "n_jobs": 2}
+    auto = EmbeddingMFRegressor(**params).fit(X, y)
+    for pair, result in zip(skmfnet._auto.CANDIDATES, auto.auto_results_):
+        alone = EmbeddingMFRegressor(early_stopping=True, **pair, **params).fit(X, y)
+        assert result["best_val_rmse"] == best_held_out_rmse(alone)
+        if (alone.alpha_, alone.learning_rate_) == (auto.alpha_, auto.learning_rate_):
+            np.testing.assert_array_equal(auto.predict(X), alone.predict(X))

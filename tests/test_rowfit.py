@@ -518,7 +518,7 @@ def test_unpack_reads_any_column_range_of_the_blocks():
     for p in (1, 2):
         blocks = Blocks(X, [501, 301], p, batch=64)
         assert blocks.p == p
-        tables = blocks.pack(0, full, 0)
+        tables = list(blocks.pack(0, full, 0))
         np.testing.assert_array_equal(np.asarray(blocks.unpack(0, tables, 12)), full)
         np.testing.assert_array_equal(np.asarray(blocks.unpack(0, tables, 9, start=4)), full[:, 4:9])
 
