@@ -318,13 +318,18 @@ def _make_estimator(library, n_factors, epochs, seed):
 
 
 def _epochs_trained(model, epochs):
-    """Epochs a fit of ``epochs`` trained: with "auto" comparing pairs, those of every pair.
+    """Epochs the fit of ``model`` (for ``epochs``) trained: with "auto" comparing pairs, every pair's.
 
     (A one-epoch fit then trains each pair for one epoch, so the difference
     of the two fits' times still counts whole epochs.)
     """
     results = getattr(model, "auto_results_", None)
     return epochs if results is None else sum(r["epochs"] for r in results)
+
+
+def _per_epoch(fit_s, one_epoch_fit_s, epochs_trained, one_epoch_trained):
+    """Seconds per epoch: the difference of the two fits' times over that of their epochs trained."""
+    return (fit_s - one_epoch_fit_s) / max(epochs_trained - one_epoch_trained, 1)
 
 
 def _ratings_per_epoch(model, n_ratings):
@@ -345,22 +350,24 @@ def _worker(args):
     _make_estimator(args.library, args.n_factors, 1, args.seed).fit(X.iloc[:2000], y.iloc[:2000])
     times = {}
     full = _full_epochs(args.library, args.epochs)
+    trained = {}
     for epochs in (full, 1):
         start = time.perf_counter()
         fitted = _make_estimator(args.library, args.n_factors, epochs, args.seed).fit(X, y)
         times[epochs] = time.perf_counter() - start
+        trained[epochs] = _epochs_trained(fitted, epochs)
         if epochs == full:
             model = fitted
         del fitted
     start = time.perf_counter()
     predictions = model.predict(X_test)
     predict_s = time.perf_counter() - start
-    trained = {epochs: _epochs_trained(model, epochs) for epochs in (full, 1)}
-    per_epoch = (times[full] - times[1]) / max(trained[full] - trained[1], 1)
+    per_epoch = _per_epoch(times[full], times[1], trained[full], trained[1])
     n_train = _ratings_per_epoch(model, len(y))
     print(json.dumps({
         "epochs": full,
         "epochs_trained": trained[full],
+        "one_epoch_fit_epochs_trained": trained[1],
         "ratings_per_epoch": n_train,
         "auto_results": getattr(model, "auto_results_", None),
         "fit_s": times[full],

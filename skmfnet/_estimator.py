@@ -40,6 +40,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._auto import resolve_auto
 from ._distribute import DISTRIBUTIONS, get_strategy
 from ._encoding import check_sample_weight, validate_user_item, warn_if_no_id_known
 from ._mixins import RecommenderMixin, restore_on_failure
@@ -48,7 +49,6 @@ from ._preparation import encode, fit_encoding, pair_inputs
 from ._recommend import seen_matrix_from_rows
 from ._rowfit import COMPILED_OPTIMIZERS
 from ._training import compile_network, train, uses_compiled_path
-from ._auto import resolve_auto
 
 
 
@@ -335,8 +335,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         result whatever the threads' timing.  ``p`` is 4, halved while a
         cell would hold fewer than 16 batches, or the number of threads if
         that is more; so from two threads up to ``p`` the number of threads
-        does not change the result.  None: every usable core from 524,288 training ratings on,
-        else one thread (an epoch on fewer ratings takes milliseconds); -1:
+        does not change the result.  None: every usable core from 524,288
+        training ratings on, else one thread (an epoch on fewer ratings
+        takes milliseconds); -1:
         every usable core; 1: one thread and one block, whose batches are
         exactly those of the ``keras.Model.fit`` path.  ``p`` is lowered
         until every cell holds one batch.

@@ -259,3 +259,31 @@ def test_explore_step_times_the_row_traffic_and_the_whole_step_on_one_thread(tmp
     assert all(results[name] > 0 for name in ("rows_only_large_tables", "rows_only_cached_tables",
                                               "whole_step_defaults"))
     assert threads == [1]  # the whole step ran on one thread
+
+
+def test_speed_worker_counts_the_epochs_of_each_fit_when_auto_compares_pairs(tmp_path, monkeypatch, capsys):
+    """The one-epoch fit trains each pair one epoch: the per-epoch time divides by the epochs' difference."""
+    import argparse
+
+    import numpy as np
+
+    import skmfnet._auto
+    from skmfnet.datasets import make_ratings
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        import speed
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    monkeypatch.setattr(skmfnet._auto, "AUTO_SELECTION_RATINGS", 1000)  # every fit here compares
+    X, y = make_ratings(n_users=50, n_items=40, n_ratings=1600, return_X_y=True, random_state=0)
+    data = tmp_path / "ratings.npz"
+    np.savez(data, users=X["user_id"].to_numpy(), items=X["item_id"].to_numpy(), ratings=y.to_numpy())
+    speed._worker(argparse.Namespace(data=str(data), n_ratings=1500, library="skmfnet", n_factors=4, epochs=3, seed=0))
+    row = json.loads(capsys.readouterr().out)
+    assert row["one_epoch_fit_epochs_trained"] == 2  # one epoch of each pair
+    assert row["epochs_trained"] == sum(pair["epochs"] for pair in row["auto_results"])
+    assert row["epoch_s"] == pytest.approx(
+        (row["fit_s"] - row["one_epoch_fit_s"]) / (row["epochs_trained"] - 2)
+    )
+    assert row["ratings_per_epoch"] == 1500 - 150
