@@ -6,7 +6,8 @@ Unlike a pickle, loading a model file executes no code from the file:
   version, the skmfnet version that wrote it, the estimator's class name and
   ``get_params()``, and the fitted state that is not an array: ``mu_``,
   ``rating_range_``, ``history_``, ``n_features_in_``, ``feature_names_in_``,
-  ``alpha_``, ``learning_rate_``, ``auto_results_``, and both id vocabularies, each id a JSON value of its own type (int, float
+  ``alpha_``, ``learning_rate_``, ``auto_results_``, and both id
+  vocabularies, each id a JSON value of its own type (int, float
   or str) plus the pandas dtype of the vocabulary; with side information, the
   labels of every feature the same way (format version 2);
 * ``model.keras`` (:class:`~skmfnet.EmbeddingMFRegressor` only) is the network
@@ -553,18 +554,16 @@ def _number(value, what):
 
 
 def _restore_resolved(estimator, fitted):
-    """``alpha_`` and ``learning_rate_``: stored, or (files from before "auto") the parameters."""
-    for name, low in (("alpha", 0.0), ("learning_rate", None)):
+    """``alpha_`` and ``learning_rate_`` (stored, or in files from before "auto" the parameters), ``auto_results_``."""
+    for name, positive in (("alpha", False), ("learning_rate", True)):
         value = fitted.get(name)
         if value is None:
             value = estimator.fitted_params_[name]
             if value == "auto":
                 raise InvalidModelFileError(f"{name} is 'auto' and the fitted state has no {name}")
         value = _number(value, name)
-        if value < 0 or (low is None and value == 0):
-            raise InvalidModelFileError(
-                f"{name} is {value}; expected a number {'>= 0' if low == 0 else '> 0'}"
-            )
+        if value < 0 or (positive and value == 0):
+            raise InvalidModelFileError(f"{name} is {value}; expected a number {'> 0' if positive else '>= 0'}")
         setattr(estimator, f"{name}_", value)
     results = fitted.get("auto_results")
     if results is not None:

@@ -502,8 +502,8 @@ def fit_rows(
         Shared by fits on the same ``X``, ``y`` and ``weights`` (the pairs
         that ``"auto"`` compares): the first fills it with its blocks and
         the ratings' tensors, the next ones of the same schedule reuse them
-        instead of building and holding a second copy (at 25 million
-        ratings about 0.5 GB while they are built, and 2 seconds).
+        instead of building and holding a second copy (the local rows and
+        ratings, 12 bytes per rating, plus their numpy staging).
 
     Returns
     -------
@@ -899,9 +899,9 @@ def _evaluate(model, X, y, *, alpha, alpha_bias):
     The network is the plain dot model, so its scores are computed from its
     four tables here, in chunks of :data:`SCORE_BATCH` ratings, and each
     row's squared norm once per row: calling the network on every chunk,
-    and squaring every validation rating's gathered rows, cost about 40% of
-    a training epoch at 2.5 million validation ratings and K=64, and the
-    rows gathered at once about 1.3 GB.
+    and squaring every validation rating's gathered rows, cost a large share
+    of an epoch when millions of ratings are held out, and gathered all
+    their rows at once (2.5 million x 64 x 4 bytes per side at 25 million).
     """
     X = np.asarray(X, dtype=np.int32)
     y = np.asarray(y, dtype=np.float64)
