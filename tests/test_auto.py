@@ -102,6 +102,7 @@ def test_explicit_early_stopping_with_auto_pairs_selects_on_large_data(ratings, 
     est = EmbeddingMFRegressor(early_stopping=True, **FAST).fit(X, y)
     small = EmbeddingMFRegressor(early_stopping=True, **skmfnet._auto.SMALL_DATA, **FAST).fit(X, y)
     other = EmbeddingMFRegressor(early_stopping=True, **skmfnet._auto.CANDIDATES[1], **FAST).fit(X, y)
+    assert len(est.auto_results_) == 2  # compared (on this data the small-data pair alone would score the same)
     assert best_held_out_rmse(est) == min(best_held_out_rmse(small), best_held_out_rmse(other))
 
 
@@ -115,6 +116,7 @@ def test_selection_on_given_validation_data(ratings, large):
         for pair in skmfnet._auto.CANDIDATES
     ]
     winner = min(alone, key=best_held_out_rmse)
+    assert len(est.auto_results_) == 2
     np.testing.assert_array_equal(est.predict(X), winner.predict(X))
 
 
