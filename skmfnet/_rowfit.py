@@ -54,8 +54,12 @@ call owns its rows and the rounds need no locks and give the same result
 whatever the threads' timing (the stratified schedule of DSGD, Gemulla et
 al., KDD 2011, "Large-scale matrix factorization with distributed
 stochastic gradient descent").  Same update rule, per batch of one cell;
-each cell is shuffled with its own stateless seed, and ``n_ab //
-batch_size`` full batches of it are trained.  ``p`` is :data:`BLOCKS`
+each cell's ``n_ab // batch_size`` full batches are drawn
+anew every epoch with its own stateless seed and trained in
+:data:`ROUND_CHUNKS` parts, so that an epoch goes through the ``p`` rounds
+that many times (a row trained on one block of the other side after
+another drifts towards the last; meeting them in turn several times an
+epoch keeps most of one thread's accuracy).  ``p`` is :data:`BLOCKS`
 (4), halved while a cell would hold fewer than :data:`CELL_BATCHES`
 batches, or the number of threads if that is more (:func:`resolve_blocks`):
 a number measured on two cores, not derived from the tables' size (a rule
@@ -421,6 +425,31 @@ def _epoch_order(n, seed, offset, size):
     return tf.pad(order, [[0, size - n]])
 
 
+def _affine(n, seed):
+    """(stride, shift) of the permutation ``k -> (k * stride + shift) mod n`` drawn from ``seed``: stride coprime to n."""
+    rng = np.random.default_rng(seed)
+    while True:
+        stride = int(rng.integers(1, max(n, 2)))
+        if math.gcd(stride, n) == 1:
+            return stride, int(rng.integers(0, n))
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.int64)] * 5 + [tf.TensorSpec([2], tf.int64)]
+             + [tf.TensorSpec([], tf.int32)] * 2, autograph=False)
+def _chunk_order(n, stride, shift, start, stop, seed, offset, size):
+    """Positions ``start .. stop - 1`` of a cell's permutation ``k -> (k * stride + shift) mod n``, shuffled.
+
+    The chunks of one epoch partition the cell's ``n`` ratings without
+    holding a permutation of all of them (an epoch's chunks are trained
+    rounds apart); each chunk's positions are then shuffled with ``seed``.
+    ``offset`` is added and the result padded with zeros to ``size``.
+    """
+    _TRACES["order"] += 1
+    positions = (tf.range(start, stop) * stride + shift) % n
+    order = tf.cast(tf.random.experimental.stateless_shuffle(positions, seed=seed), tf.int32) + offset
+    return tf.pad(order, [[0, size - tf.cast(stop - start, tf.int32)]])
+
+
 def fit_rows(
     model,
     X,
@@ -541,7 +570,13 @@ def fit_rows(
     p = blocks.p
     distributed = exchange is not None and p > 1
     mine = [exchange.index] if distributed else list(range(p))  # the user blocks trained here
-    order_size = tf.constant(max(blocks.sizes.values()), tf.int32)
+    # each cell's epoch is trained in ``chunks`` calls of about as many
+    # batches each, round by round, so that a row meets the other side's
+    # blocks in turn several times an epoch (see :data:`ROUND_CHUNKS`)
+    chunks = 1 if p == 1 else max(1, min(ROUND_CHUNKS, min(blocks.steps(*cell) for cell in blocks.sizes) // CELL_BATCHES))
+    bounds = {cell: [blocks.steps(*cell) * c // chunks for c in range(chunks + 1)] for cell in blocks.sizes}
+    order_size = tf.constant(max(blocks.sizes.values()) if p == 1 else
+                             batch * max(b[c + 1] - b[c] for b in bounds.values() for c in range(chunks)), tf.int32)
 
     # the packed tables of each side, one per block: [factors | bias | state]
     # (variables, which the compiled epoch updates in place)
@@ -558,12 +593,21 @@ def fit_rows(
     hyper = tf.constant(rule.hyper(optimizer), tf.float32)
     step = tf.constant(0, tf.int64)
 
-    def train_cell(epoch, a, b, step):
+    def train_cell(epoch, a, b, step, c):
         # the round's p cells count as interleaved batches: cell a takes the
         # steps start + a + 1, start + a + 1 + p, ... (start + 1, + 2, ... with one block)
-        n_ab = tf.constant(blocks.sizes[a, b], tf.int32)
-        order = _epoch_order(n_ab, tf.constant(blocks.order_seed(seed, epoch, a, b), tf.int64),
-                             tf.constant(blocks.offsets[a, b], tf.int32), order_size)
+        if p == 1:
+            n_ab = tf.constant(blocks.sizes[a, b], tf.int32)
+            order = _epoch_order(n_ab, tf.constant(blocks.order_seed(seed, epoch, a, b), tf.int64),
+                                 tf.constant(blocks.offsets[a, b], tf.int32), order_size)
+        else:  # chunk c of the cell's permutation of this epoch: its batches bounds[c] .. bounds[c + 1]
+            start, stop = bounds[a, b][c] * batch, bounds[a, b][c + 1] * batch
+            n_ab = tf.constant(stop - start, tf.int32)
+            cell_seed = blocks.order_seed(seed, epoch, a, b)
+            stride, shift = _affine(blocks.sizes[a, b], cell_seed)
+            order = _chunk_order(*(tf.constant(v, tf.int64) for v in (blocks.sizes[a, b], stride, shift, start, stop)),
+                                 tf.constant([cell_seed[0], cell_seed[1] * chunks + c + (1 << 56)], tf.int64),
+                                 tf.constant(blocks.offsets[a, b], tf.int32), order_size)
         return _compile_cache.call(
             _epoch_function(*configuration),
             tables[0][a].handle, tables[1][b].handle, X_t, y_t, order, penalty, hyper, step, negative,
@@ -588,15 +632,15 @@ def fit_rows(
         for epoch in range(epochs):
             sums = np.zeros(2)  # the epoch's loss and squared error, summed over its batches
             total_steps = 0
-            for s in range(p):
+            for c, s in ((c, s) for c in range(chunks) for s in range(p)):
                 # the round's cells share no user and no item: no locks
-                jobs = [(epoch, a, (a + s) % p, step + a) for a in mine]
+                jobs = [(epoch, a, (a + s) % p, step + a, c) for a in mine]
                 results = list(pool.map(lambda j: train_cell(*j), jobs)) if pool else [train_cell(*j) for j in jobs]
-                for (_, a, b, _), (_, loss, squared) in zip(jobs, results):
-                    sums += np.array([float(loss), float(squared)]) * blocks.steps(a, b)
+                for (_, a, b, _, _), (_, loss, squared) in zip(jobs, results):
+                    sums += np.array([float(loss), float(squared)]) * (bounds[a, b][c + 1] - bounds[a, b][c])
                 if distributed:  # the next round's cells need the item blocks trained in this one
                     share(1, s)
-                round_steps = sum(blocks.steps(a, (a + s) % p) for a in range(p))
+                round_steps = sum(bounds[a, (a + s) % p][c + 1] - bounds[a, (a + s) % p][c] for a in range(p))
                 total_steps += round_steps
                 step = step + round_steps  # Keras's count: every batch trained
             # the weights are read after every epoch with validation or
@@ -676,6 +720,29 @@ AUTO_PARALLEL_RATINGS = 1 << 19
 #: per thread also keeps the result the same for every ``n_jobs`` from 2 up
 #: to ``BLOCKS``.
 BLOCKS = 4
+
+#: Every epoch of the stratified schedule goes through its ``p`` rounds this
+#: many times, each time with another part of every cell (at most each
+#: cell's batches): a row meets the other side's blocks in turn four times
+#: an epoch instead of once.  Trained cell after cell, a row drifts towards
+#: the block it last met; at 25 million ratings of MovieLens 25M's id shape
+#: (another seed than the benchmark's; K=64, ``alpha=0.03``,
+#: ``learning_rate=0.002``, 10 epochs) the best test RMSE was, on four
+#: blocks a side (``python benchmarks/explore_schedule.py --chunks
+#: 1,2,4,8``, ``benchmarks/results/explore_schedule.json``):
+#:
+#: ==========  ==========  ==========  ==========  ==========
+#: 1 thread    1 chunk     2 chunks    4 chunks    8 chunks
+#: ==========  ==========  ==========  ==========  ==========
+#: 0.8613      0.8716      0.8652      0.8626      0.8614
+#: ==========  ==========  ==========  ==========  ==========
+#:
+#: with epochs of 10.7 s for one chunk and 12.0 to 12.6 s for more (one
+#: fit each).  Four: most of the accuracy of one thread, at the cost of
+#: the rounds' waits (the threads meet 4 times as often).  Fewer where a
+#: part would hold fewer than :data:`CELL_BATCHES` batches (on small data a
+#: part of a batch or two gains nothing and costs a call).
+ROUND_CHUNKS = 4
 
 #: ... as long as every cell keeps at least this many batches per epoch (a
 #: compiled call per cell and round: a few batches each cost more in calls

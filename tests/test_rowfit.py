@@ -295,7 +295,11 @@ def test_every_cell_of_a_fit_runs_one_compiled_program(larger_ratings, monkeypat
 
     monkeypatch.setattr(rowfit, "_epoch_function", recording)
     EmbeddingMFRegressor(**BLOCKED, n_jobs=3).fit(X, y)
-    assert len(shapes) == 4 * 9  # 3 x 3 cells, every epoch
+    assert len(shapes) == 4 * 9  # 3 x 3 cells (of 17 batches: one part each), every epoch
+    assert len(set(shapes)) == 1
+    shapes.clear()
+    EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
+    assert len(shapes) == 4 * 4 * 2  # 2 x 2 cells of about 39 batches: two parts of 16 or more each
     assert len(set(shapes)) == 1
 
 
@@ -377,6 +381,50 @@ def test_threads_give_the_result_of_the_same_schedule_run_in_sequence(larger_rat
     assert threaded.history_ == in_order.history_
 
 
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_each_cell_is_trained_in_chunks_that_interleave_the_rounds(larger_ratings, monkeypatch, chunks):
+    """Every epoch goes through the rounds ``ROUND_CHUNKS`` times, each time
+    with another part of every cell: the parts are drawn anew each epoch and
+    together hold each of the cell's full batches' ratings once."""
+    import skmfnet._rowfit as rowfit
+
+    X, y, _, _ = larger_ratings
+    calls = []
+    original = rowfit._chunk_order
+
+    def recording(n, stride, shift, start, stop, seed, offset, size):
+        order = original(n, stride, shift, start, stop, seed, offset, size)
+        calls.append((int(offset), int(n), int(start), int(stop), order.numpy()))
+        return order
+
+    monkeypatch.setattr(rowfit, "_chunk_order", recording)
+    monkeypatch.setattr(rowfit, "ROUND_CHUNKS", chunks)
+    # parts of 12 batches or more (and still 2 x 2 cells: 4 x 4 would hold fewer than 12 batches each)
+    monkeypatch.setattr(rowfit, "CELL_BATCHES", 12)
+    EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)  # 2 x 2 cells of about 39 batches
+    p, batch, epochs = 2, BLOCKED["batch_size"], BLOCKED["epochs"]
+    assert len(calls) == epochs * chunks * p * p
+    cell_of = {offset: divmod(k, p) for k, offset in enumerate(sorted({call[0] for call in calls}))}
+    assert len(cell_of) == p * p
+    parts = {}
+    for r in range(len(calls) // p):
+        epoch, (c, s) = divmod(r, chunks * p)[0], divmod(r % (chunks * p), p)
+        rounds = calls[r * p: (r + 1) * p]  # (a round's cells run side by side: in any order)
+        assert {cell_of[call[0]] for call in rounds} == {(a, (a + s) % p) for a in range(p)}
+        for offset, n, start, stop, order in rounds:
+            steps = n // batch
+            assert (start, stop) == (steps * c // chunks * batch, steps * (c + 1) // chunks * batch)
+            assert not order[stop - start:].any()  # padding
+            parts.setdefault((epoch, offset), []).append(order[: stop - start])
+    for (epoch, offset), chunk_orders in parts.items():
+        n = next(call[1] for call in calls if call[0] == offset)
+        taken = np.concatenate(chunk_orders)
+        assert len(taken) == n // batch * batch and len(np.unique(taken)) == len(taken)
+        assert taken.min() >= offset and taken.max() < offset + n
+        if epoch:  # another order every epoch
+            assert not np.array_equal(taken, np.concatenate(parts[0, offset]))
+
+
 def test_blocks_are_four_a_side_from_two_threads_on():
     from skmfnet._rowfit import resolve_blocks
 
@@ -414,12 +462,13 @@ def test_the_number_of_threads_does_not_change_the_result(larger_ratings, monkey
 
     monkeypatch.setattr(rowfit, "_epoch_function", counting)
     two = EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
-    assert len(calls) == BLOCKED["epochs"] * 8 * 8
+    per_fit = len(calls)
+    assert per_fit > 0 and per_fit % (BLOCKED["epochs"] * 8 * 8) == 0  # every cell, in as many chunks
     for n_jobs in (3, 4):
         other = EmbeddingMFRegressor(**BLOCKED, n_jobs=n_jobs).fit(X, y)
         np.testing.assert_array_equal(two.predict(X_test), other.predict(X_test))
         assert two.history_ == other.history_
-    assert len(calls) == 3 * BLOCKED["epochs"] * 8 * 8
+    assert len(calls) == 3 * per_fit
 
 
 def test_threads_learn_as_well_as_one_thread(larger_ratings):
