@@ -330,9 +330,11 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         With several threads the users and the items are each cut into
         ``p`` blocks and every epoch trains the ``p x p`` (user block, item
         block) cells in ``p`` rounds of ``p`` cells that share no user and
-        no item (DSGD's stratified schedule), shared out among the threads:
-        the same update rule on another order of the ratings, and the same
-        result whatever the threads' timing.  ``p`` is 4, halved while a
+        no item (DSGD's stratified schedule), shared out among the threads,
+        in 4 passes with another part of every cell each (fewer where a part
+        would hold fewer than 16 batches): the same update rule on another
+        order of the ratings, and the same result whatever the threads'
+        timing.  ``p`` is 4, halved while a
         cell would hold fewer than 16 batches, or the number of threads if
         that is more; so from two threads up to ``p`` the number of threads
         does not change the result.  None: every usable core from 524,288

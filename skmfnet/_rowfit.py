@@ -88,7 +88,7 @@ from ._network import ITEM_BIAS, ITEM_FACTORS, SCORE_BATCH, USER_BIAS, USER_FACT
 from ._optimizers import LazyAdam
 
 __all__ = ["AUTO_PARALLEL_RATINGS", "BLOCKS", "CELL_BATCHES", "COMPILED_OPTIMIZERS", "Blocks", "dot_tables",
-           "end_epoch", "fit_rows", "resolve_blocks", "resolve_threads", "supports", "trace_count"]
+           "end_epoch", "fit_rows", "resolve_blocks", "resolve_threads", "ROUND_CHUNKS", "supports", "trace_count"]
 
 #: The estimator's optimizer names whose Keras optimizers :func:`supports`
 #: (the estimator checks names before any optimizer exists; a test keeps the two in step).
@@ -426,7 +426,10 @@ def _epoch_order(n, seed, offset, size):
 
 
 def _affine(n, seed):
-    """(stride, shift) of the permutation ``k -> (k * stride + shift) mod n`` drawn from ``seed``: stride coprime to n."""
+    """(stride, shift) of the permutation ``k -> (k * stride + shift) mod n`` drawn from ``seed``.
+
+    ``stride`` is coprime to ``n``, so the map is a permutation of 0 .. n - 1.
+    """
     rng = np.random.default_rng(seed)
     while True:
         stride = int(rng.integers(1, max(n, 2)))
@@ -573,7 +576,8 @@ def fit_rows(
     # each cell's epoch is trained in ``chunks`` calls of about as many
     # batches each, round by round, so that a row meets the other side's
     # blocks in turn several times an epoch (see :data:`ROUND_CHUNKS`)
-    chunks = 1 if p == 1 else max(1, min(ROUND_CHUNKS, min(blocks.steps(*cell) for cell in blocks.sizes) // CELL_BATCHES))
+    fewest = min(blocks.steps(*cell) for cell in blocks.sizes)
+    chunks = 1 if p == 1 else max(1, min(ROUND_CHUNKS, fewest // CELL_BATCHES))
     bounds = {cell: [blocks.steps(*cell) * c // chunks for c in range(chunks + 1)] for cell in blocks.sizes}
     order_size = tf.constant(max(blocks.sizes.values()) if p == 1 else
                              batch * max(b[c + 1] - b[c] for b in bounds.values() for c in range(chunks)), tf.int32)
@@ -721,6 +725,11 @@ AUTO_PARALLEL_RATINGS = 1 << 19
 #: to ``BLOCKS``.
 BLOCKS = 4
 
+#: ... as long as every cell keeps at least this many batches per epoch (a
+#: compiled call per cell and round: a few batches each cost more in calls
+#: than the threads save).
+CELL_BATCHES = 16
+
 #: Every epoch of the stratified schedule goes through its ``p`` rounds this
 #: many times, each time with another part of every cell (at most each
 #: cell's batches): a row meets the other side's blocks in turn four times
@@ -743,11 +752,6 @@ BLOCKS = 4
 #: part would hold fewer than :data:`CELL_BATCHES` batches (on small data a
 #: part of a batch or two gains nothing and costs a call).
 ROUND_CHUNKS = 4
-
-#: ... as long as every cell keeps at least this many batches per epoch (a
-#: compiled call per cell and round: a few batches each cost more in calls
-#: than the threads save).
-CELL_BATCHES = 16
 
 
 def resolve_blocks(n_threads, n_ratings, batch):

@@ -234,6 +234,35 @@ def test_explore_blocks_forces_each_block_count_and_writes_its_figures(tmp_path,
     assert (skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch) == original
 
 
+def test_explore_schedule_forces_each_number_of_parts_and_records_the_curves(tmp_path, monkeypatch):
+    import skmfnet._rowfit
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import explore_schedule
+
+    # 40,000 ratings in batches of 1024: 2 x 2 cells of about 9 batches, in parts of 3 or more
+    monkeypatch.setattr(skmfnet._rowfit, "CELL_BATCHES", 3)
+    parts = []
+    chunk_order = skmfnet._rowfit._chunk_order
+
+    def recorded(*args):
+        parts.append(skmfnet._rowfit.ROUND_CHUNKS)
+        return chunk_order(*args)
+
+    monkeypatch.setattr(skmfnet._rowfit, "_chunk_order", recorded)
+    out = tmp_path / "schedule.json"
+    assert explore_schedule.main(["--n-ratings", "40000", "--epochs", "2", "--chunks", "1,3", "--n-factors", "4",
+                                  "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert list(result["results"]) == ["1 thread", "4 blocks, 1 chunks", "4 blocks, 3 chunks"]
+    for row in result["results"].values():
+        assert len(row["test_rmse"]) == 2 and row["best"] == min(row["test_rmse"]) and row["epoch_s"] > 0
+    # (one thread draws no parts) 2 x 2 cells, in 1 and then 3 parts, for 2 epochs: another trajectory
+    assert parts == [1] * 2 * 4 + [3] * 2 * 4 * 3
+    assert result["results"]["4 blocks, 1 chunks"]["test_rmse"] != result["results"]["4 blocks, 3 chunks"]["test_rmse"]
+    assert skmfnet._rowfit.ROUND_CHUNKS == 4  # the package's own number is back
+
+
 def test_explore_step_times_the_row_traffic_and_the_whole_step_on_one_thread(tmp_path, monkeypatch):
     import skmfnet._rowfit
 
