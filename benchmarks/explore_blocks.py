@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -39,25 +40,36 @@ from skmfnet.datasets import make_ratings  # noqa: E402
 EPOCHS = 6
 
 
+@contextmanager
+def epoch_stamps(**overrides):
+    """The times at which the epochs of the fits inside end, with attributes of :mod:`skmfnet._rowfit` overridden.
+
+    Wraps ``skmfnet._rowfit.end_epoch``; it and the overridden attributes are
+    restored on leaving.
+    """
+    stamps = []
+    saved = {name: getattr(skmfnet._rowfit, name) for name in ("end_epoch", *overrides)}
+
+    def stamped(*args, **kwargs):
+        stamps.append(time.perf_counter())
+        return saved["end_epoch"](*args, **kwargs)
+
+    try:
+        for name, value in {**overrides, "end_epoch": stamped}.items():
+            setattr(skmfnet._rowfit, name, value)
+        yield stamps
+    finally:
+        for name, value in saved.items():
+            setattr(skmfnet._rowfit, name, value)
+
+
 def epoch_throughput(X, y, blocks, n_factors, **params):
     """Median ratings per second of epochs 2..EPOCHS of one fit with ``blocks`` blocks a side (0: the rule's).
 
     ``params``: the estimator's other parameters (``n_jobs``), defaults otherwise.
     """
-    stamps = []
-    rule, end_epoch = skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch
-
-    def stamped(*args, **kwargs):
-        stamps.append(time.perf_counter())
-        return end_epoch(*args, **kwargs)
-
-    try:
-        skmfnet._rowfit.end_epoch = stamped
-        if blocks:
-            skmfnet._rowfit.resolve_blocks = lambda *args: blocks
+    with epoch_stamps(**({"resolve_blocks": lambda *args: blocks} if blocks else {})) as stamps:
         EmbeddingMFRegressor(n_factors=n_factors, epochs=EPOCHS, random_state=0, **params).fit(X, y)
-    finally:
-        skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch = rule, end_epoch
     return len(y) / float(np.median(np.diff(stamps)))
 
 

@@ -27,7 +27,6 @@ cores at 25 million ratings); writes
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import skmfnet._rowfit  # noqa: E402
+from benchmarks.explore_blocks import epoch_stamps  # noqa: E402
 from benchmarks.report import machine_info  # noqa: E402
 from skmfnet import EmbeddingMFRegressor  # noqa: E402
 from skmfnet.datasets import make_ratings  # noqa: E402
@@ -45,21 +44,10 @@ PAIR = {"alpha": 0.03, "learning_rate": 0.002}
 
 def curve(X, y, X_test, y_test, n_jobs, chunks, epochs, n_factors):
     """(test RMSE after each epoch, median seconds per epoch from the second) of one fit."""
-    stamps = []
-    saved_chunks, end_epoch = skmfnet._rowfit.ROUND_CHUNKS, skmfnet._rowfit.end_epoch
-
-    def stamped(*args, **kwargs):
-        stamps.append(time.perf_counter())
-        return end_epoch(*args, **kwargs)
-
-    try:
-        skmfnet._rowfit.end_epoch = stamped
-        skmfnet._rowfit.ROUND_CHUNKS = chunks
-        est = EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=0, n_jobs=n_jobs,
-                                   early_stopping=False, **PAIR)
+    est = EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=0, n_jobs=n_jobs,
+                               early_stopping=False, **PAIR)
+    with epoch_stamps(ROUND_CHUNKS=chunks) as stamps:
         est.fit(X, y, validation_data=(X_test, y_test))
-    finally:
-        skmfnet._rowfit.ROUND_CHUNKS, skmfnet._rowfit.end_epoch = saved_chunks, end_epoch
     return [float(v) for v in est.history_["val_rmse"]], float(np.median(np.diff(stamps)))
 
 
