@@ -579,8 +579,13 @@ def fit_rows(
     fewest = min(blocks.steps(*cell) for cell in blocks.sizes)
     chunks = 1 if p == 1 else max(1, min(ROUND_CHUNKS, fewest // CELL_BATCHES))
     bounds = {cell: [blocks.steps(*cell) * c // chunks for c in range(chunks + 1)] for cell in blocks.sizes}
+
+    def part_steps(a, b, c):
+        """Batches of part ``c`` of cell (a, b)."""
+        return bounds[a, b][c + 1] - bounds[a, b][c]
+
     order_size = tf.constant(max(blocks.sizes.values()) if p == 1 else
-                             batch * max(b[c + 1] - b[c] for b in bounds.values() for c in range(chunks)), tf.int32)
+                             batch * max(part_steps(*cell, c) for cell in bounds for c in range(chunks)), tf.int32)
 
     # the packed tables of each side, one per block: [factors | bias | state]
     # (variables, which the compiled epoch updates in place)
@@ -609,6 +614,7 @@ def fit_rows(
             n_ab = tf.constant(stop - start, tf.int32)
             cell_seed = blocks.order_seed(seed, epoch, a, b)
             stride, shift = _affine(blocks.sizes[a, b], cell_seed)
+            # each part's shuffle has a seed of its own: 2**56 + ..., where the cells' are 2**50 + ...
             order = _chunk_order(*(tf.constant(v, tf.int64) for v in (blocks.sizes[a, b], stride, shift, start, stop)),
                                  tf.constant([cell_seed[0], cell_seed[1] * chunks + c + (1 << 56)], tf.int64),
                                  tf.constant(blocks.offsets[a, b], tf.int32), order_size)
@@ -641,10 +647,10 @@ def fit_rows(
                 jobs = [(epoch, a, (a + s) % p, step + a, c) for a in mine]
                 results = list(pool.map(lambda j: train_cell(*j), jobs)) if pool else [train_cell(*j) for j in jobs]
                 for (_, a, b, _, _), (_, loss, squared) in zip(jobs, results):
-                    sums += np.array([float(loss), float(squared)]) * (bounds[a, b][c + 1] - bounds[a, b][c])
+                    sums += np.array([float(loss), float(squared)]) * part_steps(a, b, c)
                 if distributed:  # the next round's cells need the item blocks trained in this one
                     share(1, s)
-                round_steps = sum(bounds[a, (a + s) % p][c + 1] - bounds[a, (a + s) % p][c] for a in range(p))
+                round_steps = sum(part_steps(a, (a + s) % p, c) for a in range(p))
                 total_steps += round_steps
                 step = step + round_steps  # Keras's count: every batch trained
             # the weights are read after every epoch with validation or
