@@ -756,9 +756,8 @@ CELL_BATCHES = 16
 #: fit each).  At 5 million ratings too (``--n-ratings 5000000 --chunks
 #: 1,2,4``, ``explore_schedule_5m.json``): one thread 0.9217, four blocks
 #: in 1, 2, 4 chunks 0.9282, 0.9236, 0.9222, with epochs of 2.5, 2.5 and
-#: 2.7 s (2.3, 2.8 and 3.0 in a first run of the same command).  Four:
-#: most of the accuracy of one thread, at the cost of the rounds' waits
-#: (the threads meet 4 times as often).  Fewer where a
+#: 2.7 s.  Four: most of the accuracy of one thread, for some time per
+#: epoch (the threads meet 4 times as often).  Fewer where a
 #: part would hold fewer than :data:`CELL_BATCHES` batches (on small data a
 #: part of a batch or two gains nothing and costs a call).
 ROUND_CHUNKS = 4
