@@ -41,6 +41,12 @@ Batches come from the same stateless shuffle as the Keras path (seed
 ``(seed, epoch)``, ``n // batch_size`` full batches), so the two paths follow
 the same trajectory up to floating-point rounding.
 
+From :data:`KERNEL_RATINGS` ratings on, fits without sampled pairs train
+each call (a cell's part, or the whole epoch on one block) with the fused
+numba loop of :mod:`skmfnet._kernel` instead of the XLA epoch: the same
+batches, objective and rule in one loop per batch that prefetches the
+rows it will need, on plain numpy tables (the schedule below is the same).
+
 Several cores (``n_threads > 1``): XLA runs the epoch's loop on one thread,
 and two threads cannot update the same rows at once (each compiled call
 reads its tables when it starts and writes them back in place when it
@@ -83,11 +89,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import _compile_cache
+from . import _compile_cache, _kernel
 from ._network import ITEM_BIAS, ITEM_FACTORS, SCORE_BATCH, USER_BIAS, USER_FACTORS
 from ._optimizers import LazyAdam
 
-__all__ = ["AUTO_PARALLEL_RATINGS", "BLOCKS", "CELL_BATCHES", "COMPILED_OPTIMIZERS", "Blocks", "dot_tables",
+__all__ = ["AUTO_PARALLEL_RATINGS", "BLOCKS", "KERNEL_RATINGS", "CELL_BATCHES", "COMPILED_OPTIMIZERS", "Blocks", "dot_tables",
            "end_epoch", "fit_rows", "resolve_blocks", "resolve_threads", "ROUND_CHUNKS", "supports", "trace_count"]
 
 #: The estimator's optimizer names whose Keras optimizers :func:`supports`
@@ -559,14 +565,16 @@ def fit_rows(
         wanted = resolve_blocks(n_threads, n, batch)
     else:
         wanted = exchange.size
-    key = (wanted, batch, tuple(n_rows), exchange is None)
+    # large fits of ratings alone train with the fused numba loop (skmfnet._kernel)
+    fused = exchange is None and not n_negatives and n >= KERNEL_RATINGS
+    key = (wanted, batch, tuple(n_rows), exchange is None, fused)
     if prepared is not None and prepared.get("key") == key:
         blocks, (X_t, y_t, w_t) = prepared["blocks"], prepared["tensors"]
     else:
         blocks = Blocks(X, n_rows, wanted, batch)
         if exchange is not None and 1 < blocks.p < exchange.size:  # one block per worker, or none
             blocks = Blocks(X, n_rows, 1, batch)
-        X_t, y_t, w_t = blocks.tensors(X, y, weights)
+        X_t, y_t, w_t = blocks.tensors(X, y, weights, as_numpy=fused)
         if prepared is not None:
             prepared.clear()
             prepared.update(key=key, blocks=blocks, tensors=(X_t, y_t, w_t))
@@ -588,10 +596,11 @@ def fit_rows(
                              batch * max(part_steps(*cell, c) for cell in bounds for c in range(chunks)), tf.int32)
 
     # the packed tables of each side, one per block: [factors | bias | state]
-    # (variables, which the compiled epoch updates in place)
+    # (variables, which the compiled epoch updates in place; numpy arrays for the fused loop)
     initial = rule.initial(optimizer)
-    tables = [_variables(blocks.pack(side, np.concatenate([np.asarray(f), np.asarray(b)], axis=1), rule.slots,
-                                     initial)) for side, (f, b) in enumerate(((P, b_u), (Q, b_i)))]
+    tables = [(list if fused else _variables)(blocks.pack(side, np.concatenate([np.asarray(f), np.asarray(b)], axis=1),
+                                                          rule.slots, initial))
+              for side, (f, b) in enumerate(((P, b_u), (Q, b_i)))]
     if selection is None:  # placeholders, read but never written (one per side: XLA takes a variable once)
         sel_tables, sel_penalty = [_variables([tf.zeros([1, 1])]) * p for _ in range(2)], tf.zeros([1])
     else:
@@ -618,6 +627,11 @@ def fit_rows(
             order = _chunk_order(*(tf.constant(v, tf.int64) for v in (blocks.sizes[a, b], stride, shift, start, stop)),
                                  tf.constant([cell_seed[0], cell_seed[1] * chunks + c + (1 << 56)], tf.int64),
                                  tf.constant(blocks.offsets[a, b], tf.int32), order_size)
+        if fused:
+            loss, squared = _kernel.train(
+                tables[0][a], tables[1][b], X_t, y_t, w_t, order.numpy(), max(1, int(n_ab) // batch), batch,
+                penalty.numpy(), hyper.numpy(), _kernel.RULES[rule.name], int(step), p)
+            return None, loss, squared
         return _compile_cache.call(
             _epoch_function(*configuration),
             tables[0][a].handle, tables[1][b].handle, X_t, y_t, order, penalty, hyper, step, negative,
@@ -705,6 +719,14 @@ def dot_tables(model, optimizer, path, rules=(_Adam, _Adagrad, _SGD)):
 #: ``n_jobs=None`` trains on every usable core from this many ratings on
 #: (below it an epoch takes milliseconds and one thread is as fast).
 AUTO_PARALLEL_RATINGS = 1 << 19
+
+#: Fits of at least this many ratings (and no sampled pairs, in one
+#: process) train with the fused numba loop of :mod:`skmfnet._kernel`
+#: instead of the XLA epoch: the sizes where an epoch waits on memory,
+#: and where numba's one-time compilation (a few seconds, then cached on
+#: disk) is small beside a fit.  Smaller fits, a search's many folds on
+#: MovieLens 100K among them, keep the XLA epoch and its traces.
+KERNEL_RATINGS = 1 << 19
 
 #: With several threads, each side is cut into this many blocks (or one per
 #: thread where the threads are more).  Measured on this project's 2-core
@@ -861,7 +883,7 @@ class Blocks:
         """The cell's ratings ``X[index]`` (network rows) as local rows of their blocks."""
         return np.stack([self.local_rows[0][X[index, 0]], self.local_rows[1][X[index, 1]]], axis=1)
 
-    def tensors(self, X, y, weights):
+    def tensors(self, X, y, weights, as_numpy=False):
         """(local rows, ratings, weights) of every cell as three tensors; the cells' positions are dropped.
 
         Cell (a, b) holds positions ``offsets[a, b]`` .. ``+ sizes[a, b]``:
@@ -869,12 +891,15 @@ class Blocks:
         same shapes (one XLA program per fit, not one per cell).  Without
         weights, one weight (1) stands for all.  Each array is gathered into
         numpy first, then copied into its tensor; the numpy copy is dropped
-        before the next array is gathered.
+        before the next array is gathered.  ``as_numpy``: numpy arrays
+        instead of tensors (for :mod:`skmfnet._kernel`).
         """
         cells = [self.cells.pop(key) for key in list(self.cells)]
+        constant = np.ascontiguousarray if as_numpy else tf.constant
+        one = np.ones(1, np.float32) if as_numpy else tf.ones([1])
         if cells == [None]:  # one block: the network's rows, in their order
-            return (tf.constant(X), tf.constant(np.asarray(y, dtype=np.float32)),
-                    tf.ones([1]) if weights is None else tf.constant(np.asarray(weights, dtype=np.float32)))
+            return (constant(X), constant(np.asarray(y, dtype=np.float32)),
+                    one if weights is None else constant(np.asarray(weights, dtype=np.float32)))
 
         def grouped(take, shape, dtype):
             out = np.empty(shape, dtype=dtype)
@@ -882,12 +907,12 @@ class Blocks:
             for index in cells:
                 out[start: start + len(index)] = take(index)
                 start += len(index)
-            return tf.constant(out)
+            return out if as_numpy else tf.constant(out)
 
         n = len(X)
         return (grouped(lambda index: self.local(X, index), (n, 2), np.int32),
                 grouped(lambda index: y[index], n, np.float32),
-                tf.ones([1]) if weights is None else grouped(lambda index: weights[index], n, np.float32))
+                one if weights is None else grouped(lambda index: weights[index], n, np.float32))
 
     def steps(self, a, b):
         """Batches of cell (a, b) per epoch (those of the compiled epoch on its ratings)."""

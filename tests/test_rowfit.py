@@ -34,8 +34,17 @@ OPTIMIZERS = {
 }
 
 
+def fused_loop(monkeypatch, fused):
+    """Make every fit take the fused numba loop (skmfnet._kernel), or none."""
+    import skmfnet._rowfit as rowfit
+
+    monkeypatch.setattr(rowfit, "KERNEL_RATINGS", 0 if fused else 1 << 62)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["xla", "fused"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_same_trajectory_as_keras_fit(rows, name):
+def test_same_trajectory_as_keras_fit(rows, name, fused, monkeypatch):
+    fused_loop(monkeypatch, fused)
     X, y = rows
     params = dict(n_factors=4, alpha=0.1, alpha_bias=0.01, init_std=0.1, seed=0)
     keras_model = build_network(X[:, 0].max(), X[:, 1].max(), **params)
@@ -96,8 +105,10 @@ def test_compiled_path_validation_and_early_stopping(tiny_ratings):
     assert len(val) == best + 2  # stopped one epoch after the best
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["xla", "fused"])
 @pytest.mark.parametrize("name", ["lazy_adam", "adagrad"])
-def test_optimizer_state_matches_keras_fit(rows, name):
+def test_optimizer_state_matches_keras_fit(rows, name, fused, monkeypatch):
+    fused_loop(monkeypatch, fused)
     X, y = rows
     params = dict(n_factors=4, alpha=0.1, alpha_bias=0.01, init_std=0.1, seed=0)
     models = [build_network(X[:, 0].max(), X[:, 1].max(), **params) for _ in range(2)]
@@ -169,8 +180,11 @@ import json, sys
 import numpy as np
 from skmfnet import EmbeddingMFRegressor
 from skmfnet.datasets import make_ratings
+import skmfnet._rowfit
+if sys.argv[1] == "fused":
+    skmfnet._rowfit.KERNEL_RATINGS = 0
 out = {}
-for name in sys.argv[1:]:
+for name in sys.argv[2:]:
     seed = {"a": 0, "b": 1}[name]
     X, y = make_ratings(n_users=40 + 10 * seed, n_items=30, n_ratings=900, return_X_y=True, random_state=seed)
     est = EmbeddingMFRegressor(n_factors=4 + 4 * seed, epochs=3, batch_size=64, optimizer="lazy_adam",
@@ -180,14 +194,15 @@ print(json.dumps(out))
 """
 
 
-def test_reused_compiled_epochs_leak_nothing_between_fits():
+@pytest.mark.parametrize("path", ["xla", "fused"])
+def test_reused_compiled_epochs_leak_nothing_between_fits(path):
     # two fits in one process predict exactly what each fit alone predicts in a fresh process
     import json
     import subprocess
     import sys
 
     def run(*names):
-        done = subprocess.run([sys.executable, "-c", _FIT_SCRIPT, *names], capture_output=True,
+        done = subprocess.run([sys.executable, "-c", _FIT_SCRIPT, path, *names], capture_output=True,
                               text=True, check=True, timeout=300)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -270,6 +285,12 @@ def test_cells_hold_12_bytes_per_rating_without_sample_weights(p):
     assert held == 12 * len(y) + 4  # (one weight, 1, for all)
     weighted = Blocks(X, [501, 301], p, batch=64).tensors(X, y, np.full(len(y), 2.0, np.float32))
     assert int(weighted[2].shape.num_elements()) == len(y)
+    # the fused loop's numpy arrays: the same, and as the numba loop reads them
+    arrays = Blocks(X, [501, 301], p, batch=64).tensors(X, y, None, as_numpy=True)
+    assert sum(a.nbytes for a in arrays) == 12 * len(y) + 4
+    assert all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays)
+    for array, tensor in zip(arrays, tensors):
+        np.testing.assert_array_equal(array, tensor.numpy())
 
 
 def test_every_cell_of_a_fit_runs_one_compiled_program(larger_ratings, monkeypatch):
@@ -355,9 +376,11 @@ def test_blocks_are_fewer_when_a_cell_would_hold_less_than_a_batch():
     assert Blocks(X, [41, 31], 8, batch=20).p == 4
 
 
-def test_threads_give_the_result_of_the_same_schedule_run_in_sequence(larger_ratings, monkeypatch):
+@pytest.mark.parametrize("fused", [False, True], ids=["xla", "fused"])
+def test_threads_give_the_result_of_the_same_schedule_run_in_sequence(larger_ratings, monkeypatch, fused):
     import skmfnet._rowfit as rowfit
 
+    fused_loop(monkeypatch, fused)
     X, y, X_test, _ = larger_ratings
     threaded = EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
 
@@ -607,3 +630,85 @@ def test_the_optimizer_state_is_copied_out_one_variable_at_a_time(monkeypatch):
     # and what was read is the state: the trained rows have moments, row 0 (unknown ids) none
     moments = model.optimizer._momentums[0].numpy()
     assert np.abs(moments[1:]).sum() > 0 and not moments[0].any()
+
+
+# --------------------------------------------- the fused loop of large fits (skmfnet._kernel)
+@pytest.fixture
+def paths(monkeypatch):
+    """Counts of the calls of the fused loop and of the XLA epoch."""
+    import skmfnet._kernel as kernel
+    import skmfnet._rowfit as rowfit
+
+    calls = {"fused": 0, "xla": 0}
+    train, epoch_function = kernel.train, rowfit._epoch_function
+
+    def counted_train(*args):
+        calls["fused"] += 1
+        return train(*args)
+
+    def counted_epoch(*args, **kwargs):
+        run_epoch = epoch_function(*args, **kwargs)
+
+        def run(*inputs):
+            calls["xla"] += 1
+            return run_epoch(*inputs)
+
+        return run
+
+    monkeypatch.setattr(kernel, "train", counted_train)
+    monkeypatch.setattr(rowfit, "_epoch_function", counted_epoch)
+    return calls
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_the_fused_loop_follows_the_xla_epoch(rows, name, weighted, n_threads, monkeypatch, paths):
+    """The same batches, objective and rule: the same trajectory up to rounding, on one block or on cells."""
+    X, y = rows
+    weights = np.random.default_rng(3).uniform(0.5, 1.5, len(y)).astype(np.float32) if weighted else None
+    results = []
+    for fused in (False, True):
+        fused_loop(monkeypatch, fused)
+        model = build_network(X[:, 0].max(), X[:, 1].max(), n_factors=4, alpha=0.1, alpha_bias=0.01, init_std=0.1,
+                              seed=0)
+        model.compile(optimizer=OPTIMIZERS[name](), loss="mean_squared_error")
+        history = fit_rows(model, X, y, optimizer=model.optimizer, epochs=3, batch_size=64, alpha=0.1,
+                           alpha_bias=0.01, seed=5, weights=weights, n_threads=n_threads)
+        results.append((history, [w.numpy() for w in model.weights], [np.asarray(v) for v in model.optimizer.variables]))
+        assert paths["xla" if not fused else "fused"] > 0 and paths["fused" if not fused else "xla"] == 0
+        paths.update(fused=0, xla=0)
+    (xla, xla_weights, xla_state), (fused, fused_weights, fused_state) = results
+    assert xla["loss"][-1] < xla["loss"][0]
+    for key in ("loss", "rmse"):
+        np.testing.assert_allclose(fused[key], xla[key], rtol=1e-5)
+    for a, b in zip(xla_weights + xla_state, fused_weights + fused_state):
+        np.testing.assert_allclose(b, a, atol=2e-5)
+
+
+def test_fits_of_many_ratings_take_the_fused_loop(tiny_ratings, monkeypatch, paths):
+    import skmfnet._rowfit as rowfit
+
+    X, y = tiny_ratings
+    n_train = len(y)
+    monkeypatch.setattr(rowfit, "KERNEL_RATINGS", n_train)  # this many ratings and more
+    EmbeddingMFRegressor(**LAZY).fit(X, y)
+    EmbeddingMFRegressor(**LAZY).fit(X, y, sample_weight=np.linspace(0.5, 2, len(y)))
+    assert paths == {"fused": 2 * LAZY["epochs"], "xla": 0}
+    paths.update(fused=0, xla=0)
+    EmbeddingMFRegressor(**LAZY).fit(X.iloc[1:], y.iloc[1:])  # fewer
+    # sampled pairs (training for ranking) are the XLA epoch's alone
+    EmbeddingMFRegressor(**LAZY, negative_ratio=0.5).fit(X, y)
+    assert paths == {"fused": 0, "xla": 2 * LAZY["epochs"]}
+
+
+def test_the_fused_loop_learns_as_well_as_the_xla_epoch_with_threads(larger_ratings, monkeypatch):
+    from sklearn.metrics import root_mean_squared_error
+
+    X, y, X_test, y_test = larger_ratings
+    scores = []
+    for fused in (False, True):
+        fused_loop(monkeypatch, fused)
+        est = EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
+        scores.append(root_mean_squared_error(y_test, est.predict(X_test)))
+    assert abs(scores[0] - scores[1]) < 1e-4, scores
