@@ -19,8 +19,10 @@ numba (``nogil``: the stratified schedule's threads run it side by side):
   reads at the end of the batch);
 * pass 2 sums each row's gradients (and, for Adagrad, their squares) at its
   owner;
-* pass 3 applies the rule (:func:`skmfnet._rowfit._Adam` and the others,
-  the same arithmetic) to each owner's row in place.
+* pass 3 applies the rule (:class:`skmfnet._rowfit._Adam` and the others,
+  the same arithmetic) to each owner's row in place, prefetching the rows
+  :data:`PREFETCH` positions ahead again (a batch's rows with their state,
+  1.6 MB at K=64, outgrow the processor's nearest caches).
 
 The batches, the order of the ratings, the objective and the rule are those
 of the XLA epoch (``run_epoch`` in :mod:`skmfnet._rowfit`), so the two
@@ -63,8 +65,9 @@ def train(table_u, table_i, X, y, weights, order, n_steps, batch, penalty, hyper
     hyperparameters, ``rule`` a code of :data:`RULES`; batch ``s`` counts as
     optimizer step ``step + (s + 1) * stride``.
     """
-    hyper = np.zeros(4, np.float32) if hyper is None else np.resize(np.asarray(hyper, np.float32), 4)
-    loss, squared = load()(table_u, table_i, X, y, weights, order, int(n_steps), int(batch), penalty, hyper,
+    padded = np.zeros(4, np.float32)  # (the rules' one, two or four hyperparameters)
+    padded[: len(hyper)] = hyper
+    loss, squared = load()(table_u, table_i, X, y, weights, order, int(n_steps), int(batch), penalty, padded,
                               int(rule), int(step), int(stride), PREFETCH)
     return loss / max(n_steps, 1), squared / max(n_steps, 1)
 

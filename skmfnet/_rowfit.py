@@ -74,7 +74,8 @@ see :data:`BLOCKS`).  From
 two threads up to ``p`` the result does not depend on the number of
 threads.  Hogwild-style sharing (the
 numba loop of ``../shared/tools/ceiling_sgd.py``) would need mutable
-tables, which an XLA program does not have.  After every epoch the
+tables, which an XLA program does not have (the fused loop has them, but
+sharing rows would make the result depend on the threads' timing).  After every epoch the
 weights are written back into the Keras model's embedding variables, so
 callbacks (early stopping), ``predict``, pickling and model files see an
 ordinary fitted Keras model.
@@ -93,8 +94,9 @@ from . import _compile_cache, _kernel
 from ._network import ITEM_BIAS, ITEM_FACTORS, SCORE_BATCH, USER_BIAS, USER_FACTORS
 from ._optimizers import LazyAdam
 
-__all__ = ["AUTO_PARALLEL_RATINGS", "BLOCKS", "KERNEL_RATINGS", "CELL_BATCHES", "COMPILED_OPTIMIZERS", "Blocks", "dot_tables",
-           "end_epoch", "fit_rows", "resolve_blocks", "resolve_threads", "ROUND_CHUNKS", "supports", "trace_count"]
+__all__ = ["AUTO_PARALLEL_RATINGS", "BLOCKS", "CELL_BATCHES", "COMPILED_OPTIMIZERS", "KERNEL_RATINGS", "Blocks",
+           "dot_tables", "end_epoch", "fit_rows", "resolve_blocks", "resolve_threads", "ROUND_CHUNKS", "supports",
+           "trace_count"]
 
 #: The estimator's optimizer names whose Keras optimizers :func:`supports`
 #: (the estimator checks names before any optimizer exists; a test keeps the two in step).
@@ -729,10 +731,12 @@ AUTO_PARALLEL_RATINGS = 1 << 19
 KERNEL_RATINGS = 1 << 19
 
 #: With several threads, each side is cut into this many blocks (or one per
-#: thread where the threads are more).  Measured on this project's 2-core
-#: machine with per-epoch medians of the defaults at K=64 on ratings of
-#: MovieLens 25M's id shape (``python benchmarks/explore_blocks.py``, two
-#: interleaved sweeps; M ratings per second per epoch):
+#: thread where the threads are more).  Measured, with the XLA epoch
+#: (before the fused loop of :data:`KERNEL_RATINGS`, for which no sweep has
+#: been made), on this project's 2-core machine with per-epoch medians of
+#: the defaults at K=64 on ratings of MovieLens 25M's id shape (``python
+#: benchmarks/explore_blocks.py``, two interleaved sweeps; M ratings per
+#: second per epoch):
 #:
 #: ============  ==========  ==========  ==========  ==========
 #: ratings       2 blocks    4 blocks    8 blocks    16 blocks

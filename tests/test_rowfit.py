@@ -712,3 +712,15 @@ def test_the_fused_loop_learns_as_well_as_the_xla_epoch_with_threads(larger_rati
         est = EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
         scores.append(root_mean_squared_error(y_test, est.predict(X_test)))
     assert abs(scores[0] - scores[1]) < 1e-4, scores
+
+
+@pytest.mark.parametrize("cache_on", [True, False], ids=["cache", "no-cache"])
+def test_the_fused_loop_is_kept_on_disk_only_while_the_compile_cache_is_on(cache_on, monkeypatch, tmp_path):
+    from numba.core.caching import FunctionCache, NullCache
+
+    import skmfnet._compile_cache as compile_cache
+    import skmfnet._kernel as kernel
+
+    monkeypatch.setattr(compile_cache, "enabled_directory", lambda: tmp_path if cache_on else None)
+    run = kernel._compile()
+    assert isinstance(run._cache, FunctionCache if cache_on else NullCache)
