@@ -732,8 +732,8 @@ KERNEL_RATINGS = 1 << 19
 
 #: With several threads, each side is cut into this many blocks (or one per
 #: thread where the threads are more).  Measured, with the XLA epoch
-#: (before the fused loop of :data:`KERNEL_RATINGS`, for which no sweep has
-#: been made), on this project's 2-core machine with per-epoch medians of
+#: (before the fused loop of :data:`KERNEL_RATINGS`), on this project's
+#: 2-core machine with per-epoch medians of
 #: the defaults at K=64 on ratings of MovieLens 25M's id shape (``python
 #: benchmarks/explore_blocks.py``, two interleaved sweeps; M ratings per
 #: second per epoch):
@@ -754,7 +754,9 @@ KERNEL_RATINGS = 1 << 19
 #: for the cache: 8 blocks at 2 million ratings, 16 at 5 and 25 million)
 #: was slower than four everywhere.  A fixed number rather than one block
 #: per thread also keeps the result the same for every ``n_jobs`` from 2 up
-#: to ``BLOCKS``.
+#: to ``BLOCKS``.  With the fused loop, at 25 million ratings (``--blocks
+#: 2,4``, ``explore_blocks_25m_fused.json``): 2 blocks 4.88 and 3.31, 4
+#: blocks 4.10 and 3.94: no clear difference within the machine's drift.
 BLOCKS = 4
 
 #: ... as long as every cell keeps at least this many batches per epoch (a
