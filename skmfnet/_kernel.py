@@ -39,6 +39,8 @@ empty) the compiled loop is kept in numba's own on-disk cache, and later
 processes load it from there.
 """
 
+import functools
+
 import numpy as np
 
 from . import _compile_cache
@@ -50,9 +52,6 @@ RULES = {"SGD without momentum": 0, "Adagrad": 1, "LazyAdam": 2}
 
 #: How many ratings ahead pass 1 prefetches the rows of.
 PREFETCH = 8
-
-_COMPILED = None
-
 
 def train(table_u, table_i, X, y, weights, order, n_steps, batch, penalty, hyper, rule, step, stride):
     """Train ``n_steps`` batches of ``batch`` ratings, in place; returns (mean loss, mean squared error).
@@ -70,14 +69,6 @@ def train(table_u, table_i, X, y, weights, order, n_steps, batch, penalty, hyper
     loss, squared = load()(table_u, table_i, X, y, weights, order, int(n_steps), int(batch), penalty, padded,
                               int(rule), int(step), int(stride), PREFETCH)
     return loss / max(n_steps, 1), squared / max(n_steps, 1)
-
-
-def load():
-    """The compiled loop: compiled (or read from numba's cache) on the first call."""
-    global _COMPILED
-    if _COMPILED is None:
-        _COMPILED = _compile()
-    return _COMPILED
 
 
 def _compile():
@@ -101,6 +92,12 @@ def _compile():
             return context.get_dummy_value()
 
         return types.void(array, types.intp), codegen
+
+    @numba.njit(inline="always")
+    def prefetch_row(flat, row, width):
+        """Prefetch every cache line (16 float32) of row ``row`` of a table of ``width`` columns, seen flat."""
+        for c in range(0, width, 16):
+            prefetch(flat, row * width + c)
 
     # error_model="numpy": no Python-style ZeroDivisionError branch, which
     # keeps the rule's loops vectorized; fastmath: the dot product's sum may
@@ -160,11 +157,8 @@ def _compile():
             for j in range(batch):
                 if base + j + ahead < end:
                     r = order[base + j + ahead]
-                    u_next, i_next = X[r, 0], X[r, 1]
-                    for c in range(0, width_u, 16):
-                        prefetch(flat_u, u_next * width_u + c)
-                    for c in range(0, width_i, 16):
-                        prefetch(flat_i, i_next * width_i + c)
+                    prefetch_row(flat_u, X[r, 0], width_u)
+                    prefetch_row(flat_i, X[r, 1], width_i)
                 r = order[base + j]
                 u, i = X[r, 0], X[r, 1]
                 w = weights[min(r, n_weights - 1)]
@@ -218,10 +212,8 @@ def _compile():
             rate = np.float32(h0 * np.sqrt(1.0 - h2 ** t) / (1.0 - h1 ** t)) if rule == 2 else h0
             for j in range(batch):
                 if j + ahead < batch:
-                    for c in range(0, width_u, 16):
-                        prefetch(flat_u, users[j + ahead] * width_u + c)
-                    for c in range(0, width_i, 16):
-                        prefetch(flat_i, items[j + ahead] * width_i + c)
+                    prefetch_row(flat_u, users[j + ahead], width_u)
+                    prefetch_row(flat_i, items[j + ahead], width_i)
                 u, i = users[j], items[j]
                 if owner_u[u] == j:
                     apply(table_u[u], grad_u[j], sq_u[j if squares else 0], K1, rule, h0, h1, h2, h3, rate)
@@ -230,3 +222,7 @@ def _compile():
         return total_loss, total_squared
 
     return run
+
+
+#: The compiled loop: compiled (or read from numba's cache) on the first call.
+load = functools.cache(_compile)

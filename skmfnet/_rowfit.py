@@ -612,6 +612,8 @@ def fit_rows(
     penalty = tf.constant([alpha] * K + [alpha_bias], tf.float32)
     hyper = tf.constant(rule.hyper(optimizer), tf.float32)
     step = tf.constant(0, tf.int64)
+    if fused:  # (the loop's own forms of the same settings, once per fit)
+        fused_settings = (penalty.numpy(), hyper.numpy(), _kernel.RULES[rule.name])
 
     def train_cell(epoch, a, b, step, c):
         # the round's p cells count as interleaved batches: cell a takes the
@@ -630,9 +632,8 @@ def fit_rows(
                                  tf.constant([cell_seed[0], cell_seed[1] * chunks + c + (1 << 56)], tf.int64),
                                  tf.constant(blocks.offsets[a, b], tf.int32), order_size)
         if fused:
-            loss, squared = _kernel.train(
-                tables[0][a], tables[1][b], X_t, y_t, w_t, order.numpy(), max(1, int(n_ab) // batch), batch,
-                penalty.numpy(), hyper.numpy(), _kernel.RULES[rule.name], int(step), p)
+            loss, squared = _kernel.train(tables[0][a], tables[1][b], X_t, y_t, w_t, order.numpy(),
+                                          max(1, int(n_ab) // batch), batch, *fused_settings, int(step), p)
             return None, loss, squared
         return _compile_cache.call(
             _epoch_function(*configuration),

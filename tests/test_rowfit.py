@@ -675,7 +675,8 @@ def test_the_fused_loop_follows_the_xla_epoch(rows, name, weighted, n_threads, m
         model.compile(optimizer=OPTIMIZERS[name](), loss="mean_squared_error")
         history = fit_rows(model, X, y, optimizer=model.optimizer, epochs=3, batch_size=64, alpha=0.1,
                            alpha_bias=0.01, seed=5, weights=weights, n_threads=n_threads)
-        results.append((history, [w.numpy() for w in model.weights], [np.asarray(v) for v in model.optimizer.variables]))
+        state = [np.asarray(v) for v in model.optimizer.variables]
+        results.append((history, [w.numpy() for w in model.weights], state))
         assert paths["xla" if not fused else "fused"] > 0 and paths["fused" if not fused else "xla"] == 0
         paths.update(fused=0, xla=0)
     (xla, xla_weights, xla_state), (fused, fused_weights, fused_state) = results
