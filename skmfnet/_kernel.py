@@ -32,6 +32,20 @@ kernel does not sample pairs (``negative_ratio``) or train selection
 tables; those fits keep the XLA epoch.  ``python benchmarks/speed.py``
 measures what it gains.
 
+Two smaller loops serve the same fits, for the work around the epoch that
+had become a large share of it once the epoch was fast (at 25 million
+ratings, measured: TensorFlow's shuffle of the cells' parts about a tenth
+of an epoch, numpy's scoring of the held-out ratings about an eighth, on
+one thread while the other waited):
+
+* :func:`chunk_order` draws the order of a cell's part (Fisher-Yates with
+  SplitMix64, without the global lock): so on blocks, the fused loop's
+  fits take other batches than the XLA epoch's for the same seed (the
+  same in distribution, tested; the parity tests give both the same
+  orders);
+* :func:`evaluate` scores held-out ratings and sums the squared norms of
+  their rows in one pass, split among the fit's threads.
+
 numba is imported, and the loop compiled, on the first fit that uses it
 (a few seconds); while skmfnet's cache of compiled programs is on
 (:mod:`skmfnet._compile_cache`: not with ``SKMFNET_CACHE_DIR`` set and
@@ -40,12 +54,14 @@ processes load it from there.
 """
 
 import functools
+from types import SimpleNamespace
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import _compile_cache
 
-__all__ = ["RULES", "load", "train"]
+__all__ = ["RULES", "chunk_order", "evaluate", "load", "train"]
 
 #: Rule codes of the kernel, by the name of :mod:`skmfnet._rowfit`'s rule class.
 RULES = {"SGD without momentum": 0, "Adagrad": 1, "LazyAdam": 2}
@@ -66,9 +82,49 @@ def train(table_u, table_i, X, y, weights, order, n_steps, batch, penalty, hyper
     """
     padded = np.zeros(4, np.float32)  # (the rules' one, two or four hyperparameters)
     padded[: len(hyper)] = hyper
-    loss, squared = load()(table_u, table_i, X, y, weights, order, int(n_steps), int(batch), penalty, padded,
-                              int(rule), int(step), int(stride), PREFETCH)
+    loss, squared = load().run(table_u, table_i, X, y, weights, order, int(n_steps), int(batch), penalty, padded,
+                               int(rule), int(step), int(stride), PREFETCH)
     return loss / max(n_steps, 1), squared / max(n_steps, 1)
+
+
+def chunk_order(n, stride, shift, start, stop, seed, offset):
+    """Positions ``start .. stop - 1`` of a cell's permutation ``k -> (k * stride + shift) mod n``, shuffled, plus ``offset``.
+
+    What :func:`skmfnet._rowfit._chunk_order` gives the XLA epoch, drawn
+    here instead of by TensorFlow's ``stateless_shuffle`` (about a tenth of
+    an epoch's time at 25 million ratings, a call per cell and round, under
+    the global lock for its dispatch): a Fisher-Yates shuffle driven by
+    SplitMix64 seeded with the two integers of ``seed``.  Another generator
+    than TensorFlow's, so another order for the same seed: the fused
+    loop's fits on blocks do not follow the XLA epoch's batch for batch,
+    only in distribution (``int32``, ``stop - start`` positions, unpadded).
+    """
+    mask = (1 << 64) - 1
+    out = np.empty(stop - start, np.int32)
+    load().order(out, int(n), int(stride), int(shift), int(start), np.uint64(seed[0] & mask),
+                 np.uint64(seed[1] & mask), int(offset))
+    return out
+
+
+def evaluate(P, b_u, Q, b_i, users, items, y, n_threads=1):
+    """Sums over the ratings of (squared error, ``|p_u|^2``, ``|q_i|^2``, ``b_u^2``, ``b_i^2``), float64.
+
+    The plain dot model's scores ``b_u + b_i + p_u . q_i`` of the rows
+    ``users``, ``items`` (int32) against ``y`` (float64), with the squared
+    norms of the rows read for them (the per-rating penalty), in one pass,
+    the ratings split among ``n_threads`` threads: the validation of every
+    epoch of a large fit (:func:`skmfnet._rowfit._evaluate`), which numpy
+    gathers row by row into copies on one thread.
+    """
+    run = load().evaluate
+    n = len(y)
+    bounds = [n * t // max(n_threads, 1) for t in range(max(n_threads, 1) + 1)]
+    parts = list(zip(bounds[:-1], bounds[1:]))
+    if len(parts) == 1:
+        return run(P, b_u, Q, b_i, users, items, y, 0, n, PREFETCH)
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        sums = list(pool.map(lambda part: run(P, b_u, Q, b_i, users, items, y, *part, PREFETCH), parts))
+    return tuple(float(sum(values)) for values in zip(*sums))
 
 
 def _compile():
@@ -221,8 +277,60 @@ def _compile():
                     apply(table_i[i], grad_i[j], sq_i[j if squares else 0], K1, rule, h0, h1, h2, h3, rate)
         return total_loss, total_squared
 
-    return run
+    @numba.njit(inline="always")
+    def mix(z):
+        """SplitMix64's output function (Steele, Lea and Flood 2014): a bijection of uint64 that scrambles every bit.
+
+        Every constant is uint64: numba turns arithmetic of signed and
+        unsigned integers into float64.
+        """
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+    @jit
+    def order(out, n, stride, shift, start, seed_0, seed_1, offset):
+        # SplitMix64 from a state scrambled from both seeds (seeds one apart
+        # must not give the same stream one draw apart)
+        golden = np.uint64(0x9E3779B97F4A7C15)
+        state = mix(mix(seed_0 + golden) ^ seed_1)
+        m = out.shape[0]
+        for k in range(m):
+            out[k] = ((start + k) * stride + shift) % n + offset
+        for k in range(m - 1, 0, -1):  # Fisher-Yates: k swaps with a uniform j in 0 .. k
+            state += golden
+            z = mix(state)
+            # the top 32 bits scaled to 0 .. k (Lemire's multiply-shift; k < 2**31)
+            j = np.intp(((z >> np.uint64(32)) * np.uint64(k + 1)) >> np.uint64(32))
+            out[k], out[j] = out[j], out[k]
+
+    @jit
+    def evaluate(P, b_u, Q, b_i, users, items, y, lo, hi, ahead):
+        K = P.shape[1]
+        flat_p, flat_q = P.reshape(-1), Q.reshape(-1)
+        squared, norm_p, norm_q, bias_u, bias_i = 0.0, 0.0, 0.0, 0.0, 0.0
+        for r in range(lo, hi):
+            if r + ahead < hi:
+                prefetch_row(flat_p, users[r + ahead], K)
+                prefetch_row(flat_q, items[r + ahead], K)
+            u, i = users[r], items[r]
+            score, pp, qq = b_u[u, 0] + b_i[i, 0], np.float32(0), np.float32(0)
+            for f in range(K):
+                p, q = P[u, f], Q[i, f]
+                score += p * q
+                pp += p * p
+                qq += q * q
+            e = score - y[r]
+            squared += e * e
+            norm_p += pp
+            norm_q += qq
+            bias_u += b_u[u, 0] * b_u[u, 0]
+            bias_i += b_i[i, 0] * b_i[i, 0]
+        return squared, norm_p, norm_q, bias_u, bias_i
+
+    return SimpleNamespace(run=run, order=order, evaluate=evaluate)
 
 
-#: The compiled loop: compiled (or read from numba's cache) on the first call.
+#: The compiled functions (``run``: the loop; ``order``, ``evaluate``):
+#: compiled (or read from numba's cache) on the first call of each.
 load = functools.cache(_compile)

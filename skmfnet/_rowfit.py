@@ -45,7 +45,10 @@ From :data:`KERNEL_RATINGS` ratings on, fits without sampled pairs train
 each call (a cell's part, or the whole epoch on one block) with the fused
 numba loop of :mod:`skmfnet._kernel` instead of the XLA epoch: the same
 batches, objective and rule in one loop per batch that prefetches the
-rows it will need, on plain numpy tables (the schedule below is the same).
+rows it will need, on plain numpy tables (the schedule below is the same,
+but for the order of a cell's part, which the loop's own generator draws:
+TensorFlow's shuffle was about a tenth of an epoch; and the held-out
+ratings of early stopping are scored by a compiled loop on every thread).
 
 Several cores (``n_threads > 1``): XLA runs the epoch's loop on one thread,
 and two threads cannot update the same rows at once (each compiled call
@@ -628,11 +631,17 @@ def fit_rows(
             cell_seed = blocks.order_seed(seed, epoch, a, b)
             stride, shift = _affine(blocks.sizes[a, b], cell_seed)
             # each part's shuffle has a seed of its own: 2**56 + ..., where the cells' are 2**50 + ...
-            order = _chunk_order(*(tf.constant(v, tf.int64) for v in (blocks.sizes[a, b], stride, shift, start, stop)),
-                                 tf.constant([cell_seed[0], cell_seed[1] * chunks + c + (1 << 56)], tf.int64),
-                                 tf.constant(blocks.offsets[a, b], tf.int32), order_size)
+            part_seed = [cell_seed[0], cell_seed[1] * chunks + c + (1 << 56)]
+            if fused:  # (drawn by the loop's own generator: skmfnet._kernel.chunk_order)
+                order = _kernel.chunk_order(blocks.sizes[a, b], stride, shift, start, stop, part_seed,
+                                            blocks.offsets[a, b])
+            else:
+                order = _chunk_order(*(tf.constant(v, tf.int64) for v in (blocks.sizes[a, b], stride, shift, start,
+                                                                          stop)),
+                                     tf.constant(part_seed, tf.int64), tf.constant(blocks.offsets[a, b], tf.int32),
+                                     order_size)
         if fused:
-            loss, squared = _kernel.train(tables[0][a], tables[1][b], X_t, y_t, w_t, order.numpy(),
+            loss, squared = _kernel.train(tables[0][a], tables[1][b], X_t, y_t, w_t, np.asarray(order),
                                           max(1, int(n_ab) // batch), batch, *fused_settings, int(step), p)
             return None, loss, squared
         return _compile_cache.call(
@@ -686,7 +695,7 @@ def fit_rows(
             # of equal size, the square root of the mean of the batch MSEs
             logs = {"loss": sums[0] / total_steps, "rmse": math.sqrt(sums[1] / total_steps)}
             if end_epoch(model, epoch, epochs, logs, history, callback_list, validation=validation, alpha=alpha,
-                         alpha_bias=alpha_bias, verbose=verbose):
+                         alpha_bias=alpha_bias, verbose=verbose, compiled=threads if fused else 0):
                 break
     callback_list.on_train_end()
     if selection is not None:
@@ -963,14 +972,16 @@ class Blocks:
         return out
 
 
-def end_epoch(model, epoch, epochs, logs, history, callback_list, *, validation, alpha, alpha_bias, verbose):
+def end_epoch(model, epoch, epochs, logs, history, callback_list, *, validation, alpha, alpha_bias, verbose,
+              compiled=0):
     """Validation, history, progress line and callbacks after an epoch whose weights are in ``model``.
 
     Returns whether training stops (a callback such as early stopping set
-    ``model.stop_training``).
+    ``model.stop_training``).  ``compiled``: threads of the validation's
+    compiled scoring (:func:`_evaluate`); 0: numpy.
     """
     if validation is not None:
-        logs.update(_evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias))
+        logs.update(_evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias, compiled=compiled))
     for key, value in logs.items():
         history.setdefault(key, []).append(value)
     if verbose:
@@ -1005,7 +1016,7 @@ def _store_optimizer_state(model, rule, read, step, K):
     optimizer.iterations.assign(step)
 
 
-def _evaluate(model, X, y, *, alpha, alpha_bias):
+def _evaluate(model, X, y, *, alpha, alpha_bias, compiled=0):
     """val_rmse and val_loss (MSE plus the per-rating penalty, as Keras's evaluate).
 
     The network is the plain dot model, so its scores are computed from its
@@ -1014,6 +1025,10 @@ def _evaluate(model, X, y, *, alpha, alpha_bias):
     and squaring every validation rating's gathered rows, cost a large share
     of an epoch when millions of ratings are held out, and gathered all
     their rows at once (2.5 million x 64 x 4 bytes per side at 25 million).
+    ``compiled``: with that many threads (at least 1), by
+    :func:`skmfnet._kernel.evaluate` instead, in one pass over the ratings
+    (the fused loop's fits: numpy's gathers took about an eighth of an
+    epoch at 25 million ratings, the other threads idle meanwhile).
     """
     X = np.asarray(X, dtype=np.int32)
     y = np.asarray(y, dtype=np.float64)
@@ -1021,6 +1036,13 @@ def _evaluate(model, X, y, *, alpha, alpha_bias):
         model.get_layer(name).embeddings.numpy() for name in (USER_FACTORS, USER_BIAS, ITEM_FACTORS, ITEM_BIAS)
     )
     users, items = X[:, 0], X[:, 1]
+    if compiled:
+        squared, norm_p, norm_q, bias_u, bias_i = _kernel.evaluate(
+            P, b_u, Q, b_i, np.ascontiguousarray(users), np.ascontiguousarray(items), y, n_threads=compiled)
+        n = max(len(y), 1)
+        mse = squared / n
+        penalty = (alpha * (norm_p + norm_q) + alpha_bias * (bias_u + bias_i)) / n
+        return {"val_loss": mse + penalty, "val_rmse": math.sqrt(mse)}
     pred = np.empty(len(y), dtype=np.float32)
     for start in range(0, len(y), SCORE_BATCH):
         u, i = users[start : start + SCORE_BATCH], items[start : start + SCORE_BATCH]
