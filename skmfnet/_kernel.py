@@ -14,15 +14,17 @@ numba (``nogil``: the stratified schedule's threads run it side by side):
 
 * pass 1 scores each rating and records, per row, its owner (the last
   position of the batch that holds it), while the processor is asked to
-  prefetch every cache line of the rows of the rating :data:`PREFETCH`
-  positions ahead (the rows with their optimizer state, which the update
-  reads at the end of the batch);
+  prefetch the cache lines of the weights of the rows of the rating
+  :data:`PREFETCH` positions ahead;
 * pass 2 sums each row's gradients (and, for Adagrad, their squares) at its
   owner;
 * pass 3 applies the rule (:class:`skmfnet._rowfit._Adam` and the others,
-  the same arithmetic) to each owner's row in place, prefetching the rows
-  :data:`PREFETCH` positions ahead again (a batch's rows with their state,
-  1.6 MB at K=64, outgrow the processor's nearest caches).
+  the same arithmetic) to each owner's row in place, prefetching the whole
+  rows (weights and optimizer state) :data:`PREFETCH` positions ahead.
+  Pass 1 once prefetched the state too, which a batch's rows (1.6 MB at
+  K=64 with Adam's moments) pushed out of the nearest caches before pass 3
+  used it: fetched once, late, the loop was faster (``python
+  benchmarks/explore_epoch.py``).
 
 The batches, the order of the ratings, the objective and the rule are those
 of the XLA epoch (``run_epoch`` in :mod:`skmfnet._rowfit`), so the two
@@ -66,7 +68,7 @@ __all__ = ["RULES", "chunk_order", "evaluate", "load", "train"]
 #: Rule codes of the kernel, by the name of :mod:`skmfnet._rowfit`'s rule class.
 RULES = {"SGD without momentum": 0, "Adagrad": 1, "LazyAdam": 2}
 
-#: How many ratings ahead pass 1 prefetches the rows of.
+#: How many ratings ahead passes 1 and 3 prefetch the rows of.
 PREFETCH = 8
 
 def train(table_u, table_i, X, y, weights, order, n_steps, batch, penalty, hyper, rule, step, stride):
@@ -150,10 +152,12 @@ def _compile():
         return types.void(array, types.intp), codegen
 
     @numba.njit(inline="always")
-    def prefetch_row(flat, row, width):
-        """Prefetch every cache line (16 float32) of row ``row`` of a table of ``width`` columns, seen flat."""
-        for c in range(0, width, 16):
-            prefetch(flat, row * width + c)
+    def prefetch_row(flat, row, width, columns):
+        """Prefetch the cache lines (16 float32 each) of the first ``columns`` of row ``row`` of a table of ``width`` columns, seen flat."""
+        start = row * width
+        for c in range(0, columns, 16):
+            prefetch(flat, start + c)
+        prefetch(flat, start + columns - 1)  # (a row need not start on a line: its last one)
 
     # error_model="numpy": no Python-style ZeroDivisionError branch, which
     # keeps the rule's loops vectorized; fastmath: the dot product's sum may
@@ -211,10 +215,10 @@ def _compile():
             # pass 1: scores, errors, owners; the rows ``ahead`` ratings on are prefetched
             squared, penalised = 0.0, 0.0
             for j in range(batch):
-                if base + j + ahead < end:
+                if base + j + ahead < end:  # (the weights only: pass 3 fetches the state)
                     r = order[base + j + ahead]
-                    prefetch_row(flat_u, X[r, 0], width_u)
-                    prefetch_row(flat_i, X[r, 1], width_i)
+                    prefetch_row(flat_u, X[r, 0], width_u, K1)
+                    prefetch_row(flat_i, X[r, 1], width_i, K1)
                 r = order[base + j]
                 u, i = X[r, 0], X[r, 1]
                 w = weights[min(r, n_weights - 1)]
@@ -262,14 +266,13 @@ def _compile():
                 penalised += weight[j] * norms
             total_squared += squared / batch
             total_loss += (squared + penalised) / batch
-            # pass 3: the rule, on each owner's row (prefetched again: the
-            # batch's rows with their state outgrow the nearest caches)
+            # pass 3: the rule, on each owner's row (the whole row prefetched)
             t = step + (s + 1) * stride
             rate = np.float32(h0 * np.sqrt(1.0 - h2 ** t) / (1.0 - h1 ** t)) if rule == 2 else h0
             for j in range(batch):
                 if j + ahead < batch:
-                    prefetch_row(flat_u, users[j + ahead], width_u)
-                    prefetch_row(flat_i, items[j + ahead], width_i)
+                    prefetch_row(flat_u, users[j + ahead], width_u, width_u)
+                    prefetch_row(flat_i, items[j + ahead], width_i, width_i)
                 u, i = users[j], items[j]
                 if owner_u[u] == j:
                     apply(table_u[u], grad_u[j], sq_u[j if squares else 0], K1, rule, h0, h1, h2, h3, rate)
@@ -311,8 +314,8 @@ def _compile():
         squared, norm_p, norm_q, bias_u, bias_i = 0.0, 0.0, 0.0, 0.0, 0.0
         for r in range(lo, hi):
             if r + ahead < hi:
-                prefetch_row(flat_p, users[r + ahead], K)
-                prefetch_row(flat_q, items[r + ahead], K)
+                prefetch_row(flat_p, users[r + ahead], K, K)
+                prefetch_row(flat_q, items[r + ahead], K, K)
             u, i = users[r], items[r]
             score, pp, qq = b_u[u, 0] + b_i[i, 0], np.float32(0), np.float32(0)
             for f in range(K):
