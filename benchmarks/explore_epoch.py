@@ -109,8 +109,6 @@ def main(argv=None):
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "explore_epoch.json"))
     args = parser.parse_args(argv)
     output = Path(args.output)
-    out = json.loads(output.read_text()) if output.exists() else {
-        "script": "benchmarks/explore_epoch.py", "figures": __doc__.split("Usage:")[0].strip(), "runs": []}
     # a warm-up fit on the fused loop's threads with validation: everything compiled before the timed fit
     X, y = make_ratings(30_000, 10_000, 600_000, random_state=0, return_X_y=True)
     EmbeddingMFRegressor(n_factors=64, epochs=1, early_stopping=True).fit(X, y)
@@ -120,6 +118,9 @@ def main(argv=None):
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "skmfnet"], capture_output=True,
                            text=True).stdout
+    # (read just before writing: runs append one after another)
+    out = json.loads(output.read_text()) if output.exists() else {
+        "script": "benchmarks/explore_epoch.py", "figures": __doc__.split("Usage:")[0].strip(), "runs": []}
     out["runs"].append({"label": args.label, "command": "python benchmarks/explore_epoch.py "
                         + " ".join(argv if argv is not None else sys.argv[1:]),
                         "commit": commit.strip(), "package_changed_since_commit": bool(dirty.strip()),
