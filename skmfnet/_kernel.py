@@ -23,8 +23,9 @@ numba (``nogil``: the stratified schedule's threads run it side by side):
   rows (weights and optimizer state) :data:`PREFETCH` positions ahead.
   Pass 1 once prefetched the state too, which a batch's rows (1.6 MB at
   K=64 with Adam's moments) pushed out of the nearest caches before pass 3
-  used it: fetched once, late, the loop was faster (``python
-  benchmarks/explore_epoch.py``).
+  used it: fetched once, late, the loop took 6.3 s of thread time per
+  epoch at 25 million ratings instead of 6.7 to 6.9, and the epoch 3.6 s
+  instead of 3.8 to 4.0 (``benchmarks/results/explore_epoch.json``).
 
 The batches, the order of the ratings, the objective and the rule are those
 of the XLA epoch (``run_epoch`` in :mod:`skmfnet._rowfit`), so the two
@@ -35,10 +36,14 @@ tables; those fits keep the XLA epoch.  ``python benchmarks/speed.py``
 measures what it gains.
 
 Two smaller loops serve the same fits, for the work around the epoch that
-had become a large share of it once the epoch was fast (at 25 million
-ratings, measured: TensorFlow's shuffle of the cells' parts about a tenth
-of an epoch, numpy's scoring of the held-out ratings about an eighth, on
-one thread while the other waited):
+had become a large share of it once the epoch was fast.  At 25 million
+ratings of the defaults (``python benchmarks/explore_epoch.py``,
+``benchmarks/results/explore_epoch.json``) TensorFlow's shuffles of the
+cells' parts took about 0.5 s of thread time in an epoch of 5.0 to 5.2 s
+(and slowed the loop beside them: its thread time fell from 7.6 to 6.7 s
+without them), numpy's scoring of the held-out ratings about 0.57 s on one
+thread while the other waited; with these two loops the epoch took 3.7 to
+4.0 s:
 
 * :func:`chunk_order` draws the order of a cell's part (Fisher-Yates with
   SplitMix64, without the global lock): so on blocks, the fused loop's
@@ -56,8 +61,8 @@ processes load it from there.
 """
 
 import functools
-from types import SimpleNamespace
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -93,9 +98,8 @@ def chunk_order(n, stride, shift, start, stop, seed, offset):
     """Positions ``start .. stop - 1`` of a cell's permutation ``k -> (k * stride + shift) mod n``, shuffled, plus ``offset``.
 
     What :func:`skmfnet._rowfit._chunk_order` gives the XLA epoch, drawn
-    here instead of by TensorFlow's ``stateless_shuffle`` (about a tenth of
-    an epoch's time at 25 million ratings, a call per cell and round, under
-    the global lock for its dispatch): a Fisher-Yates shuffle driven by
+    here instead of by TensorFlow's ``stateless_shuffle`` (see the module
+    docstring; a call per cell and round): a Fisher-Yates shuffle driven by
     SplitMix64 seeded with the two integers of ``seed``.  Another generator
     than TensorFlow's, so another order for the same seed: the fused
     loop's fits on blocks do not follow the XLA epoch's batch for batch,

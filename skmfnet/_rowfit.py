@@ -46,9 +46,10 @@ each call (a cell's part, or the whole epoch on one block) with the fused
 numba loop of :mod:`skmfnet._kernel` instead of the XLA epoch: the same
 batches, objective and rule in one loop per batch that prefetches the
 rows it will need, on plain numpy tables (the schedule below is the same,
-but for the order of a cell's part, which the loop's own generator draws:
-TensorFlow's shuffle was about a tenth of an epoch; and the held-out
-ratings of early stopping are scored by a compiled loop on every thread).
+but for the order of a cell's part, which the loop's own generator
+draws; and the held-out ratings of early stopping are scored by a
+compiled loop on every thread: see :mod:`skmfnet._kernel` for what each
+saves).
 
 Several cores (``n_threads > 1``): XLA runs the epoch's loop on one thread,
 and two threads cannot update the same rows at once (each compiled call
@@ -1027,8 +1028,9 @@ def _evaluate(model, X, y, *, alpha, alpha_bias, compiled=0):
     their rows at once (2.5 million x 64 x 4 bytes per side at 25 million).
     ``compiled``: with that many threads (at least 1), by
     :func:`skmfnet._kernel.evaluate` instead, in one pass over the ratings
-    (the fused loop's fits: numpy's gathers took about an eighth of an
-    epoch at 25 million ratings, the other threads idle meanwhile).
+    (the fused loop's fits: numpy's gathers took about a ninth of an
+    epoch at 25 million ratings, the other threads idle meanwhile; see
+    :mod:`skmfnet._kernel`).
     """
     X = np.asarray(X, dtype=np.int32)
     y = np.asarray(y, dtype=np.float64)
