@@ -24,8 +24,8 @@ numba (``nogil``: the stratified schedule's threads run it side by side):
   Pass 1 once prefetched the state too, which a batch's rows (1.6 MB at
   K=64 with Adam's moments) pushed out of the nearest caches before pass 3
   used it: fetched once, late, the loop took 6.3 s of thread time per
-  epoch at 25 million ratings instead of 6.7 to 6.9, and the epoch 3.6 s
-  instead of 3.8 to 4.0 (``benchmarks/results/explore_epoch.json``).
+  epoch at 25 million ratings instead of 6.7 to 6.9, and the epoch 3.6 to
+  3.7 s instead of 3.8 to 4.0 (``benchmarks/results/explore_epoch.json``).
 
 The batches, the order of the ratings, the objective and the rule are those
 of the XLA epoch (``run_epoch`` in :mod:`skmfnet._rowfit`), so the two
@@ -40,8 +40,8 @@ had become a large share of it once the epoch was fast.  At 25 million
 ratings of the defaults (``python benchmarks/explore_epoch.py``,
 ``benchmarks/results/explore_epoch.json``) TensorFlow's shuffles of the
 cells' parts took about 0.5 s of thread time in an epoch of 5.0 to 5.2 s
-(and slowed the loop beside them: its thread time fell from 7.6 to 6.7 s
-without them), numpy's scoring of the held-out ratings about 0.57 s on one
+(and slowed the loop beside them: its thread time fell from 7.6 s to 6.7
+to 7.2 s without them), numpy's scoring of the held-out ratings about 0.57 s on one
 thread while the other waited; with these two loops the epoch took 3.7 to
 4.0 s:
 
@@ -123,12 +123,12 @@ def evaluate(P, b_u, Q, b_i, users, items, y, n_threads=1):
     gathers row by row into copies on one thread.
     """
     run = load().evaluate
-    n = len(y)
-    bounds = [n * t // max(n_threads, 1) for t in range(max(n_threads, 1) + 1)]
-    parts = list(zip(bounds[:-1], bounds[1:]))
-    if len(parts) == 1:
+    n, n_threads = len(y), max(n_threads, 1)
+    if n_threads == 1:
         return run(P, b_u, Q, b_i, users, items, y, 0, n, PREFETCH)
-    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+    bounds = [n * t // n_threads for t in range(n_threads + 1)]
+    parts = list(zip(bounds[:-1], bounds[1:]))
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
         sums = list(pool.map(lambda part: run(P, b_u, Q, b_i, users, items, y, *part, PREFETCH), parts))
     return tuple(float(sum(values)) for values in zip(*sums))
 
