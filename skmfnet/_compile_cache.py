@@ -2,8 +2,8 @@
 
 XLA compiles the compiled path's epoch (:mod:`skmfnet._rowfit`) once per
 process and input shape; on MovieLens 100K that is over a third of a first
-fit's time (``benchmarks/results/speed_search``: 1.42 s in a new process
-with an empty cache, 0.89 s with a filled one), paid again by every new
+fit's time (``benchmarks/results/speed_search``: 0.88 s in a new process
+with an empty cache, 0.50 s with a filled one), paid again by every new
 Python process (a script, a notebook kernel, each worker of a process-based
 search).  TensorFlow can keep the compiled
 programs on disk and load them in later processes: its
