@@ -465,6 +465,13 @@ def _chunk_order(n, stride, shift, start, stop, seed, offset, size):
     return tf.pad(order, [[0, size - tf.cast(stop - start, tf.int32)]])
 
 
+def _tensorflow_chunk_order(n, stride, shift, start, stop, seed, offset, size=None):
+    """:func:`_chunk_order` of Python integers (``size`` None: unpadded); the arguments of :func:`skmfnet._kernel.chunk_order`."""
+    return _chunk_order(*(tf.constant(v, tf.int64) for v in (n, stride, shift, start, stop)),
+                        tf.constant(seed, tf.int64), tf.constant(offset, tf.int32),
+                        tf.constant(stop - start if size is None else size, tf.int32))
+
+
 def fit_rows(
     model,
     X,
@@ -637,10 +644,8 @@ def fit_rows(
                 order = _kernel.chunk_order(blocks.sizes[a, b], stride, shift, start, stop, part_seed,
                                             blocks.offsets[a, b])
             else:
-                order = _chunk_order(*(tf.constant(v, tf.int64) for v in (blocks.sizes[a, b], stride, shift, start,
-                                                                          stop)),
-                                     tf.constant(part_seed, tf.int64), tf.constant(blocks.offsets[a, b], tf.int32),
-                                     order_size)
+                order = _tensorflow_chunk_order(blocks.sizes[a, b], stride, shift, start, stop, part_seed,
+                                                blocks.offsets[a, b], order_size)
         if fused:
             loss, squared = _kernel.train(tables[0][a], tables[1][b], X_t, y_t, w_t, np.asarray(order),
                                           max(1, int(n_ab) // batch), batch, *fused_settings, int(step), p)

@@ -323,16 +323,18 @@ def test_explore_first_fit_splits_a_new_process_first_fit_and_appends_its_run(tm
     import explore_first_fit
 
     out = tmp_path / "first_fit.json"
+    earlier = {"script": "benchmarks/explore_first_fit.py", "figures": "...", "runs": [{"label": "earlier"}]}
+    out.write_text(json.dumps(earlier))
     assert explore_first_fit.main(["--label", "test", "--runs", "1", "--n-ratings", "5000",
                                    "--output", str(out)]) == 0
     written = json.loads(out.read_text())
-    assert written["script"] == "benchmarks/explore_first_fit.py"
-    (run,) = written["runs"]
-    assert run["label"] == "test" and run["data"] == "5000 synthetic ratings"
+    assert [run["label"] for run in written["runs"]] == ["earlier", "test"]  # appended
+    run = written["runs"][-1]
+    assert run["data"] == "5000 synthetic ratings"
     (row,) = run["runs"]
-    # the new process's cache was empty: XLA compiled the epoch, and its log was read
-    assert row["xla_compile_s"] > 0 and row["xla_kernels"] > 0
+    # the new process's cache was empty: XLA compiled the epoch, its log was
+    # read, and that compilation happened inside the first compiled call of the fit
+    assert row["xla_kernels"] > 0
+    assert row["first_fit_s"] > row["first_call_s"] > row["xla_compile_s"] > 0
     assert row["calls_in_first_fit"] >= 1
-    assert row["trace_and_lowering_s"] == pytest.approx(
-        row["first_call_s"] - row["xla_compile_s"] - row["later_call_s"])
     assert row["numba_import_s"] >= 0 and row["numba_first_call_s"] > 0

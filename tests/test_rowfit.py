@@ -46,12 +46,7 @@ def xla_orders(monkeypatch):
     import skmfnet._kernel as kernel
     import skmfnet._rowfit as rowfit
 
-    def tensorflow_order(n, stride, shift, start, stop, seed, offset):
-        return rowfit._chunk_order(*(tf.constant(v, tf.int64) for v in (n, stride, shift, start, stop)),
-                                   tf.constant(seed, tf.int64), tf.constant(offset, tf.int32),
-                                   tf.constant(stop - start, tf.int32)).numpy()
-
-    monkeypatch.setattr(kernel, "chunk_order", tensorflow_order)
+    monkeypatch.setattr(kernel, "chunk_order", lambda *args: rowfit._tensorflow_chunk_order(*args).numpy())
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["xla", "fused"])
