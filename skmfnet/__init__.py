@@ -4,7 +4,16 @@ The estimators are imported lazily, so that ``skmfnet.datasets`` and the
 baselines can be used without paying for TensorFlow's import.
 """
 
+import os
+
 __version__ = "0.1.0.dev0"
+
+# TensorFlow's C++ start-up log (oneDNN notes, "Could not find cuda drivers",
+# "failed call to cuInit" on every machine without a GPU) is off unless the
+# user chose a level: set TF_CPP_MIN_LOG_LEVEL yourself (0: everything) to
+# see it.  It must be set before TensorFlow's import, hence here, once.
+# Errors that matter reach the caller as Python exceptions either way.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __all__ = [
     "BiasBaselineRegressor",

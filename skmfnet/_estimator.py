@@ -40,15 +40,13 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._auto import resolve_auto
-from ._distribute import DISTRIBUTIONS, get_strategy
 from ._encoding import check_sample_weight, validate_user_item, warn_if_no_id_known
 from ._mixins import RecommenderMixin, restore_on_failure
 from ._network import build_network, score_rows
 from ._preparation import encode, fit_encoding, pair_inputs
 from ._recommend import seen_matrix_from_rows
-from ._rowfit import COMPILED_OPTIMIZERS
-from ._training import compile_network, train, uses_compiled_path
+from ._training import compile_network, compiled_path_blockers, plan, train
+from ._training._cluster import DISTRIBUTIONS, get_strategy
 
 
 
@@ -608,6 +606,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         del self._train_weights
         del self._early_stopping
         del self._prepared
+        del self._plan
         return self
 
     def _prepare_fit(self, X, y, sample_weight, validation_data):
@@ -624,9 +623,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             weights, keep = check_sample_weight(sample_weight, len(y))
             users, items, extras, y, weights = users[keep], items[keep], extras[keep], y[keep], weights[keep]
         params = self.get_params(deep=False)
-        candidates, early_stopping = resolve_auto(
-            params, len(y), compiled_path=not self._compiled_path_blockers(params)
-        )
+        self._plan = plan(params, len(y))
+        candidates, early_stopping = self._plan.candidates, self._plan.early_stopping
 
         held_out = validation_data is None and early_stopping
         if held_out:
@@ -650,8 +648,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         else:
             validation = None
 
-        # fitted state: the parameters of this fit, then the encoding
+        # fitted state: the parameters of this fit, its engine, then the encoding
         self.fitted_params_ = copy.deepcopy(params)
+        self.engine_ = self._plan.engine
         encoding, rows = fit_encoding(self, users, items, extras)
         del users, items, extras
         for name, value in encoding._asdict().items():
@@ -754,24 +753,11 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
 
     @staticmethod
     def _compiled_path_blockers(params):
-        """The parameters in ``params`` that keep a fit off the compiled path, as "name=value"."""
-        return [
-            f"{name}={params[name]!r}"
-            for name, ok in [
-                ("interaction", params["interaction"] == "dot"),
-                ("regularization", params["regularization"] == "batch"),
-                ("loss", params["loss"] == "squared_error"),
-                ("optimizer", params["optimizer"] in COMPILED_OPTIMIZERS),
-                ("user_features", not params["user_features"]),
-                ("item_features", not params["item_features"]),
-                ("implicit", not params["implicit"]),
-                ("distribution", params["distribution"] in (None, "multi_worker", "parameter_server")),
-            ]
-            if not ok
-        ]
+        """The parameters in ``params`` that keep a fit off the compiled kernel, as "name=value"."""
+        return compiled_path_blockers(params)
 
     def _require_compiled_path(self, what, remedy):
-        """Refuse ``what`` unless the parameters take the compiled path (:mod:`skmfnet._rowfit`)."""
+        """Refuse ``what`` unless the parameters take the compiled path (:mod:`skmfnet._training._schedule`)."""
         unsupported = self._compiled_path_blockers(self.get_params(deep=False))
         if unsupported:
             raise ValueError(
@@ -854,28 +840,23 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         return self._keras_build_fn()
 
     def _fit_keras_model(self, X, y, sample_weight, warm_start, epochs, initial_epoch, **kwargs):
-        layout = {} if self.distribution == "parameter_server" else None
-        self.history_ = train(
+        self.history_, layout = train(
             self.model_,
             X,
             y,
+            plan=self._plan,
             epochs=epochs,
             batch_size=self.batch_size,
             seed=self._seed(),
-            compiled_path=self._compiled_rows(),
             alpha=self.alpha_,
             alpha_bias=self.fitted_params_["alpha_bias"],
             negatives=self._negatives(len(y)),
             selection=self._selection_tables(),
             weights=self._train_weights,
-            multi_worker=self.distribution == "multi_worker",
-            parameter_server=self.distribution == "parameter_server",
-            layout=layout,
             prepared=getattr(self, "_prepared", None),
             validation=kwargs.pop("validation_data", None),
             callbacks=self._fit_callbacks,
             verbose=self.verbose,
-            n_jobs=self.n_jobs,
         )
         for callback in self._fit_callbacks:  # its best weights are the model's now: no second copy
             if isinstance(callback, keras.callbacks.EarlyStopping):
@@ -916,16 +897,6 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             tables.append(table)
         self.user_selection_, self.item_selection_ = tables
         return tables
-
-    def _compiled_rows(self):
-        """Whether this fit takes the compiled row-sparse path (:mod:`skmfnet._rowfit`)."""
-        return uses_compiled_path(
-            self.model_,
-            plain_dot=self._plain_dot(),
-            regularization=self.fitted_params_["regularization"],
-            loss=self.fitted_params_["loss"],
-            distribution=self.fitted_params_["distribution"],
-        )
 
     def _initialize_callbacks(self):
         callbacks = []

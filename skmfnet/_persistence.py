@@ -51,10 +51,13 @@ So :func:`load_estimator` checks by hand, before either is called:
 Anything else is refused with :class:`InvalidModelFileError`.
 """
 
+import errno
 import io
 import json
 import numbers
 import os
+import re
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -128,7 +131,7 @@ def _decode_ids(entry, side):
         if not (dtype.kind in _ID_KINDS or isinstance(dtype, pd.StringDtype)):
             raise TypeError(dtype)
         index = pd.Index(values, dtype=dtype)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, NotImplementedError) as exc:  # e.g. float16
         raise InvalidModelFileError(f"the {side} vocabulary has an unusable dtype: {exc}") from None
     if not index.is_unique:
         raise InvalidModelFileError(f"the {side} vocabulary has duplicate ids")
@@ -286,13 +289,84 @@ def save_estimator(estimator, path):
         arrays["seen_indptr"] = seen.indptr.astype(np.int64)
         arrays["seen_indices"] = seen.indices.astype(np.int64)
 
-    path = Path(os.fspath(path))
+    _check_saveable(estimator, meta, arrays)
+    path = regular_destination(path)
     with tempfile.TemporaryDirectory() as workdir:
         keras_file = None
         if name == "EmbeddingMFRegressor":
             keras_file = Path(workdir) / _KERAS
             estimator.model_.save(keras_file)
         _write_atomically(path, meta, arrays, keras_file)
+
+
+def _check_saveable(estimator, meta, arrays):
+    """Refuse, before anything is written, a model that :func:`load_estimator` would refuse.
+
+    A fit that diverged leaves NaN or infinite numbers (``mu_``, the
+    network's weights, the biases, the history): such a file could not be
+    loaded, and writing it would replace a good file at the same path.
+    """
+    name = type(estimator).__name__
+    advice = "the training probably diverged: fit again with a lower learning_rate"
+    fitted = meta["fitted"]
+    try:
+        _restore_numbers(type(estimator)(), fitted)
+        if name == "EmbeddingMFRegressor":
+            probe = type(estimator)()
+            probe.fitted_params_ = meta["params"]
+            _restore_resolved(probe, json.loads(json.dumps(fitted)))
+        _check_history(fitted["history"], meta["params"].get("epochs"))
+    except (InvalidModelFileError, OverflowError) as exc:
+        # the loader's messages name the file's fields; here they are the estimator's attributes
+        message = re.sub(r"^(mu|rating_range|history|alpha|learning_rate|auto_results)\b", r"\1_", str(exc))
+        raise ValueError(f"Cannot save this {name}: its {message}; {advice}.") from None
+    for key, values in arrays.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise ValueError(f"Cannot save this {name}: its {key}_ is not finite (NaN or infinite values); {advice}.")
+    model = getattr(estimator, "model_", None)
+    for weight in [] if model is None else model.weights:
+        if not np.isfinite(np.asarray(weight.numpy())).all():
+            raise ValueError(
+                f"Cannot save this {name}: its network's weight {weight.path} is not finite (NaN or "
+                f"infinite values); {advice}."
+            )
+
+
+#: What a path that is not a regular file is, by its ``stat`` mode.
+_FILE_KINDS = (
+    (stat.S_ISDIR, "folder"),
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def regular_destination(path):
+    """The regular file to replace for ``path``: itself, or the file a symbolic link there names.
+
+    Files are written by renaming a temporary file over their destination,
+    which would replace a FIFO, a device node or a symbolic link by a
+    regular file: a destination that is not a regular file (followed
+    through symbolic links) is refused with a :class:`ValueError` (a folder
+    with :class:`IsADirectoryError`), and a link to a regular file is kept,
+    its target replaced.
+    """
+    path = Path(os.fspath(path))
+    try:
+        mode = path.stat().st_mode  # follows symbolic links
+    except OSError:  # missing (or unreadable): nothing to protect, the write reports the rest
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = next((kind for test, kind in _FILE_KINDS if test(mode)), "special file")
+        message = (
+            f"cannot write {path}: it {'points to' if path.is_symlink() else 'is'} a {kind}, not a "
+            "regular file; model files and tables are written only to regular files"
+        )
+        if kind == "folder":
+            raise IsADirectoryError(errno.EISDIR, message)
+        raise ValueError(message)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 def _feature_encoders(estimator):
@@ -302,7 +376,14 @@ def _feature_encoders(estimator):
 
 
 def _write_atomically(path, meta, arrays, keras_file):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # named after the destination, not the temporary file
+        if not path.parent.is_dir():
+            raise FileNotFoundError(
+                errno.ENOENT, f"cannot write {path}: folder {path.parent} does not exist"
+            ) from None
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -383,7 +464,8 @@ def load_estimator(path):
                 return _load_archive(archive, path)
         except InvalidModelFileError as exc:
             raise InvalidModelFileError(f"{path} is not a valid skmfnet model file: {exc}") from None
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, KeyError, ValueError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, KeyError, ValueError,
+                OverflowError, NotImplementedError) as exc:
             raise InvalidModelFileError(
                 f"{path} is not a valid skmfnet model file (truncated, damaged or another kind "
                 f"of file): {exc}"
@@ -436,7 +518,13 @@ def _load_archive(archive, path):
                     raise InvalidModelFileError(
                         f"{_ARRAYS} has no {side}_selection, which selection_factors={selection_factors} needs"
                     )
-                setattr(estimator, f"{side}_selection_", arrays[f"{side}_selection"].astype(np.float32))
+                selection = arrays[f"{side}_selection"]
+                if selection[0].any():
+                    raise InvalidModelFileError(
+                        f"{_ARRAYS}: {side}_selection's row 0 (the row of unknown {side}s) is not zero; "
+                        "it must be zero"
+                    )
+                setattr(estimator, f"{side}_selection_", selection.astype(np.float32))
     if name == "BiasBaselineRegressor":
         for side in ("user", "item"):
             if f"{side}_bias" not in arrays:
@@ -547,7 +635,10 @@ def _restore_numbers(estimator, fitted):
 def _number(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidModelFileError(f"{what} is missing or not a number")
-    value = float(value)  # OverflowError impossible: json gives ints only from digits, floats may be inf
+    try:
+        value = float(value)  # json gives floats that may be inf, and ints of any size
+    except OverflowError:
+        raise InvalidModelFileError(f"{what} is an integer too large for a float; expected a finite number") from None
     if not np.isfinite(value):
         raise InvalidModelFileError(f"{what} is {value}; expected a finite number")
     return value

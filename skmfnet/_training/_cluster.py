@@ -7,29 +7,25 @@ reused: TensorFlow allows only one ``MultiWorkerMirroredStrategy`` per
 process, and it must exist before the process runs its first TensorFlow
 operation.
 
-Two multi-worker loops: the compiled path's (the plain dot model with
-``"lazy_adam"``, ``"adagrad"`` or ``"sgd"``) trains the stratified schedule of
-:mod:`skmfnet._rowfit` with one worker per block and exchanges only blocks of
-rows, through :class:`RowExchange` (the strategy's all-gather collective);
-every other network trains through :func:`fit_multi_worker`, which
-all-reduces whole-table gradients every step.
-
-Batch size semantics of :func:`fit_multi_worker`: ``batch_size`` is the *global* batch.  Every step, each
-of the ``num_replicas_in_sync`` replicas (devices, over all workers) takes
-``batch_size / num_replicas_in_sync`` ratings of it; gradients are averaged
-across replicas, so one step is the same update as on one device with the same
-global batch.
+No engine lives here: the plain dot model's workers run the compiled
+kernel's schedule (:mod:`skmfnet._training._schedule`) and exchange blocks
+of rows through :class:`RowExchange` (the strategy's all-gather
+collective); other networks train through
+:func:`skmfnet._training._keras_fit.fit_multi_worker`; the parameter
+servers' loop is :mod:`skmfnet._training._parameter_server`.  This module
+only turns ``TF_CONFIG`` and the estimator's ``distribution`` into a
+strategy, with the timeouts that keep a lost worker from hanging the others.
 """
 
 import json
 import os
+import socket
+import time
 
-import keras
-import numpy as np
 import tensorflow as tf
 
-__all__ = ["DISTRIBUTIONS", "RowExchange", "check_addresses", "cluster_timeout", "fit_multi_worker",
-           "get_strategy", "host_and_port", "tensorflow_said"]
+__all__ = ["DISTRIBUTIONS", "RowExchange", "check_addresses", "cluster_timeout", "get_strategy", "host_and_port",
+           "make_parameter_server_strategy", "tensorflow_said", "wait_for_servers"]
 
 #: Accepted values of the ``distribution`` parameter (None: no strategy).
 DISTRIBUTIONS = ("mirrored", "multi_worker", "parameter_server")
@@ -173,9 +169,7 @@ def get_strategy(distribution):
                     f"program. TensorFlow said: {error}"
                 ) from error
         elif distribution == "parameter_server":
-            from ._parameter_server import make_strategy
-
-            _strategies[distribution] = make_strategy()
+            _strategies[distribution] = make_parameter_server_strategy()
         else:  # pragma: no cover - guarded by the estimator's parameter validation
             raise ValueError(f"distribution must be one of {DISTRIBUTIONS} or None; got {distribution!r}.")
     return _strategies[distribution]
@@ -185,7 +179,7 @@ class RowExchange:
     """All-gather of equally shaped tensors across the workers of a ``MultiWorkerMirroredStrategy``.
 
     The only communication of the compiled path's multi-worker training
-    (:func:`skmfnet._rowfit.fit_rows`): blocks of table rows, through the
+    (:func:`skmfnet._training._schedule.fit_rows`): blocks of table rows, through the
     strategy's collective ``all_gather`` (one replica per worker), with a
     timeout (:func:`cluster_timeout`) so that a worker that died makes the others fail.
     """
@@ -227,52 +221,52 @@ class RowExchange:
         return tf.split(gathered, self.size, axis=0)
 
 
+def make_parameter_server_strategy():
+    """The ``ParameterServerStrategy`` of the cluster in ``TF_CONFIG``, for its chief.
 
-def fit_multi_worker(model, batches, *, epochs, steps_per_epoch, global_batch_size, verbose=0):
-    """Train ``model`` on ``batches`` under its ``MultiWorkerMirroredStrategy``.
-
-    Keras 3.15's ``Model.fit`` cannot train under this strategy (its per-step
-    metric reduction fails on scalars across workers, tensorflow/tensorflow
-    issue 72388), so this is the training loop of the tf.distribute guide:
-    every worker runs one replica step on its share of each global batch,
-    gradients are summed across replicas by the optimizer, and the loss is
-    scaled so that the update is that of the global batch's mean squared error
-    plus the per-rating penalties.
-
-    Returns the per-epoch history ``{"loss": [...], "rmse": [...]}``.
+    Every table is split into as many shards as there are parameter servers.
     """
-    strategy = model.distribute_strategy
-    optimizer = model.optimizer
-    with strategy.scope():
-        optimizer.build(model.trainable_variables)
-    iterator = iter(strategy.experimental_distribute_dataset(batches))
+    config = os.environ.get("TF_CONFIG")
+    try:
+        parsed = json.loads(config) if config else None
+        cluster, task = parsed["cluster"], parsed["task"]
+        n_ps, n_workers, task_type = len(cluster.get("ps", [])), len(cluster.get("worker", [])), task["type"]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(
+            "distribution='parameter_server' reads the cluster from the TF_CONFIG environment variable: "
+            'a JSON object {"cluster": {"chief": [...], "worker": [...], "ps": [...]}, '
+            f'"task": {{"type": "chief", "index": 0}}}}; got {config!r}.'
+        ) from error
+    if task_type != "chief" or n_ps < 1 or n_workers < 1:
+        raise ValueError(
+            "distribution='parameter_server' fits in the chief of a cluster with at least one worker "
+            "and one parameter server (the others run tf.distribute.Server(...).join()); got task type "
+            f"{task_type!r}, {n_workers} worker(s), {n_ps} parameter server(s) in TF_CONFIG."
+        )
+    check_addresses(cluster, "parameter_server")
+    wait_for_servers(cluster, cluster_timeout())
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    partitioner = tf.distribute.experimental.partitioners.FixedShardsPartitioner(num_shards=n_ps)
+    return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
 
-    def replica_step(x, y):
-        with tf.GradientTape() as tape:
-            squared_error = tf.square(tf.squeeze(model(x, training=True), -1) - y)
-            loss = tf.nn.compute_average_loss(squared_error, global_batch_size=global_batch_size)
-            if model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return tf.reduce_sum(squared_error), loss
 
-    @tf.function
-    def train_epoch(iterator):
-        total_squared_error = tf.constant(0.0)
-        total_loss = tf.constant(0.0)
-        for _ in tf.range(steps_per_epoch):
-            squared_error, loss = strategy.run(replica_step, args=next(iterator))
-            total_squared_error += strategy.reduce("SUM", squared_error, axis=None)
-            total_loss += strategy.reduce("SUM", loss, axis=None)
-        return total_squared_error, total_loss
-
-    history = {"loss": [], "rmse": []}
-    progress = keras.utils.Progbar(epochs, verbose=verbose) if verbose else None
-    for epoch in range(epochs):
-        squared_error, loss = train_epoch(iterator)
-        history["loss"].append(float(loss) / steps_per_epoch)
-        history["rmse"].append(float(np.sqrt(float(squared_error) / (steps_per_epoch * global_batch_size))))
-        if progress is not None:
-            progress.update(epoch + 1, [("loss", history["loss"][-1]), ("rmse", history["rmse"][-1])])
-    return history
+def wait_for_servers(cluster, timeout):
+    """Wait until every worker and parameter server of ``cluster`` accepts connections, ``timeout`` s at most."""
+    waiting = [address for job in ("worker", "ps") for address in cluster.get(job, [])]
+    deadline = time.monotonic() + timeout
+    while True:
+        for address in list(waiting):
+            try:  # the addresses passed check_addresses
+                with socket.create_connection(host_and_port(address), timeout=1.0):
+                    waiting.remove(address)
+            except OSError:
+                pass
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"distribution='parameter_server': {waiting} of TF_CONFIG did not accept connections within "
+                f"{timeout:g} s ({TIMEOUT_VARIABLE}). Start every worker and parameter server named in "
+                "TF_CONFIG (each runs tf.distribute.Server(...).join()) before the chief fits."
+            )
+        time.sleep(0.2)

@@ -3,7 +3,7 @@
 For tables larger than one machine.  The engine is TensorFlow's
 :class:`tf.distribute.experimental.ParameterServerStrategy`: the packed user
 and item tables (``[factors | bias | optimizer state]`` per row, as in
-:mod:`skmfnet._rowfit`) are ``tf.Variable`` objects created in its scope with
+:mod:`skmfnet._training._schedule`) are ``tf.Variable`` objects created in its scope with
 a ``FixedShardsPartitioner``, so each parameter server holds a contiguous
 shard of each table's rows (a ``ShardedVariable``) and no process holds a
 whole table during training.  The chief (the process that calls ``fit``)
@@ -12,7 +12,7 @@ through :class:`tf.distribute.experimental.coordinator.ClusterCoordinator`;
 a chunk, for each of its batches, reads the rows of the batch from the
 servers, computes the compiled path's step (same objective, the gradients
 of a row that occurs several times summed, LazyAdam's or SGD's rule on those
-rows only, :class:`skmfnet._rowfit._Adam` / ``_SGD``) and writes the new rows
+rows only, :class:`skmfnet._training._rules._Adam` / ``_SGD``) and writes the new rows
 back.  After each epoch the chief reads the tables into the Keras model, so
 callbacks, ``predict`` and pickling see an ordinary fitted model.
 
@@ -20,11 +20,12 @@ Why a hand-written loop: Keras 3.15's ``Model.fit`` has no
 ``ClusterCoordinator`` path (its trainer never mentions parameter servers),
 and a Keras optimizer would read and write whole tables.
 
-Why the chief probes the servers before it creates the strategy: the
+Why the chief probes the servers before it creates the strategy
+(:func:`skmfnet._training._cluster.make_parameter_server_strategy`): the
 strategy's constructor connects to every worker and parameter server with no
 deadline (TensorFlow's ``context.ensure_initialized`` passes a timeout of 0,
 "no timeout"), so a server that never starts would hang the chief.  Before
-that, :func:`_wait_for_servers` waits until every address of ``TF_CONFIG``
+that, :func:`skmfnet._training._cluster.wait_for_servers` waits until every address of ``TF_CONFIG``
 accepts a TCP connection, for ``SKMFNET_CLUSTER_TIMEOUT`` seconds at most,
 and fails with the addresses that did not.  For the same reason the chief
 fails, instead of waiting, when no batch finishes for that long
@@ -40,75 +41,22 @@ shuffles, not the interleaving), and match a one-process fit within
 tolerance, not exactly (``tests/test_distributed.py``).
 """
 
-import json
-import os
-import socket
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from ._distribute import TIMEOUT_VARIABLE, check_addresses, cluster_timeout, host_and_port, tensorflow_said
-from ._rowfit import _SGD, _Adam, _epoch_order, _store_optimizer_state, dot_tables, end_epoch
+from ._cluster import cluster_timeout, tensorflow_said
+from ._rules import _SGD, _Adam, dot_tables, store_optimizer_state
+from ._schedule import end_epoch, epoch_order
 
-__all__ = ["CHUNK_BATCHES", "fit_parameter_server", "make_strategy"]
+__all__ = ["CHUNK_BATCHES", "fit_parameter_server"]
 
 #: Batches per scheduled chunk: one remote call trains this many batches, so
 #: that the chief's scheduling and the transfer of the ratings are paid per
 #: chunk, not per batch.
 CHUNK_BATCHES = 16
-
-
-def make_strategy():
-    """The ``ParameterServerStrategy`` of the cluster in ``TF_CONFIG``, for its chief.
-
-    Every table is split into as many shards as there are parameter servers.
-    """
-    config = os.environ.get("TF_CONFIG")
-    try:
-        parsed = json.loads(config) if config else None
-        cluster, task = parsed["cluster"], parsed["task"]
-        n_ps, n_workers, task_type = len(cluster.get("ps", [])), len(cluster.get("worker", [])), task["type"]
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(
-            "distribution='parameter_server' reads the cluster from the TF_CONFIG environment variable: "
-            'a JSON object {"cluster": {"chief": [...], "worker": [...], "ps": [...]}, '
-            f'"task": {{"type": "chief", "index": 0}}}}; got {config!r}.'
-        ) from error
-    if task_type != "chief" or n_ps < 1 or n_workers < 1:
-        raise ValueError(
-            "distribution='parameter_server' fits in the chief of a cluster with at least one worker "
-            "and one parameter server (the others run tf.distribute.Server(...).join()); got task type "
-            f"{task_type!r}, {n_workers} worker(s), {n_ps} parameter server(s) in TF_CONFIG."
-        )
-    check_addresses(cluster, "parameter_server")
-    _wait_for_servers(cluster, cluster_timeout())
-    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    partitioner = tf.distribute.experimental.partitioners.FixedShardsPartitioner(num_shards=n_ps)
-    return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
-
-
-def _wait_for_servers(cluster, timeout):
-    """Wait until every worker and parameter server of ``cluster`` accepts connections, ``timeout`` s at most."""
-    waiting = [address for job in ("worker", "ps") for address in cluster.get(job, [])]
-    deadline = time.monotonic() + timeout
-    while True:
-        for address in list(waiting):
-            try:  # the addresses passed check_addresses
-                with socket.create_connection(host_and_port(address), timeout=1.0):
-                    waiting.remove(address)
-            except OSError:
-                pass
-        if not waiting:
-            return
-        if time.monotonic() >= deadline:
-            raise RuntimeError(
-                f"distribution='parameter_server': {waiting} of TF_CONFIG did not accept connections within "
-                f"{timeout:g} s ({TIMEOUT_VARIABLE}). Start every worker and parameter server named in "
-                "TF_CONFIG (each runs tf.distribute.Server(...).join()) before the chief fits."
-            )
-        time.sleep(0.2)
 
 
 def _join(coordinator, step, timeout):
@@ -156,7 +104,7 @@ def fit_parameter_server(
 ):
     """Train the four embedding tables of a dot network on the cluster of ``strategy``.
 
-    Arguments as :func:`skmfnet._rowfit.fit_rows`.  Returns ``(history,
+    Arguments as :func:`skmfnet._training._schedule.fit_rows`.  Returns ``(history,
     layout)``: the per-epoch history and, per table (``"user"``,
     ``"item"``), the ``(device, rows)`` of each of its shards.
     """
@@ -227,8 +175,7 @@ def fit_parameter_server(
     history = {}
     for epoch in range(epochs):
         # the same batches as the other paths: the stateless shuffle of (seed, epoch)
-        n_t = tf.constant(n, tf.int32)
-        order = _epoch_order(n_t, tf.constant([seed, epoch], tf.int64), tf.constant(0), n_t).numpy()[: steps * batch]
+        order = epoch_order(n, seed, epoch)[: steps * batch]
         chunk = CHUNK_BATCHES * batch
         try:
             results = [
@@ -254,6 +201,6 @@ def fit_parameter_server(
     callback_list.on_train_end()
     if optimizer is getattr(model, "optimizer", None):
         tables = [tf.concat(table.variables, axis=0) for table in (table_u, table_i)]
-        _store_optimizer_state(model, rule, lambda side, start, stop: tables[side][:, width + start:width + stop],
+        store_optimizer_state(model, rule, lambda side, start, stop: tables[side][:, width + start:width + stop],
                                step.read_value(), K)
     return history, layout
