@@ -473,7 +473,9 @@ def load_estimator(path):
 
 
 def _load_archive(archive, path):
-    meta = _parse_json(_read_member(archive, _META, _MAX_META_BYTES), _META)
+    data = _read_member(archive, _META, _MAX_META_BYTES)
+    _check_structure(data, _META)
+    meta = _parse_json(data, _META)
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT_NAME:
         raise InvalidModelFileError(f"{_META} does not declare format {_FORMAT_NAME!r}")
     version = meta.get("format_version")
@@ -494,6 +496,7 @@ def _load_archive(archive, path):
     fitted = meta.get("fitted")
     if not isinstance(fitted, dict):
         raise InvalidModelFileError("the fitted state is missing")
+    fitted["history"] = _check_history(fitted.get("history"), estimator.fitted_params_.get("epochs"))
 
     from ._encoding import IdEncoder
 
@@ -584,6 +587,61 @@ def _check_member_size(info, limit, label):
             f"{label} declares {info.file_size} bytes uncompressed; its vocabularies and "
             f"parameters need at most {limit}"
         )
+
+
+#: Most lists and objects skmfnet.json may hold: a few per parameter, feature and
+#: auto_results entry (vocabularies are flat lists).  Each costs about 60 bytes
+#: of memory for 2 bytes of text ("[]"), so they are counted before parsing.
+_MAX_META_CONTAINERS = 10_000
+#: Most entries of the history (Keras records 2 to 4: loss, rmse, val_loss, val_rmse).
+_MAX_HISTORY_KEYS = 64
+#: A JSON string, escapes included (its brackets are not structure).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _check_structure(data, label):
+    """Refuse JSON text holding more than ``_MAX_META_CONTAINERS`` lists and objects, unparsed.
+
+    A few hundred kilobytes of compressed ``[]`` would otherwise parse into
+    tens of millions of empty lists (gigabytes) before any field is checked.
+    """
+    count = data.count(b"[") + data.count(b"{")
+    if count > _MAX_META_CONTAINERS:  # brackets inside strings (ids such as "[1]") are no structure
+        count = sum(part.count(b"[") + part.count(b"{") for part in _JSON_STRING.split(data))
+    if count > _MAX_META_CONTAINERS:
+        raise InvalidModelFileError(
+            f"{label} holds {count} lists and objects; expected at most {_MAX_META_CONTAINERS} "
+            "(vocabularies are flat lists)"
+        )
+
+
+def _check_history(history, epochs):
+    """The training history: null, or an object of at most ``epochs`` finite numbers per entry."""
+    if history is None:
+        return {}
+    if not isinstance(history, dict):
+        raise InvalidModelFileError(
+            f"history is a {_json_type(history)}; expected an object of lists of numbers (one per epoch)"
+        )
+    if len(history) > _MAX_HISTORY_KEYS:
+        raise InvalidModelFileError(f"history has {len(history)} entries; expected at most {_MAX_HISTORY_KEYS}")
+    limit = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else 0
+    checked = {}
+    for key, values in history.items():
+        where = f"history's {key!r}"
+        if not isinstance(values, list):
+            raise InvalidModelFileError(f"{where} is a {_json_type(values)}; expected a list of numbers")
+        if len(values) > limit:
+            raise InvalidModelFileError(f"{where} has {len(values)} values; expected at most {limit} (epochs)")
+        bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+        if bad is not None:
+            raise InvalidModelFileError(f"{where} holds {bad!r}; expected numbers")
+        checked[key] = [_number(v, where) for v in values]
+    return checked
+
+
+def _json_type(value):
+    return {dict: "object", list: "list", str: "str", bool: "bool", type(None): "null"}.get(type(value), "number")
 
 
 def _refuse_constant(name):
@@ -876,28 +934,35 @@ def _check_keras_config(config, layers, n_columns):
         entries = config["config"]["layers"]
         if config["class_name"] != "Functional" or not isinstance(entries, list):
             raise TypeError
-        entries = {entry["name"]: entry for entry in entries}
-        classes = {name: entry["class_name"] for name, entry in entries.items()}
-        configs = {name: entry["config"] for name, entry in entries.items()}
-        if not all(isinstance(c, dict) for c in configs.values()):
+        if not all(isinstance(entry, dict) and isinstance(entry["config"], dict) for entry in entries):
             raise TypeError
+        names = [entry["name"] for entry in entries]
+        classes = [entry["class_name"] for entry in entries]
     except (KeyError, TypeError):
         raise InvalidModelFileError(f"{where} does not describe a Keras functional network") from None
-    for name, cls in classes.items():
+    # every entry is checked: Keras builds (allocates) each one, connected or not
+    seen = set()
+    for entry, name, cls in zip(entries, names, classes):
+        if not isinstance(name, str) or name in seen:
+            raise InvalidModelFileError(
+                f"{where}: layer name {name!r} appears twice; a network's layers have distinct names"
+            )
+        seen.add(name)
+        config = entry["config"]
         if name in layers:
             allowed, fields = layers[name]
             if cls not in allowed:
                 raise InvalidModelFileError(f"{where}: layer {name!r} is a {cls}; expected {sorted(allowed)}")
             for field, expected in fields.items():
                 if field == "input_width":
-                    shape = (entries[name].get("build_config") or {}).get("input_shape")
+                    shape = (entry.get("build_config") or {}).get("input_shape")
                     value = shape[-1] if isinstance(shape, list) and shape else shape
                     field = "input width"
                 else:
-                    value = configs[name].get(field)
+                    value = config.get(field)
                 _check_declared(where, name, field, value, expected)
         elif cls == "InputLayer":
-            shape = configs[name].get("batch_shape")
+            shape = config.get("batch_shape")
             if shape != [None, n_columns]:
                 raise InvalidModelFileError(
                     f"{where}: input {name!r} declares batch_shape {shape!r}; expected [None, {n_columns}] "
@@ -907,7 +972,7 @@ def _check_keras_config(config, layers, n_columns):
             raise InvalidModelFileError(
                 f"{where}: layer {name!r} of class {cls} is not part of a skmfnet network"
             )
-    missing = sorted(set(layers) - set(entries))
+    missing = sorted(set(layers) - seen)
     if missing:
         raise InvalidModelFileError(f"{where} lacks the layers {missing} that these parameters need")
 
@@ -981,8 +1046,7 @@ def _restore_network(estimator, archive, fitted, n_users, n_items):
                 f"its network's weight {weight.path} is not finite (it holds NaN or infinite values)"
             )
     estimator.model_ = model
-    history = fitted.get("history")
-    estimator.history_ = history if isinstance(history, dict) else {}
+    estimator.history_ = fitted["history"]  # checked by _check_history
     n_train = fitted.get("n_train")
     estimator._n_train = n_train if isinstance(n_train, int) else 1
     # scikeras's bookkeeping of a fitted KerasRegressor (not used by predict)

@@ -446,7 +446,7 @@ def keras_never_loads(monkeypatch):
 @pytest.mark.parametrize(
     "kind, change, match",
     [
-        ("dot", dict(replace={"skmfnet.json": b"[" * 100_000 + b"]" * 100_000}), "skmfnet.json.*nested deeper"),
+        ("dot", dict(replace={"skmfnet.json": b"[" * 5_000 + b"]" * 5_000}), "skmfnet.json.*nested deeper"),
         ("dot", dict(replace={"skmfnet.json": b'{"format": NaN}'}), "skmfnet.json.*NaN.*finite"),
         ("dot", dict(edit=edit_json_text('"mu": ', '"mu": NaN, "x": ')), "NaN.*finite"),
         ("dot", dict(edit=edit_json_text('"mu": ', '"mu": Infinity, "x": ')), "Infinity.*finite"),
@@ -602,3 +602,178 @@ def test_side_information_on_one_side_only_round_trips(tmp_path, side):
     est.save(tmp_path / "one_side.skmf")
     loaded = EmbeddingMFRegressor.load(tmp_path / "one_side.skmf")
     np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+# ------------------------------------------- hardening (issue 36)
+def shadowing_user_bias(config):
+    """A second, unconnected layer named user_bias before the real one, declaring 400,000,000 rows."""
+    layers = config["config"]["layers"]
+    real = keras_layers(config)["user_bias"]
+    fake = json.loads(json.dumps(real))
+    fake["config"]["input_dim"] = 400_000_000
+    fake["inbound_nodes"] = []
+    layers.insert(0, fake)
+
+
+def test_every_layer_of_the_config_is_checked_not_only_the_last_of_each_name(models, tmp_path, keras_never_loads):
+    path = tmp_path / "shadow.skmf"
+    rewrite_keras(saved_as(models, tmp_path, "dot"), path, shadowing_user_bias)
+    with pytest.raises(InvalidModelFileError, match="user_bias.*(twice|400000000)"):
+        load_estimator(path)
+
+
+def set_history(history):
+    return dict(meta=lambda m: {**m, "fitted": {**m["fitted"], "history": history}})
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (set_history({"loss": [[]] * 200_000}), "skmfnet.json holds 2000[0-9][0-9] lists and objects"),
+        (set_history({"loss": [0.5] * 3}), r"history's 'loss' has 3 values; expected at most 2 \(epochs\)"),
+        (set_history({"loss": "abc"}), "history's 'loss' is a str; expected a list of numbers"),
+        (set_history([1, 2]), "history is a list; expected an object"),
+        (set_history({"loss": [True, 0.5]}), "history's 'loss' holds True"),
+        (set_history({f"k{i}": [] for i in range(1000)}), "history has 1000 entries; expected at most"),
+        (dict(edit=edit_json_text('"history": {', '"history": {"x": [' + "[]," * 100_000 + '[]], ')),
+         r"skmfnet.json holds 1000[0-9][0-9] lists and objects; expected at most"),
+    ],
+    ids=["nested-lists", "longer-than-epochs", "string", "list", "bool", "many-keys", "bracket-flood"],
+)
+def test_history_is_validated(models, tmp_path, change, match):
+    path, good = tmp_path / "bad.skmf", saved_as(models, tmp_path, "dot")
+    if "edit" in change:
+        with zipfile.ZipFile(good) as archive:
+            change = dict(replace={"skmfnet.json": change["edit"](archive.read("skmfnet.json"))})
+    rewrite(good, path, **change)
+    with pytest.raises(InvalidModelFileError, match=match):
+        load_estimator(path)
+
+
+def test_brackets_inside_string_ids_are_not_counted_as_structure(tmp_path):
+    ids = [f"[{i}]" + "[" * 5 for i in range(30_000)]
+    est = BiasBaselineRegressor().fit([[u, 1] for u in ids], np.ones(len(ids)))
+    save_estimator(est, tmp_path / "m.skmf")
+    pd.testing.assert_index_equal(load_estimator(tmp_path / "m.skmf").user_encoder_.classes_, est.user_encoder_.classes_)
+
+
+HUGE = "1" + "0" * 400
+
+
+def with_huge_integer(field, template="HUGE"):
+    """skmfnet.json with ``fitted[field]`` set to ``template``, its "HUGE" the integer 10**400."""
+    def change(data):
+        meta = json.loads(data)
+        meta["fitted"][field] = "PLACEHOLDER"
+        return json.dumps(meta).replace('"PLACEHOLDER"', template.replace("HUGE", HUGE)).encode()
+    return change
+
+
+@pytest.mark.parametrize(
+    "kind, field, template, match",
+    [
+        ("dot", "mu", "HUGE", "mu is an integer too large"),
+        ("dot", "alpha", "HUGE", "alpha is an integer too large"),
+        ("bias", "rating_range", "[HUGE, 5.0]", "rating_range is an integer too large"),
+        ("dot", "auto_results",
+         '[{"alpha": HUGE, "learning_rate": 0.005, "best_val_rmse": 0.9, "best_epoch": 1, "epochs": 2}]',
+         "auto_results' alpha is an integer too large"),
+    ],
+    ids=["mu", "alpha", "rating_range", "auto_results"],
+)
+def test_huge_json_integers_are_refused(models, tmp_path, kind, field, template, match):
+    good = saved_as(models, tmp_path, kind)
+    with zipfile.ZipFile(good) as archive:
+        text = with_huge_integer(field, template)(archive.read("skmfnet.json"))
+    path = tmp_path / "bad.skmf"
+    rewrite(good, path, replace={"skmfnet.json": text})
+    with pytest.raises(InvalidModelFileError, match=match):
+        load_estimator(path)
+
+
+def test_float16_vocabulary_is_refused(models, tmp_path):
+    path = tmp_path / "bad.skmf"
+    rewrite(saved_as(models, tmp_path, "bias"), path,
+            meta=lambda m: {**m, "fitted": {**m["fitted"], "item_ids": {**m["fitted"]["item_ids"], "dtype": "float16"}}})
+    with pytest.raises(InvalidModelFileError, match="item vocabulary has an unusable dtype"):
+        load_estimator(path)
+
+
+@pytest.fixture(scope="module")
+def selection_model(ratings):
+    X, y = ratings
+    return EmbeddingMFRegressor(negative_ratio=1.0, selection_factors=2, **FAST).fit(X, y)
+
+
+def test_nonzero_unknown_row_of_the_selection_term_is_refused(selection_model, tmp_path):
+    good = tmp_path / "good.skmf"
+    save_estimator(selection_model, good)
+    with zipfile.ZipFile(good) as archive:
+        arrays = dict(np.load(io.BytesIO(archive.read("arrays.npz"))))
+    arrays["user_selection"] = arrays["user_selection"].copy()
+    arrays["user_selection"][0] = 1.0
+    path = tmp_path / "bad.skmf"
+    rewrite(good, path, replace={"arrays.npz": npz_bytes(arrays)})
+    with pytest.raises(InvalidModelFileError, match="user_selection.*row 0.*unknown.*zero"):
+        load_estimator(path)
+
+
+# save refuses what load would refuse, and writes only to regular files
+def nan_weights(est):
+    est.model_.set_weights([np.full_like(w, np.nan) for w in est.model_.get_weights()])
+
+
+@pytest.mark.parametrize(
+    "kind, spoil, match",
+    [
+        ("dot", nan_weights, "user_factors.*not finite.*diverged"),
+        ("dot", lambda est: setattr(est, "mu_", float("nan")), "mu_ is nan"),
+        ("bias", lambda est: est.user_bias_.__setitem__(1, np.inf), "user_bias_ is not finite"),
+        ("dot", lambda est: est.history_.__setitem__("loss", [float("nan")]), "history_.*nan"),
+    ],
+    ids=["nan-weights", "nan-mu", "inf-bias", "nan-history"],
+)
+def test_save_refuses_a_model_load_would_refuse_and_keeps_the_good_file(models, tmp_path, kind, spoil, match):
+    path = saved_as(models, tmp_path, kind)
+    before = path.read_bytes()
+    est = load_estimator(path)
+    spoil(est)
+    with pytest.raises(ValueError, match=match):
+        save_estimator(est, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_save_never_replaces_a_fifo(models, tmp_path):
+    import stat
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"fifo.*is a FIFO.*not a regular file"):
+        save_estimator(models["bias"], fifo)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_save_never_replaces_a_link_to_a_device(models, tmp_path):
+    link = tmp_path / "null.skmf"
+    link.symlink_to(os.devnull)
+    with pytest.raises(ValueError, match="null.skmf.*character device.*not a regular file"):
+        save_estimator(models["bias"], link)
+    assert link.is_symlink()
+
+
+def test_save_through_a_link_to_a_regular_file_writes_the_file(models, tmp_path):
+    target = tmp_path / "real.skmf"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.skmf"
+    link.symlink_to(target)
+    save_estimator(models["bias"], link)
+    assert link.is_symlink()
+    assert load_estimator(target).mu_ == models["bias"].mu_
+
+
+def test_save_into_missing_folder_names_the_path_given(models, tmp_path):
+    path = tmp_path / "missing" / "m.skmf"
+    with pytest.raises(FileNotFoundError) as info:
+        save_estimator(models["bias"], path)
+    assert str(path) in str(info.value) and ".tmp" not in str(info.value)
