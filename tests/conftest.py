@@ -1,12 +1,5 @@
 import os
-import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# compiled epochs kept on disk (skmfnet._compile_cache) go to a folder of this
-# test session, not the user's cache; set before skmfnet is first imported
-if "SKMFNET_CACHE_DIR" not in os.environ:
-    _CACHE = tempfile.TemporaryDirectory(prefix="skmfnet-test-cache-")
-    os.environ["SKMFNET_CACHE_DIR"] = _CACHE.name
 
 import numpy as np
 import pytest

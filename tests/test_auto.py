@@ -1,4 +1,4 @@
-"""``alpha``, ``learning_rate`` and ``early_stopping`` left at "auto" (skmfnet._auto).
+"""``alpha``, ``learning_rate`` and ``early_stopping`` left at "auto" (skmfnet._training._auto).
 
 Large fits are simulated by lowering ``AUTO_SELECTION_RATINGS``: the rule is
 the same at any threshold, and a test cannot afford a million ratings.
@@ -7,7 +7,7 @@ the same at any threshold, and a test cannot afford a million ratings.
 import numpy as np
 import pytest
 
-import skmfnet._auto
+import skmfnet._training._auto
 from skmfnet import EmbeddingMFRegressor
 from skmfnet._persistence import load_estimator, save_estimator
 from skmfnet.datasets import make_ratings
@@ -23,7 +23,7 @@ def ratings():
 @pytest.fixture
 def large(monkeypatch):
     """Every fit of at least 100 ratings counts as large."""
-    monkeypatch.setattr(skmfnet._auto, "AUTO_SELECTION_RATINGS", 100)
+    monkeypatch.setattr(skmfnet._training._auto, "AUTO_SELECTION_RATINGS", 100)
 
 
 def best_held_out_rmse(est):
@@ -42,11 +42,11 @@ def test_below_the_threshold_auto_is_the_small_data_pair_without_holding_out(rat
 @pytest.mark.parametrize("order", [1, -1], ids=["small-data-pair-first", "large-data-pair-first"])
 def test_on_large_data_auto_keeps_the_pair_with_the_lower_held_out_rmse(ratings, large, monkeypatch, order):
     X, y = ratings
-    monkeypatch.setattr(skmfnet._auto, "CANDIDATES", skmfnet._auto.CANDIDATES[::order])
+    monkeypatch.setattr(skmfnet._training._auto, "CANDIDATES", skmfnet._training._auto.CANDIDATES[::order])
     auto = EmbeddingMFRegressor(**FAST).fit(X, y)
     # each pair alone, on the same held-out ratings (the split is seeded by random_state)
     alone = [
-        EmbeddingMFRegressor(early_stopping=True, **pair, **FAST).fit(X, y) for pair in skmfnet._auto.CANDIDATES
+        EmbeddingMFRegressor(early_stopping=True, **pair, **FAST).fit(X, y) for pair in skmfnet._training._auto.CANDIDATES
     ]
     scores = [best_held_out_rmse(est) for est in alone]
     assert scores[0] != scores[1]  # the comparison decides something
@@ -100,8 +100,8 @@ def test_on_large_data_auto_compares_nothing_when_a_parameter_is_set_or_the_path
 def test_explicit_early_stopping_with_auto_pairs_selects_on_large_data(ratings, large):
     X, y = ratings
     est = EmbeddingMFRegressor(early_stopping=True, **FAST).fit(X, y)
-    small = EmbeddingMFRegressor(early_stopping=True, **skmfnet._auto.SMALL_DATA, **FAST).fit(X, y)
-    other = EmbeddingMFRegressor(early_stopping=True, **skmfnet._auto.CANDIDATES[1], **FAST).fit(X, y)
+    small = EmbeddingMFRegressor(early_stopping=True, **skmfnet._training._auto.SMALL_DATA, **FAST).fit(X, y)
+    other = EmbeddingMFRegressor(early_stopping=True, **skmfnet._training._auto.CANDIDATES[1], **FAST).fit(X, y)
     assert len(est.auto_results_) == 2  # compared (on this data the small-data pair alone would score the same)
     assert best_held_out_rmse(est) == min(best_held_out_rmse(small), best_held_out_rmse(other))
 
@@ -113,7 +113,7 @@ def test_selection_on_given_validation_data(ratings, large):
     est = EmbeddingMFRegressor(**FAST).fit(X_fit, y_fit, validation_data=(X_val, y_val))
     alone = [
         EmbeddingMFRegressor(early_stopping=True, **pair, **FAST).fit(X_fit, y_fit, validation_data=(X_val, y_val))
-        for pair in skmfnet._auto.CANDIDATES
+        for pair in skmfnet._training._auto.CANDIDATES
     ]
     winner = min(alone, key=best_held_out_rmse)
     assert len(est.auto_results_) == 2
@@ -138,7 +138,7 @@ def test_the_pairs_share_their_blocks_and_tensors_and_train_as_each_alone(rating
     X, y = ratings
     params = {**FAST, "batch_size": 16, "n_jobs": 2}
     auto = EmbeddingMFRegressor(**params).fit(X, y)
-    for pair, result in zip(skmfnet._auto.CANDIDATES, auto.auto_results_):
+    for pair, result in zip(skmfnet._training._auto.CANDIDATES, auto.auto_results_):
         alone = EmbeddingMFRegressor(early_stopping=True, **pair, **params).fit(X, y)
         assert result["best_val_rmse"] == best_held_out_rmse(alone)
         if (alone.alpha_, alone.learning_rate_) == (auto.alpha_, auto.learning_rate_):

@@ -296,7 +296,7 @@ def test_speed_worker_counts_the_epochs_of_each_fit_when_auto_compares_pairs(tmp
 
     import numpy as np
 
-    import skmfnet._auto
+    import skmfnet._training._auto
     from skmfnet.datasets import make_ratings
 
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
@@ -304,7 +304,7 @@ def test_speed_worker_counts_the_epochs_of_each_fit_when_auto_compares_pairs(tmp
         import speed
     finally:
         sys.path.remove(str(REPO_ROOT / "benchmarks"))
-    monkeypatch.setattr(skmfnet._auto, "AUTO_SELECTION_RATINGS", 1000)  # every fit here compares
+    monkeypatch.setattr(skmfnet._training._auto, "AUTO_SELECTION_RATINGS", 1000)  # every fit here compares
     X, y = make_ratings(n_users=50, n_items=40, n_ratings=1600, return_X_y=True, random_state=0)
     data = tmp_path / "ratings.npz"
     np.savez(data, users=X["user_id"].to_numpy(), items=X["item_id"].to_numpy(), ratings=y.to_numpy())

@@ -170,7 +170,7 @@ def test_a_worker_that_never_starts_makes_the_others_fail_with_a_clear_error(tmp
 
 @pytest.mark.parametrize("value", ["0", "-3", "soon", "inf", "nan"])
 def test_the_cluster_timeout_must_be_a_positive_number(monkeypatch, value):
-    from skmfnet import _distribute
+    from skmfnet._training import _cluster as _distribute
 
     monkeypatch.setenv("SKMFNET_CLUSTER_TIMEOUT", value)
     with pytest.raises(ValueError, match=f"SKMFNET_CLUSTER_TIMEOUT must be a positive number of seconds; got '{value}'"):
@@ -182,7 +182,7 @@ def test_the_cluster_timeout_must_be_a_positive_number(monkeypatch, value):
                                     json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}})],
                          ids=["not-json", "no-workers", "index-out-of-range"])
 def test_multi_worker_refuses_a_malformed_tf_config(monkeypatch, config):
-    from skmfnet import _distribute
+    from skmfnet._training import _cluster as _distribute
 
     monkeypatch.setenv("TF_CONFIG", config)
     monkeypatch.setattr(_distribute, "_strategies", {})
@@ -196,8 +196,8 @@ BAD_ADDRESSES = ["localhost:abc", "localhost", "localhost:0", "localhost:70000",
 @pytest.mark.parametrize("address", BAD_ADDRESSES, ids=str)
 def test_a_bad_address_in_tf_config_is_refused_at_once(monkeypatch, address):
     """Not after SKMFNET_CLUSTER_TIMEOUT seconds as a server that never started, on either mode."""
-    from skmfnet import _distribute
-    from skmfnet._parameter_server import make_strategy
+    from skmfnet._training import _cluster as _distribute
+    from skmfnet._training._cluster import make_parameter_server_strategy as make_strategy
 
     monkeypatch.setenv("SKMFNET_CLUSTER_TIMEOUT", "2")
     monkeypatch.setattr(_distribute, "_strategies", {})
@@ -214,7 +214,7 @@ def test_a_bad_address_in_tf_config_is_refused_at_once(monkeypatch, address):
 
 
 def test_parameter_server_refuses_a_cluster_that_is_not_an_object(monkeypatch):
-    from skmfnet._parameter_server import make_strategy
+    from skmfnet._training._cluster import make_parameter_server_strategy as make_strategy
 
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": [], "task": {"type": "chief", "index": 0}}))
     with pytest.raises(ValueError, match="reads the cluster from the TF_CONFIG .* got '\\{\"cluster\": \\[\\]"):
@@ -347,7 +347,7 @@ def test_parameter_server_refuses_what_it_does_not_train_and_a_bad_cluster(tiny_
     # (Adagrad takes the compiled path on one machine, not the parameter-server loop)
     with pytest.raises(ValueError, match="optimizer 'lazy_adam' or 'sgd'.*got optimizer='adagrad'"):
         EmbeddingMFRegressor(distribution="parameter_server", optimizer="adagrad").fit(X, y)
-    from skmfnet._parameter_server import make_strategy
+    from skmfnet._training._cluster import make_parameter_server_strategy as make_strategy
 
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="reads the cluster from the TF_CONFIG .* got '\\{not json'"):

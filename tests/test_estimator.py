@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from skmfnet import TUTORIAL_PARAMS, EmbeddingMFRegressor
-from skmfnet._training import root_mean_squared_error
+from skmfnet._training._keras_fit import root_mean_squared_error
 
 FAST = dict(n_factors=3, epochs=2, batch_size=32, early_stopping=False, random_state=0)
 

@@ -1,4 +1,4 @@
-"""The compiled row-sparse training path of optimizer="lazy_adam", "adagrad" and "sgd" (skmfnet._rowfit)."""
+"""The compiled kernel and its schedule: the plain dot model with optimizer="lazy_adam", "adagrad" or "sgd" (skmfnet._training)."""
 
 import re
 
@@ -11,8 +11,9 @@ from skmfnet import EmbeddingMFRegressor
 from skmfnet._estimator import _OPTIMIZERS
 from skmfnet._network import build_network
 from skmfnet._optimizers import LazyAdam
-from skmfnet._rowfit import COMPILED_OPTIMIZERS, fit_rows, supports
-from skmfnet._training import compile_network, steps_per_epoch as _steps_per_epoch, training_batches as _training_batches
+from skmfnet._training._keras_fit import compile_network, steps_per_epoch as _steps_per_epoch, training_batches as _training_batches
+from skmfnet._training._rules import COMPILED_OPTIMIZERS, supports
+from skmfnet._training._schedule import fit_rows
 from skmfnet.datasets import make_ratings
 
 LAZY = dict(n_factors=4, epochs=3, batch_size=64, optimizer="lazy_adam", random_state=0)
@@ -34,25 +35,8 @@ OPTIMIZERS = {
 }
 
 
-def fused_loop(monkeypatch, fused):
-    """Make every fit take the fused numba loop (skmfnet._kernel), or none."""
-    import skmfnet._rowfit as rowfit
-
-    monkeypatch.setattr(rowfit, "KERNEL_RATINGS", 0 if fused else 1 << 62)
-
-
-def xla_orders(monkeypatch):
-    """Make the fused loop train the parts of cells in the XLA epoch's order (TensorFlow's shuffle, not its own)."""
-    import skmfnet._kernel as kernel
-    import skmfnet._rowfit as rowfit
-
-    monkeypatch.setattr(kernel, "chunk_order", lambda *args: rowfit._tensorflow_chunk_order(*args).numpy())
-
-
-@pytest.mark.parametrize("fused", [False, True], ids=["xla", "fused"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_same_trajectory_as_keras_fit(rows, name, fused, monkeypatch):
-    fused_loop(monkeypatch, fused)
+def test_same_trajectory_as_keras_fit(rows, name):
     X, y = rows
     params = dict(n_factors=4, alpha=0.1, alpha_bias=0.01, init_std=0.1, seed=0)
     keras_model = build_network(X[:, 0].max(), X[:, 1].max(), **params)
@@ -78,14 +62,14 @@ def test_same_trajectory_as_keras_fit(rows, name, fused, monkeypatch):
 def test_estimator_takes_the_compiled_path_only_for_the_plain_dot_model(tiny_ratings):
     X, y = tiny_ratings
     est = EmbeddingMFRegressor(**LAZY).fit(X, y)
-    assert est._compiled_rows()
+    assert est.engine_ == "kernel"
     assert set(est.history_) == {"loss", "rmse"} and len(est.history_["rmse"]) == 3
     # an integer learning rate is a valid Real (Keras alone would refuse it)
-    assert EmbeddingMFRegressor(**{**LAZY, "optimizer": "sgd", "learning_rate": 2}).fit(X, y)._compiled_rows()
-    assert EmbeddingMFRegressor(**{**LAZY, "optimizer": "adagrad", "learning_rate": 0.1}).fit(X, y)._compiled_rows()
+    assert EmbeddingMFRegressor(**{**LAZY, "optimizer": "sgd", "learning_rate": 2}).fit(X, y).engine_ == "kernel"
+    assert EmbeddingMFRegressor(**{**LAZY, "optimizer": "adagrad", "learning_rate": 0.1}).fit(X, y).engine_ == "kernel"
     for other in (dict(optimizer="adam"), dict(optimizer="rmsprop"), dict(loss="rmse"), dict(implicit=True),
                   dict(regularization="table"), dict(interaction="concat")):
-        assert not EmbeddingMFRegressor(**{**LAZY, **other}).fit(X, y)._compiled_rows()
+        assert EmbeddingMFRegressor(**{**LAZY, **other}).fit(X, y).engine_ == "keras"
 
 
 def test_compiled_path_is_reproducible_and_pickles(tiny_ratings):
@@ -113,10 +97,8 @@ def test_compiled_path_validation_and_early_stopping(tiny_ratings):
     assert len(val) == best + 2  # stopped one epoch after the best
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["xla", "fused"])
 @pytest.mark.parametrize("name", ["lazy_adam", "adagrad"])
-def test_optimizer_state_matches_keras_fit(rows, name, fused, monkeypatch):
-    fused_loop(monkeypatch, fused)
+def test_optimizer_state_matches_keras_fit(rows, name):
     X, y = rows
     params = dict(n_factors=4, alpha=0.1, alpha_bias=0.01, init_std=0.1, seed=0)
     models = [build_network(X[:, 0].max(), X[:, 1].max(), **params) for _ in range(2)]
@@ -152,7 +134,7 @@ def test_unsupported_optimizer_is_refused(rows):
     with pytest.raises(ValueError, match="optimizer: the compiled path implements LazyAdam, Adagrad and SGD"):
         fit_rows(model, X, y, optimizer=keras.optimizers.SGD(momentum=0.9), epochs=1, batch_size=64,
                  alpha=0.1, alpha_bias=0.01, seed=0)
-    from skmfnet._rowfit import _SGD, _Adam, dot_tables
+    from skmfnet._training._rules import _SGD, _Adam, dot_tables
 
     # the parameter-server loop implements two of the three rules
     with pytest.raises(ValueError, match="optimizer: the parameter-server path implements LazyAdam and SGD without "
@@ -168,58 +150,6 @@ def test_compiled_optimizer_names_are_those_whose_rule_is_implemented(name):
     assert supports(model.optimizer) is (name in COMPILED_OPTIMIZERS)
 
 
-def test_later_fits_of_a_search_do_not_trace_again(tiny_ratings):
-    from sklearn.model_selection import GridSearchCV
-
-    from skmfnet._rowfit import trace_count
-
-    X, y = tiny_ratings
-    EmbeddingMFRegressor(**LAZY).fit(X, y)  # the first fit of this configuration traces
-    before = trace_count()
-    search = GridSearchCV(EmbeddingMFRegressor(**LAZY), {"n_factors": [2, 4, 8]}, cv=3,
-                          scoring="neg_root_mean_squared_error").fit(X, y)
-    assert search.best_estimator_._compiled_rows()
-    # nine candidate fits and the refit, on folds of other table sizes and K
-    assert trace_count() == before
-
-
-_FIT_SCRIPT = """
-import json, sys
-import numpy as np
-from skmfnet import EmbeddingMFRegressor
-from skmfnet.datasets import make_ratings
-import skmfnet._rowfit
-if sys.argv[1] == "fused":
-    skmfnet._rowfit.KERNEL_RATINGS = 0
-out = {}
-for name in sys.argv[2:]:
-    seed = {"a": 0, "b": 1}[name]
-    X, y = make_ratings(n_users=40 + 10 * seed, n_items=30, n_ratings=900, return_X_y=True, random_state=seed)
-    est = EmbeddingMFRegressor(n_factors=4 + 4 * seed, epochs=3, batch_size=64, optimizer="lazy_adam",
-                               random_state=seed).fit(X, y)
-    out[name] = est.predict(X).tolist()
-print(json.dumps(out))
-"""
-
-
-@pytest.mark.parametrize("path", ["xla", "fused"])
-def test_reused_compiled_epochs_leak_nothing_between_fits(path):
-    # two fits in one process predict exactly what each fit alone predicts in a fresh process
-    import json
-    import subprocess
-    import sys
-
-    def run(*names):
-        done = subprocess.run([sys.executable, "-c", _FIT_SCRIPT, path, *names], capture_output=True,
-                              text=True, check=True, timeout=300)
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-    together = run("a", "b")
-    assert together["a"] != together["b"]
-    assert run("a")["a"] == together["a"]
-    assert run("b")["b"] == together["b"]
-
-
 @pytest.mark.parametrize(
     "params, compiled",
     [({}, True), ({"implicit": True}, False), ({"user_features": ["group"]}, False)],
@@ -233,7 +163,7 @@ def test_the_defaults_train_only_the_rows_of_each_batch_on_every_path(tiny_ratin
     X = X.assign(group=X["user_id"].astype(int) % 3) if "user_features" in params else X
     est = EmbeddingMFRegressor(n_factors=2, epochs=1, random_state=0, **params).fit(X, y)
     assert type(est.model_.optimizer) is LazyAdam
-    assert est._compiled_rows() is compiled
+    assert (est.engine_ == "kernel") is compiled
 
 
 # --------------------------------------------- several threads (n_jobs, the stratified schedule)
@@ -248,7 +178,7 @@ def larger_ratings():
 
 
 def test_blocks_cut_rows_and_ratings_into_cells_that_share_no_row():
-    from skmfnet._rowfit import Blocks
+    from skmfnet._training._schedule import Blocks
 
     rng = np.random.default_rng(0)
     # power-law counts (a few popular rows, a long tail): the deal must still balance the cells
@@ -281,85 +211,23 @@ def test_blocks_cut_rows_and_ratings_into_cells_that_share_no_row():
 @pytest.mark.parametrize("p", [1, 3])
 def test_cells_hold_12_bytes_per_rating_without_sample_weights(p):
     """Local rows (2 x int32) and the centred rating (float32); no tensor of n ones for the weights."""
-    from skmfnet._rowfit import Blocks
+    from skmfnet._training._schedule import Blocks
 
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.integers(1, 501, 30_000), rng.integers(1, 301, 30_000)]).astype(np.int32)
     y = rng.normal(size=30_000).astype(np.float32)
     blocks = Blocks(X, [501, 301], p, batch=64)
     assert blocks.p == p
-    tensors = blocks.tensors(X, y, None)
-    held = sum(int(t.shape.num_elements()) * t.dtype.size for t in tensors)
-    assert held == 12 * len(y) + 4  # (one weight, 1, for all)
-    weighted = Blocks(X, [501, 301], p, batch=64).tensors(X, y, np.full(len(y), 2.0, np.float32))
-    assert int(weighted[2].shape.num_elements()) == len(y)
-    # the fused loop's numpy arrays: the same, and as the numba loop reads them
-    arrays = Blocks(X, [501, 301], p, batch=64).tensors(X, y, None, as_numpy=True)
-    assert sum(a.nbytes for a in arrays) == 12 * len(y) + 4
+    arrays = blocks.arrays(X, y, None)
+    assert sum(a.nbytes for a in arrays) == 12 * len(y) + 4  # (one weight, 1, for all)
     assert all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays)
-    for array, tensor in zip(arrays, tensors):
-        np.testing.assert_array_equal(array, tensor.numpy())
-
-
-def test_every_cell_of_a_fit_runs_one_compiled_program(larger_ratings, monkeypatch):
-    """XLA compiles one program per distinct input shape: the cells, of unequal sizes, must not differ in any."""
-    import skmfnet._rowfit as rowfit
-
-    X, y, _, _ = larger_ratings
-    shapes = []
-    original = rowfit._epoch_function
-
-    def recording(*args):
-        run_epoch = original(*args)
-
-        def run(*inputs):
-            # (the packed tables come as variables' handles: their values' shapes)
-            shapes.append(tuple(
-                tuple(tf.raw_ops.ReadVariableOp(resource=t, dtype=tf.float32).shape if t.dtype == tf.resource
-                      else t.shape)
-                for t in inputs))
-            return run_epoch(*inputs)
-
-        return run
-
-    monkeypatch.setattr(rowfit, "_epoch_function", recording)
-    EmbeddingMFRegressor(**BLOCKED, n_jobs=3).fit(X, y)
-    assert len(shapes) == 4 * 9  # 3 x 3 cells (of 17 batches: one part each), every epoch
-    assert len(set(shapes)) == 1
-    shapes.clear()
-    EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
-    assert len(shapes) == 4 * 4 * 2  # 2 x 2 cells of about 39 batches: two parts of 16 or more each
-    assert len(set(shapes)) == 1
-
-
-def test_the_compiled_epoch_updates_its_tables_in_place():
-    """The packed tables are variables whose buffers XLA aliases to their updates: no call copies them."""
-    import skmfnet._rowfit as rowfit
-
-    K, rows, n = 4, 1024, 800
-    rng = np.random.default_rng(0)
-    run_epoch = rowfit._epoch_function(rowfit._Adam, 64, 0, False)
-    tables = [tf.Variable(rng.normal(size=(rows, 3 * (K + 1))).astype(np.float32)) for _ in range(2)]
-    placeholders = [tf.Variable(tf.zeros([1, 1])) for _ in range(2)]
-    X = tf.constant(rng.integers(1, 900, (n, 2)), tf.int32)
-    inputs = (tables[0].handle, tables[1].handle, X, tf.constant(rng.normal(size=n), tf.float32), tf.range(n),
-              tf.fill([K + 1], 0.1), tf.constant([0.005, 0.9, 0.999, 1e-7]), tf.constant(0, tf.int64),
-              tf.zeros([2]), tf.constant(1), tf.constant(0, tf.int64), placeholders[0].handle,
-              placeholders[1].handle, tf.zeros([1]), tf.ones([1]), tf.constant(1, tf.int64), tf.constant(n))
-    module = run_epoch.experimental_get_compiler_ir(*inputs)(stage="optimized_hlo").splitlines()[0]
-    # input_output_alias={ {3}: (0, {}, may-alias), ... }: parameters 0 and
-    # 1 (the tables) each share their buffer with an output
-    aliased = re.findall(r"\{\d+\}: \((\d+), \{\}, (?:may|must)-alias\)", module)
-    assert sorted(map(int, aliased)) == [0, 1], module[:300]
-    before = tables[0].numpy().copy()
-    step, _, _ = run_epoch(*inputs)
-    assert int(step) == n // 64
-    assert not np.array_equal(tables[0].numpy(), before)  # trained, in the variable
+    weighted = Blocks(X, [501, 301], p, batch=64).arrays(X, y, np.full(len(y), 2.0, np.float32))
+    assert weighted[2].shape == (len(y),)
 
 
 def test_cells_are_the_ratings_of_their_offsets(larger_ratings):
     """Each cell reads exactly its own ratings, as local rows, from the shared tensors."""
-    from skmfnet._rowfit import Blocks
+    from skmfnet._training._schedule import Blocks
 
     rng = np.random.default_rng(1)
     X = np.column_stack([rng.integers(1, 501, 30_000), rng.integers(1, 301, 30_000)]).astype(np.int32)
@@ -367,7 +235,7 @@ def test_cells_are_the_ratings_of_their_offsets(larger_ratings):
     w = rng.uniform(size=30_000).astype(np.float32)
     blocks = Blocks(X, [501, 301], 3, batch=64)
     cells = dict(blocks.cells)
-    X_t, y_t, w_t = (t.numpy() for t in blocks.tensors(X, y, w))
+    X_t, y_t, w_t = blocks.arrays(X, y, w)
     for key, index in cells.items():
         part = slice(blocks.offsets[key], blocks.offsets[key] + blocks.sizes[key])
         np.testing.assert_array_equal(X_t[part], blocks.local(X, index))
@@ -376,7 +244,7 @@ def test_cells_are_the_ratings_of_their_offsets(larger_ratings):
 
 
 def test_blocks_are_fewer_when_a_cell_would_hold_less_than_a_batch():
-    from skmfnet._rowfit import Blocks
+    from skmfnet._training._schedule import Blocks
 
     X = np.column_stack([np.arange(1, 401) % 40 + 1, np.arange(1, 401) % 30 + 1]).astype(np.int32)
     assert Blocks(X, [41, 31], 2, batch=64).p == 2  # about 100 ratings per cell
@@ -384,11 +252,9 @@ def test_blocks_are_fewer_when_a_cell_would_hold_less_than_a_batch():
     assert Blocks(X, [41, 31], 8, batch=20).p == 4
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["xla", "fused"])
-def test_threads_give_the_result_of_the_same_schedule_run_in_sequence(larger_ratings, monkeypatch, fused):
-    import skmfnet._rowfit as rowfit
+def test_threads_give_the_result_of_the_same_schedule_run_in_sequence(larger_ratings, monkeypatch):
+    import skmfnet._training._schedule as rowfit
 
-    fused_loop(monkeypatch, fused)
     X, y, X_test, _ = larger_ratings
     threaded = EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
 
@@ -412,28 +278,23 @@ def test_threads_give_the_result_of_the_same_schedule_run_in_sequence(larger_rat
     assert threaded.history_ == in_order.history_
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["xla", "fused"])
 @pytest.mark.parametrize("chunks", [1, 3])
-def test_each_cell_is_trained_in_chunks_that_interleave_the_rounds(larger_ratings, monkeypatch, chunks, fused):
+def test_each_cell_is_trained_in_chunks_that_interleave_the_rounds(larger_ratings, monkeypatch, chunks):
     """Every epoch goes through the rounds ``ROUND_CHUNKS`` times, each time
     with another part of every cell: the parts are drawn anew each epoch and
-    together hold each of the cell's full batches' ratings once (the fused
-    loop's parts too, drawn by its own generator)."""
-    import skmfnet._kernel as kernel
-    import skmfnet._rowfit as rowfit
+    together hold each of the cell's full batches' ratings once."""
+    import skmfnet._training._schedule as rowfit
 
-    fused_loop(monkeypatch, fused)
     X, y, _, _ = larger_ratings
     calls = []
-    module, name = (kernel, "chunk_order") if fused else (rowfit, "_chunk_order")
-    original = getattr(module, name)
+    original = rowfit.chunk_order
 
-    def recording(n, stride, shift, start, stop, seed, offset, *size):
-        order = original(n, stride, shift, start, stop, seed, offset, *size)
+    def recording(n, stride, shift, start, stop, seed, offset):
+        order = original(n, stride, shift, start, stop, seed, offset)
         calls.append((int(offset), int(n), int(start), int(stop), np.asarray(order)))
         return order
 
-    monkeypatch.setattr(module, name, recording)
+    monkeypatch.setattr(rowfit, "chunk_order", recording)
     monkeypatch.setattr(rowfit, "ROUND_CHUNKS", chunks)
     # parts of 12 batches or more (and still 2 x 2 cells: 4 x 4 would hold fewer than 12 batches each)
     monkeypatch.setattr(rowfit, "CELL_BATCHES", 12)
@@ -450,7 +311,7 @@ def test_each_cell_is_trained_in_chunks_that_interleave_the_rounds(larger_rating
         for offset, n, start, stop, order in rounds:
             steps = n // batch
             assert (start, stop) == (steps * c // chunks * batch, steps * (c + 1) // chunks * batch)
-            assert not order[stop - start:].any()  # padding
+            assert len(order) == stop - start
             parts.setdefault((epoch, offset), []).append(order[: stop - start])
     for (epoch, offset), chunk_orders in parts.items():
         n = next(call[1] for call in calls if call[0] == offset)
@@ -462,7 +323,7 @@ def test_each_cell_is_trained_in_chunks_that_interleave_the_rounds(larger_rating
 
 
 def test_blocks_are_four_a_side_from_two_threads_on():
-    from skmfnet._rowfit import resolve_blocks
+    from skmfnet._training._schedule import resolve_blocks
 
     # (the rule before cut MovieLens 25M's tables with Adam's moments into 16
     # blocks a side, for cache-sized cells: slower, benchmarks/results/explore_blocks_25m.json)
@@ -478,25 +339,16 @@ def test_blocks_are_four_a_side_from_two_threads_on():
 
 def test_the_number_of_threads_does_not_change_the_result(larger_ratings, monkeypatch):
     """Threads share out the cells of the rule's blocks: 2, 3 or 4 threads, one schedule."""
-    import skmfnet._rowfit as rowfit
+    import skmfnet._training._kernel as kernel
+    import skmfnet._training._schedule as rowfit
 
     X, y, X_test, _ = larger_ratings
     # 8 blocks a side
     monkeypatch.setattr(rowfit, "BLOCKS", 8)
     monkeypatch.setattr(rowfit, "CELL_BATCHES", 1)
     calls = []
-    original = rowfit._epoch_function
-
-    def counting(*args):
-        run_epoch = original(*args)
-
-        def run(*inputs):
-            calls.append(1)
-            return run_epoch(*inputs)
-
-        return run
-
-    monkeypatch.setattr(rowfit, "_epoch_function", counting)
+    original = kernel.train
+    monkeypatch.setattr(kernel, "train", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
     two = EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)
     per_fit = len(calls)
     assert per_fit > 0 and per_fit % (BLOCKED["epochs"] * 8 * 8) == 0  # every cell, in as many chunks
@@ -548,8 +400,9 @@ def test_threads_fall_back_to_one_on_small_data(tiny_ratings):
 def test_n_jobs_resolution(monkeypatch):
     import joblib
 
-    from skmfnet._rowfit import AUTO_PARALLEL_RATINGS, resolve_threads
+    from skmfnet._training._dispatch import AUTO_PARALLEL_RATINGS, resolve_threads
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(joblib, "cpu_count", lambda: 4)
     assert resolve_threads(None, AUTO_PARALLEL_RATINGS - 1) == 1
     assert resolve_threads(None, AUTO_PARALLEL_RATINGS) == 4
@@ -557,6 +410,23 @@ def test_n_jobs_resolution(monkeypatch):
     assert resolve_threads(-2, 10) == 3
     assert resolve_threads(-9, 10) == 1
     assert resolve_threads(3, 10) == 3
+    # inside a joblib worker (joblib sets OMP_NUM_THREADS there: cores // n_jobs), as OpenMP libraries do
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert resolve_threads(None, AUTO_PARALLEL_RATINGS) == 2
+    assert resolve_threads(-1, 10) == 2
+    assert resolve_threads(3, 10) == 3  # (a number the user gave is theirs)
+
+
+def test_kernel_threads_inside_a_search_worker_follow_joblibs_limit():
+    """GridSearchCV(n_jobs=2) on two cores: each worker's fits get one thread, not all the cores."""
+    from joblib import Parallel, delayed
+
+    from skmfnet._training._dispatch import AUTO_PARALLEL_RATINGS, resolve_threads
+
+    inner = Parallel(n_jobs=2, backend="loky")(delayed(resolve_threads)(None, AUTO_PARALLEL_RATINGS) for _ in range(2))
+    import joblib
+
+    assert inner == [max(1, joblib.cpu_count() // 2)] * 2
 
 
 @pytest.mark.parametrize("n_jobs, match", [(0, "n_jobs must be a positive number of threads.*got 0"),
@@ -573,7 +443,7 @@ def test_a_worker_without_a_block_of_its_own_trains_alone():
     X, y = make_ratings(n_users=300, n_items=200, n_ratings=20_000, return_X_y=True, random_state=4)
     Xr = np.column_stack([X.user_id.factorize()[0] + 1, X.item_id.factorize()[0] + 1]).astype("int32")
     yr = (y - y.mean()).to_numpy().astype("float32")
-    from skmfnet._rowfit import Blocks
+    from skmfnet._training._schedule import Blocks
 
     assert Blocks(Xr, [Xr[:, 0].max() + 1, Xr[:, 1].max() + 1], 3, batch=3000).p == 2
 
@@ -594,7 +464,7 @@ def test_a_worker_without_a_block_of_its_own_trains_alone():
 
 
 def test_unpack_reads_any_column_range_of_the_blocks():
-    from skmfnet._rowfit import Blocks
+    from skmfnet._training._schedule import Blocks
 
     rng = np.random.default_rng(1)
     X = np.column_stack([rng.integers(1, 501, 30_000), rng.integers(1, 301, 30_000)]).astype(np.int32)
@@ -616,7 +486,7 @@ def test_the_optimizer_state_is_copied_out_one_variable_at_a_time(monkeypatch):
     (K columns), never every row's packed columns at once (3 (K + 1):
     weights and both moments, about 170 MB at 25 million ratings and K=64).
     """
-    import skmfnet._rowfit as rowfit
+    import skmfnet._training._schedule as rowfit
 
     K = 16
     rng = np.random.default_rng(0)
@@ -645,114 +515,13 @@ def test_the_optimizer_state_is_copied_out_one_variable_at_a_time(monkeypatch):
     assert np.abs(moments[1:]).sum() > 0 and not moments[0].any()
 
 
-# --------------------------------------------- the fused loop of large fits (skmfnet._kernel)
-@pytest.fixture
-def paths(monkeypatch):
-    """Counts of the calls of the fused loop and of the XLA epoch."""
-    import skmfnet._kernel as kernel
-    import skmfnet._rowfit as rowfit
-
-    calls = {"fused": 0, "xla": 0}
-    train, epoch_function = kernel.train, rowfit._epoch_function
-
-    def counted_train(*args):
-        calls["fused"] += 1
-        return train(*args)
-
-    def counted_epoch(*args, **kwargs):
-        run_epoch = epoch_function(*args, **kwargs)
-
-        def run(*inputs):
-            calls["xla"] += 1
-            return run_epoch(*inputs)
-
-        return run
-
-    monkeypatch.setattr(kernel, "train", counted_train)
-    monkeypatch.setattr(rowfit, "_epoch_function", counted_epoch)
-    return calls
-
-
-@pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_the_fused_loop_follows_the_xla_epoch(rows, name, weighted, n_threads, monkeypatch, paths):
-    """The same batches, objective and rule: the same trajectory up to rounding, on one block or on cells.
-
-    (On cells, the fused loop is given the XLA epoch's orders: it draws its own, from another generator.)
-    """
-    xla_orders(monkeypatch)
-    X, y = rows
-    weights = np.random.default_rng(3).uniform(0.5, 1.5, len(y)).astype(np.float32) if weighted else None
-    results = []
-    for fused in (False, True):
-        fused_loop(monkeypatch, fused)
-        model = build_network(X[:, 0].max(), X[:, 1].max(), n_factors=4, alpha=0.1, alpha_bias=0.01, init_std=0.1,
-                              seed=0)
-        model.compile(optimizer=OPTIMIZERS[name](), loss="mean_squared_error")
-        history = fit_rows(model, X, y, optimizer=model.optimizer, epochs=3, batch_size=64, alpha=0.1,
-                           alpha_bias=0.01, seed=5, weights=weights, n_threads=n_threads)
-        state = [np.asarray(v) for v in model.optimizer.variables]
-        results.append((history, [w.numpy() for w in model.weights], state))
-        assert paths["xla" if not fused else "fused"] > 0 and paths["fused" if not fused else "xla"] == 0
-        paths.update(fused=0, xla=0)
-    (xla, xla_weights, xla_state), (fused, fused_weights, fused_state) = results
-    assert xla["loss"][-1] < xla["loss"][0]
-    for key in ("loss", "rmse"):
-        np.testing.assert_allclose(fused[key], xla[key], rtol=1e-5)
-    for a, b in zip(xla_weights + xla_state, fused_weights + fused_state):
-        np.testing.assert_allclose(b, a, atol=2e-5)
-
-
-def test_fits_of_many_ratings_take_the_fused_loop(tiny_ratings, monkeypatch, paths):
-    import skmfnet._rowfit as rowfit
-
-    X, y = tiny_ratings
-    n_train = len(y)
-    monkeypatch.setattr(rowfit, "KERNEL_RATINGS", n_train)  # this many ratings and more
-    EmbeddingMFRegressor(**LAZY).fit(X, y)
-    EmbeddingMFRegressor(**LAZY).fit(X, y, sample_weight=np.linspace(0.5, 2, len(y)))
-    assert paths == {"fused": 2 * LAZY["epochs"], "xla": 0}
-    paths.update(fused=0, xla=0)
-    EmbeddingMFRegressor(**LAZY).fit(X.iloc[1:], y.iloc[1:])  # fewer
-    # sampled pairs (training for ranking) are the XLA epoch's alone
-    EmbeddingMFRegressor(**LAZY, negative_ratio=0.5).fit(X, y)
-    assert paths == {"fused": 0, "xla": 2 * LAZY["epochs"]}
-
-
-def test_the_fused_loop_learns_as_well_as_the_xla_epoch_with_threads(larger_ratings, monkeypatch):
-    from sklearn.metrics import root_mean_squared_error
-
-    X, y, X_test, y_test = larger_ratings
-    scores = {}
-    for fused in (False, True):  # (on cells, each path draws its orders with its own generator)
-        fused_loop(monkeypatch, fused)
-        scores[fused] = [root_mean_squared_error(y_test, EmbeddingMFRegressor(
-            **{**BLOCKED, "random_state": seed}, n_jobs=2).fit(X, y).predict(X_test)) for seed in range(3)]
-    # one fit's test RMSE moves by about 0.015 with the seed here; a loop
-    # trained in a biased order (say, the cells' permutation unshuffled) would not stay within
-    assert abs(np.mean(scores[True]) - np.mean(scores[False])) < 0.015, scores
-
-
-@pytest.mark.parametrize("cache_on", [True, False], ids=["cache", "no-cache"])
-def test_the_fused_loop_is_kept_on_disk_only_while_the_compile_cache_is_on(cache_on, monkeypatch, tmp_path):
-    from numba.core.caching import FunctionCache, NullCache
-
-    import skmfnet._compile_cache as compile_cache
-    import skmfnet._kernel as kernel
-
-    monkeypatch.setattr(compile_cache, "enabled_directory", lambda: tmp_path if cache_on else None)
-    functions = kernel._compile()
-    for function in (functions.run, functions.order, functions.evaluate):
-        assert isinstance(function._cache, FunctionCache if cache_on else NullCache)
-
-
-def test_the_fused_loop_shuffles_each_part_of_a_cell_by_its_seed():
-    """skmfnet._kernel.chunk_order: the part's positions of the cell's permutation, plus the offset, shuffled;
+# --------------------------------------------- the kernel's generator and scoring
+def test_the_kernel_shuffles_each_part_of_a_cell_by_its_seed():
+    """skmfnet._training._schedule.chunk_order: the part's positions of the cell's permutation, plus the offset, shuffled;
     the same for the same seed, another for either integer of the seed one apart, and every position equally likely."""
     from scipy.stats import chisquare
 
-    from skmfnet._kernel import chunk_order
+    from skmfnet._training._schedule import chunk_order
 
     n, stride, shift, start, stop, offset = 1000, 7, 3, 100, 600, 10
     order = chunk_order(n, stride, shift, start, stop, [5, 9], offset)
@@ -768,8 +537,8 @@ def test_the_fused_loop_shuffles_each_part_of_a_cell_by_its_seed():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_compiled_validation_scores_are_numpys(rows, threads):
-    """The fused loop's fits score their held-out ratings with skmfnet._kernel.evaluate: the same val_loss and val_rmse."""
-    from skmfnet._rowfit import _evaluate
+    """Kernel fits score their held-out ratings with skmfnet._training._kernel.evaluate: numpy's val_loss and val_rmse."""
+    from skmfnet._training._schedule import evaluate as _evaluate
 
     X, y = rows
     model = build_network(X[:, 0].max(), X[:, 1].max(), n_factors=4, alpha=0.1, alpha_bias=0.01, init_std=0.1, seed=0)
@@ -784,15 +553,105 @@ def test_compiled_validation_scores_are_numpys(rows, threads):
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-6)
 
 
-def test_fits_on_the_fused_loop_score_their_validation_compiled(tiny_ratings, monkeypatch):
-    import skmfnet._kernel as kernel
+def test_kernel_fits_score_their_validation_compiled(tiny_ratings, monkeypatch):
+    import skmfnet._training._kernel as kernel
 
     X, y = tiny_ratings
     calls = []
     evaluate = kernel.evaluate
     monkeypatch.setattr(kernel, "evaluate", lambda *args, **kwargs: calls.append(1) or evaluate(*args, **kwargs))
-    params = {**LAZY, "early_stopping": True}
-    for fused in (False, True):
-        fused_loop(monkeypatch, fused)
-        history = EmbeddingMFRegressor(**params).fit(X, y).history_
-        assert len(calls) == (len(history["val_rmse"]) if fused else 0) and len(history["val_rmse"]) > 0
+    history = EmbeddingMFRegressor(**LAZY, early_stopping=True).fit(X, y).history_
+    assert len(calls) == len(history["val_rmse"]) > 0
+
+
+# --------------------------------------------- one definition of each rule, divergence, interrupts
+@pytest.mark.parametrize("name", ["lazy_adam", "adagrad", "sgd"])
+def test_the_parameter_servers_rule_is_the_kernels(name):
+    """The parameter-server loop applies rule.apply (TensorFlow ops); the kernel its C form: one step, same rows."""
+    import skmfnet._training._kernel as kernel
+    from skmfnet._training._rules import rule_of
+
+    optimizer = {"lazy_adam": LazyAdam(learning_rate=0.01), "adagrad": keras.optimizers.Adagrad(learning_rate=0.1),
+                 "sgd": keras.optimizers.SGD(learning_rate=0.5)}[name]
+    rule = rule_of(optimizer)
+    K, batch, rng = 3, 4, np.random.default_rng(0)
+    width = K + 1
+    tables = [rng.normal(0, 0.3, (6, width * (1 + rule.slots))).astype(np.float32) for _ in range(2)]
+    for table in tables:
+        table[:, width:] = np.abs(table[:, width:]) + 0.1  # (a state Adagrad and Adam can take)
+    X = np.array([[1, 2], [3, 3], [1, 5], [4, 1]], np.int32)  # user 1 twice: its gradients are summed
+    y = rng.normal(size=batch).astype(np.float32)
+    penalty = np.array([0.1] * K + [0.01], np.float32)
+    hyper = np.zeros(4, np.float32)
+    hyper[: len(rule.hyper(optimizer))] = rule.hyper(optimizer)
+    before = [table.copy() for table in tables]
+    kernel.train(tables[0], tables[1], X, y, np.ones(1, np.float32), np.arange(batch, dtype=np.int32), 1, batch,
+                 penalty, hyper, rule.code, 6, 1)
+    # the same step by hand, with the rule's TensorFlow form
+    U, V = before[0][X[:, 0], :width], before[1][X[:, 1], :width]
+    error = np.sum(U[:, :K] * V[:, :K], axis=1) + U[:, K] + V[:, K] - y
+    ones = np.ones((batch, 1), np.float32)
+    grads = [(2.0 / batch) * (error[:, None] * np.hstack([V[:, :K], ones]) + penalty * U),
+             (2.0 / batch) * (error[:, None] * np.hstack([U[:, :K], ones]) + penalty * V)]
+    for side in range(2):
+        rows = X[:, side]
+        for row in np.unique(rows):
+            mine = rows == row
+            g, squares = grads[side][mine].sum(axis=0)[None], (grads[side][mine] ** 2).sum(axis=0)[None]
+            state = before[side][row: row + 1]
+            expected = rule.apply(tf.constant(state[:, :width]), tf.constant(state[:, width:]), tf.constant(g),
+                                  tf.constant(7, tf.int64), tf.constant(rule.hyper(optimizer), tf.float32),
+                                  tf.constant(squares))
+            np.testing.assert_allclose(tables[side][row], np.asarray(expected)[0], rtol=1e-5, atol=1e-6)
+        untouched = np.setdiff1d(np.arange(6), rows)
+        np.testing.assert_array_equal(tables[side][untouched], before[side][untouched])
+
+
+@pytest.mark.parametrize("params", [dict(optimizer="sgd", learning_rate=1e6), dict(optimizer="sgd", learning_rate=1e6,
+                                    interaction="concat", hidden_layer_sizes=(4,))], ids=["kernel", "keras"])
+def test_training_that_diverges_raises_and_leaves_the_estimator_as_it_was(tiny_ratings, params):
+    from skmfnet._training import TrainingDivergedError
+
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(**{**LAZY, **params})
+    with pytest.raises(TrainingDivergedError, match=r"training diverged in epoch \d+: its loss is (nan|inf).*"
+                                                    "Lower learning_rate"):
+        est.fit(X, y)
+    assert not hasattr(est, "model_") and not hasattr(est, "mu_")
+    assert issubclass(TrainingDivergedError, ValueError)
+
+
+def test_a_huge_rating_is_a_divergence_not_a_nan_model(tiny_ratings):
+    from skmfnet._training import TrainingDivergedError
+
+    X, y = tiny_ratings
+    y = np.asarray(y, dtype=float).copy()
+    y[0] = 1e300
+    with pytest.raises(TrainingDivergedError):
+        EmbeddingMFRegressor(**LAZY).fit(X, y)
+
+
+def test_an_interrupt_during_a_kernel_fit_stops_it_and_leaves_the_estimator_as_before(tiny_ratings, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) raised while the threads train: it propagates, the threads stop at their
+    next slice (no further kernel call starts), and the estimator keeps its previous model."""
+    import skmfnet._training._kernel as kernel
+    import skmfnet._training._schedule as schedule
+
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(**LAZY).fit(X, y)
+    before = est.predict(X)
+    monkeypatch.setattr(schedule, "SLICE_BATCHES", 1)  # a kernel call per batch
+    calls, original = [], kernel.train
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kernel, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.set_params(n_jobs=2, n_factors=6).fit(X, y)
+    assert len(calls) <= 4  # the other thread finished at most the slice it was in
+    np.testing.assert_array_equal(est.predict(X), before)
+    assert est.model_.get_layer("user_factors").embeddings.shape[1] == LAZY["n_factors"]

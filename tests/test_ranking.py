@@ -109,7 +109,7 @@ def test_sampled_pairs_train_with_adagrad_on_the_compiled_path(clustered_ratings
     X, y = clustered_ratings
     est = EmbeddingMFRegressor(optimizer="adagrad", learning_rate=1.0, negative_ratio=1.0, epochs=2, n_factors=4,
                                selection_factors=selection_factors, random_state=0).fit(X, y)
-    assert est._compiled_rows()
+    assert est.engine_ == "kernel"
     assert np.all(np.isfinite(est.predict(X))) and np.all(np.diff(est.history_["loss"]) < 0)
 
 

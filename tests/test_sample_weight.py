@@ -91,7 +91,7 @@ def test_bad_weights_are_refused_naming_sample_weight(ratings, make, weights, ma
 
 
 def test_weighted_epochs_repeat_each_rating_as_often_as_its_weight():
-    from skmfnet._training import training_batches
+    from skmfnet._training._keras_fit import training_batches
 
     X, y = np.zeros((4, 2), dtype=np.int32), np.arange(4, dtype=np.float32)
     # integer weights (mean 1): every epoch holds each rating exactly that many times

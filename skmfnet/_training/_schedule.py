@@ -45,7 +45,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
-import joblib
 import keras
 import numpy as np
 import tensorflow as tf
@@ -54,8 +53,8 @@ from .._network import ITEM_BIAS, ITEM_FACTORS, SCORE_BATCH, USER_BIAS, USER_FAC
 from . import _kernel
 from ._rules import dot_tables, store_optimizer_state
 
-__all__ = ["AUTO_PARALLEL_RATINGS", "BLOCKS", "CELL_BATCHES", "ROUND_CHUNKS", "SLICE_BATCHES", "Blocks",
-           "TrainingDivergedError", "end_epoch", "evaluate", "fit_rows", "resolve_blocks", "resolve_threads"]
+__all__ = ["BLOCKS", "CELL_BATCHES", "ROUND_CHUNKS", "SLICE_BATCHES", "Blocks",
+           "TrainingDivergedError", "end_epoch", "evaluate", "fit_rows", "resolve_blocks"]
 
 #: Batches per kernel call at most: between calls a fit can be interrupted
 #: (256 batches of 512 ratings take about 30 ms at 25 million ratings).
@@ -362,10 +361,6 @@ def _evaluate_compiled(P, b_u, Q, b_i, users, items, y, n_threads=1):
     return tuple(float(sum(values)) for values in zip(*sums))
 
 
-#: ``n_jobs=None`` trains on every usable core from this many ratings on
-#: (below it an epoch takes milliseconds and one thread is as fast).
-AUTO_PARALLEL_RATINGS = 1 << 19
-
 #: With several threads, each side is cut into this many blocks (or one per
 #: thread where the threads are more).  Measured, with the XLA epoch
 #: that preceded the compiled kernel, on this project's
@@ -442,21 +437,6 @@ def resolve_blocks(n_threads, n_ratings, batch):
     while p < BLOCKS and (2 * p) ** 2 * CELL_BATCHES * batch <= n_ratings:
         p *= 2
     return max(p, n_threads)
-
-
-def resolve_threads(n_jobs, n_ratings):
-    """Threads of a fit of ``n_ratings``: see :func:`fit_rows`'s ``n_threads``.
-
-    ``None``: every usable core when there are at least
-    :data:`AUTO_PARALLEL_RATINGS` ratings, else 1; a negative ``n_jobs``
-    counts from the number of cores as in joblib (-1: all, -2: all but one).
-    """
-    cores = joblib.cpu_count()
-    if n_jobs is None:
-        return cores if n_ratings >= AUTO_PARALLEL_RATINGS else 1
-    if n_jobs < 0:
-        return max(1, cores + 1 + n_jobs)
-    return int(n_jobs)
 
 
 class Blocks:
@@ -599,10 +579,12 @@ def end_epoch(model, epoch, epochs, logs, history, callback_list, *, validation,
 
     Returns whether training stops (a callback such as early stopping set
     ``model.stop_training``).  ``compiled``: threads of the validation's
-    compiled scoring (:func:`_evaluate`); 0: numpy.
+    compiled scoring (:func:`evaluate`); 0: numpy.  A loss that is not
+    finite (training diverged) raises :class:`TrainingDivergedError`.
     """
+    check_finite(logs, epoch)
     if validation is not None:
-        logs.update(_evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias, compiled=compiled))
+        logs.update(evaluate(model, *validation, alpha=alpha, alpha_bias=alpha_bias, compiled=compiled))
     for key, value in logs.items():
         history.setdefault(key, []).append(value)
     if verbose:
