@@ -17,7 +17,10 @@ ridge regression::
     [p_u | b_u] = (A^T A + n_u * diag(alpha, ..., alpha, alpha_bias))^-1 A^T t
 
 and likewise a new item's row from its ratings by known users (``[p_u | 1]``
-and ``t = r - mu - b_u``): the exact minimiser, in milliseconds.
+and ``t = r - mu - b_u``): the exact minimiser, in milliseconds.  Without
+any penalty (``alpha_ = 0``), a row with fewer ratings than ``K + 1``
+unknowns has many minimisers (the system is singular): the one of least
+norm is taken (least squares, :func:`numpy.linalg.lstsq`).
 
 **Gradient steps** (side information, implicit feedback, the ``concat``
 network), where the new rows enter through feature tables, the implicit
@@ -32,6 +35,11 @@ user's ``N(u)`` (that would change known predictions).
 The fitted state grows in place (optimizer state is not carried over), and
 the new pairs join ``seen_`` so that ``recommend`` leaves them out.  Save the
 estimator afterwards to keep the new rows.
+
+Refused before anything changes: new ids of another type than the model's
+vocabulary (``"196"`` into integer ids would be a new user, never user
+``196``), and ratings more than the width of the fitted rating range
+beyond it (``1e30`` on a 1-5 scale would make the new rows overflow).
 """
 
 import numpy as np
@@ -71,7 +79,10 @@ def fold_in(estimator, X, y):
                 f"X: {int(mask.sum())} of the {len(y)} ratings pair {what}; the first is row {first}, "
                 f"(user {_scalar(users[first])!r}, item {_scalar(items[first])!r})."
             )
+    _check_scale(estimator, y)
     new = {"user": pd.unique(users[~known_user]), "item": pd.unique(items[~known_item])}
+    for side, ids in new.items():
+        _check_id_type(ids, getattr(estimator, f"{side}_encoder_").classes_, side)
     solved = None
     if estimator._plain_dot():
         solved = _closed_form(estimator, rows, {"user": (~known_user, users), "item": (~known_item, items)}, y, new)
@@ -110,7 +121,11 @@ def _closed_form(estimator, rows, ratings, y, new):
             mine = codes == k
             A = np.column_stack([tables[factors][other_rows[mine]], np.ones(mine.sum())])
             t = centred[is_new][mine] - tables[bias][other_rows[mine], 0]
-            out[k] = np.linalg.solve(A.T @ A + mine.sum() * np.diag(penalty), A.T @ t)
+            if estimator.alpha_ > 0:  # positive definite: the unique minimiser
+                out[k] = np.linalg.solve(A.T @ A + mine.sum() * np.diag(penalty), A.T @ t)
+            else:  # possibly singular: the minimiser of least norm (see the module docstring)
+                system = np.vstack([A, np.diag(np.sqrt(mine.sum() * penalty))])
+                out[k] = np.linalg.lstsq(system, np.concatenate([t, np.zeros(len(penalty))]), rcond=None)[0]
         solved[side] = out
     return solved
 
@@ -214,6 +229,50 @@ def _gradient_steps(estimator, inputs, target, old_sizes):
 
     for _ in range(FOLD_IN_STEPS):
         step()
+
+
+def _check_scale(estimator, y):
+    """Refuse ratings beyond the fitted rating range by more than its width (at least 1)."""
+    low, high = estimator.rating_range_
+    width = max(high - low, 1.0)
+    outside = (y < low - width) | (y > high + width)
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        raise ValueError(
+            f"y: rating {float(y[first])!r} at row {first} is outside the model's rating range [{low}, {high}] "
+            f"by more than its width ({int(outside.sum())} such rating(s)); fold_in takes ratings from "
+            f"{low - width} to {high + width}. Ratings on another scale need a new fit."
+        )
+
+
+def _vocabulary_type(classes):
+    """What ids ``classes`` holds: "integers", "numbers", "strings", or None (mixed types)."""
+    if classes.dtype.kind in "iu":
+        return "integers"
+    if classes.dtype.kind == "f":
+        return "numbers"
+    if isinstance(classes.dtype, pd.StringDtype) or pd.api.types.infer_dtype(classes, skipna=False) == "string":
+        return "strings"
+    return None
+
+
+def _check_id_type(ids, classes, side):
+    """Refuse new ids of another type than the vocabulary's (mixed vocabularies take any)."""
+    expected = _vocabulary_type(classes)
+    accepts = {
+        "integers": lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)),
+        "numbers": lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)),
+        "strings": lambda v: isinstance(v, str),
+    }.get(expected)
+    if accepts is None:
+        return
+    bad = next((_scalar(v) for v in ids if not accepts(v)), None)
+    if bad is not None:
+        raise ValueError(
+            f"X: {side} id {bad!r} is a {type(bad).__name__}, but the model's {side} ids are {expected} "
+            f"({classes.dtype}): an id of another type is a new id, never the known one it may look "
+            f"like ('196' is not 196). Convert the {side} ids to the type of those of fit."
+        )
 
 
 def _same_kind(values, classes):

@@ -168,3 +168,53 @@ def test_a_fold_in_that_fails_part_way_leaves_the_estimator_as_it_was(planted, f
     assert fitted.n_users_ == len(classes)
     np.testing.assert_array_equal(fitted.predict(X), before)
     assert fitted.seen_.shape == (len(classes) + 1, fitted.n_items_ + 1)
+
+
+# ------------------------------------------------------ hardening (issue 36)
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        ([["196", 0]], r"X: user id '196' is a str, but the model's user ids are integers \(int64\)"),
+        ([[0.5, 0]], r"X: user id 0.5 is a float, but the model's user ids are integers"),
+        ([[10, "a"]], r"X: item id 'a' is a str, but the model's item ids are integers"),
+    ],
+    ids=["str-into-int", "float-into-int", "str-item"],
+)
+def test_fold_in_refuses_ids_of_another_type(fitted, X, match):
+    classes = fitted.user_encoder_.classes_
+    with pytest.raises(ValueError, match=match):
+        fitted.fold_in(np.array(X, dtype=object), [4.0] * len(X))
+    assert fitted.user_encoder_.classes_ is classes  # left as it was
+    assert fitted.user_encoder_.classes_.dtype == np.int64
+
+
+def test_fold_in_takes_new_string_ids_into_a_string_vocabulary():
+    X = [["ann", "a"], ["ann", "b"], ["bob", "a"], ["bob", "c"]]
+    est = EmbeddingMFRegressor(n_factors=2, epochs=1, random_state=0).fit(X, [5, 3, 4, 2])
+    with pytest.raises(ValueError, match=r"user id 7 is a int, but the model's user ids are strings"):
+        est.fold_in(np.array([[7, "a"]], dtype=object), [4.0])
+    est.fold_in([["cid", "a"]], [4.0])
+    assert "cid" in est.user_encoder_.classes_
+
+
+@pytest.mark.parametrize("rating", [1e300, 1e30, -1e6], ids=["1e300", "1e30", "-1e6"])
+@pytest.mark.parametrize("params", [{}, dict(implicit=True)], ids=["closed-form", "gradient"])
+def test_fold_in_refuses_off_scale_ratings(planted, rating, params):
+    train, _ = planted
+    est = EmbeddingMFRegressor(**{**PARAMS, "epochs": 2, **params}).fit(train[["user_id", "item_id"]], train["rating"])
+    model = est.model_
+    with pytest.raises(ValueError, match=r"y: rating .* at row 1 is outside .* rating range \[1.0, 5.0\]"):
+        est.fold_in([[1000, 0], [1000, 1]], [4.0, rating])
+    assert est.model_ is model and 1000 not in est.user_encoder_.classes_
+
+
+def test_fold_in_without_any_penalty_takes_the_least_squares_row(planted):
+    train, _ = planted
+    est = EmbeddingMFRegressor(**{**PARAMS, "epochs": 2, "alpha": 0.0, "alpha_bias": 0.0})
+    est.fit(train[["user_id", "item_id"]], train["rating"])
+    # one rating for K + 1 = 9 unknowns: singular normal equations; the smallest row that fits it exactly
+    est.fold_in([[1000, 3]], [4.0])
+    assert est.predict([[1000, 3]])[0] == pytest.approx(4.0, abs=1e-4)
+    row = est.user_encoder_.transform([1000])[0]
+    factors = est.model_.get_layer("user_factors").get_weights()[0][row]
+    assert np.isfinite(factors).all() and np.abs(factors).max() < 100
