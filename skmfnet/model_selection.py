@@ -18,8 +18,35 @@ import numbers
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import BaseCrossValidator
+from sklearn.utils.validation import check_array
 
 __all__ = ["TemporalSplit"]
+
+#: What pandas infers for times that sort as times: numbers, datetimes, durations.
+_TIME_TYPES = {"integer", "floating", "mixed-integer-float", "decimal", "datetime64", "datetime", "date",
+               "timedelta64", "timedelta", "empty"}
+
+
+def _times(groups):
+    """``groups`` as a Series of numbers or datetimes; text (which would sort as text) is refused."""
+    # a list as objects: numpy would turn [9, "10"] into text, hiding the mix
+    values = np.asarray(groups) if hasattr(groups, "__array__") else np.asarray(groups, dtype=object)
+    if values.ndim != 1:
+        raise ValueError(f"groups (the timestamps) must be one-dimensional; got shape {values.shape}.")
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred not in _TIME_TYPES:
+        bad = next((v for v in values.ravel() if isinstance(v, (str, bytes, bool, np.bool_))), None)
+        bad = bad.item() if isinstance(bad, np.generic) else bad
+        got = f"{type(bad).__name__} values such as {bad!r}" if bad is not None else f"{inferred} values"
+        raise ValueError(
+            f"groups (the timestamps) must be numbers or datetimes; got {got}. Text would sort as "
+            "text ('10' before '9'): convert them first, e.g. with pandas.to_numeric or pandas.to_datetime."
+        )
+    times = pd.Series(values)
+    if values.dtype == object and not times.isna().all():
+        times = pd.Series(pd.to_numeric(values) if "time" not in inferred and inferred != "date"
+                          else pd.to_datetime(values))
+    return times
 
 
 class TemporalSplit(BaseCrossValidator):
@@ -71,13 +98,23 @@ class TemporalSplit(BaseCrossValidator):
         """
         if not (isinstance(self.test_size, numbers.Real) and 0 < self.test_size < 1):
             raise ValueError(f"test_size must be a number in (0, 1); got {self.test_size!r}.")
-        users = X.iloc[:, 0].to_numpy() if hasattr(X, "iloc") else np.asarray(X, dtype=object)[:, 0]
+        if hasattr(X, "iloc") and hasattr(X, "columns"):  # a DataFrame: its user column as it is
+            users = check_array(X.iloc[:, :1], dtype=None, ensure_all_finite=False)[:, 0]
+        else:  # object, so that numpy does not turn ids of mixed types into strings
+            users = check_array(X if hasattr(X, "__array__") else np.asarray(X, dtype=object),
+                                dtype=None, ensure_all_finite=False)[:, 0]
+        missing = pd.isna(users)
+        if missing.any():
+            raise ValueError(
+                f"X has {int(missing.sum())} missing user id(s) (NaN or None) in column 0, starting at row "
+                f"{int(np.flatnonzero(missing)[0])}; every rating needs a user id: drop or fill those rows first."
+            )
         if groups is None:
             raise ValueError(
                 "TemporalSplit needs the time of each rating, passed as groups: e.g. "
                 "cross_val_score(est, X, y, groups=timestamps, cv=TemporalSplit()); got groups=None."
             )
-        times = pd.Series(np.asarray(groups))
+        times = _times(groups)
         if len(times) != len(users):
             raise ValueError(f"groups (the timestamps) has {len(times)} values; X has {len(users)} rows.")
         if times.isna().any():

@@ -70,3 +70,31 @@ def test_bad_arguments_are_refused_by_name(timed, test_size, groups, match):
               "ok": times}[groups]
     with pytest.raises(ValueError, match=match):
         next(TemporalSplit(test_size).split(X, groups=values))
+
+
+# ------------------------------------------------------ hardening (issue 36)
+@pytest.mark.parametrize(
+    "X, groups, match",
+    [
+        ([["a", 1], ["a", 2], ["a", 3]], ["9", "10", "8"],
+         r"groups \(the timestamps\) must be numbers or datetimes; got str values such as '9'"),
+        ([["a", 1], ["a", 2], ["a", 3]], [9, "10", 8],
+         r"groups \(the timestamps\) must be numbers or datetimes; got str values such as '10'"),
+        ([["a", 1], [np.nan, 2], ["b", 3]], [1, 2, 3],
+         r"X has 1 missing user id\(s\) \(NaN or None\) in column 0, starting at row 1"),
+        (["a", "b", "c"], [1, 2, 3], "Expected 2D array, got 1D array"),
+    ],
+    ids=["text-times", "mixed-times", "nan-user", "1-d-X"],
+)
+def test_bad_times_and_users_are_refused(X, groups, match):
+    with pytest.raises(ValueError, match=match):
+        next(TemporalSplit(0.5).split(X, groups=groups))
+
+
+def test_datetimes_and_numbers_of_an_object_array_are_times():
+    X = [["a", 1], ["a", 2], ["a", 3]]
+    times = np.array([pd.Timestamp("2020-01-03"), pd.Timestamp("2020-01-01"), pd.Timestamp("2020-01-02")], dtype=object)
+    train, test = next(TemporalSplit(0.3).split(X, groups=times))
+    assert test.tolist() == [0]
+    train, test = next(TemporalSplit(0.3).split(X, groups=np.array([9, 10, 8], dtype=object)))
+    assert test.tolist() == [1]
