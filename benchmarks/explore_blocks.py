@@ -3,12 +3,12 @@
 Not a benchmark row: per-epoch throughput of the defaults
 (``EmbeddingMFRegressor(n_factors=64)``, every usable core) with the
 number of blocks per side forced to each of ``--blocks`` (through the
-private ``skmfnet._rowfit.resolve_blocks``), beside the number that the
+private ``skmfnet._training._schedule.resolve_blocks``), beside the number that the
 package's rule picks, on ratings of the 25M id shape drawn with another
 seed than ``benchmarks/speed.py``'s (``make_ratings(162_000, 59_000, n,
 n_factors=8, noise=0.8, rating_scale=(1, 5), random_state=1)``).  Each fit
 runs 6 epochs; an epoch's time is the time between the ends of two
-epochs (``skmfnet._rowfit.end_epoch``), so the first epoch (with the
+epochs (``skmfnet._training._schedule.end_epoch``), so the first epoch (with the
 compilation) is left out and the figure is the median of the other five.
 The block counts are interleaved and the whole sweep is repeated
 (``--repeats``), so that a drift of the machine's speed falls on all of
@@ -32,7 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import skmfnet._rowfit  # noqa: E402
+import skmfnet._training._dispatch  # noqa: E402
+import skmfnet._training._schedule  # noqa: E402
 from benchmarks.report import machine_info  # noqa: E402
 from skmfnet import EmbeddingMFRegressor  # noqa: E402
 from skmfnet.datasets import make_ratings  # noqa: E402
@@ -42,13 +43,13 @@ EPOCHS = 6
 
 @contextmanager
 def epoch_stamps(**overrides):
-    """The times at which the epochs of the fits inside end, with attributes of :mod:`skmfnet._rowfit` overridden.
+    """The times at which the epochs of the fits inside end, with attributes of :mod:`skmfnet._training._schedule` overridden.
 
-    Wraps ``skmfnet._rowfit.end_epoch``; it and the overridden attributes are
+    Wraps ``skmfnet._training._schedule.end_epoch``; it and the overridden attributes are
     restored on leaving.
     """
     stamps = []
-    saved = {name: getattr(skmfnet._rowfit, name) for name in ("end_epoch", *overrides)}
+    saved = {name: getattr(skmfnet._training._schedule, name) for name in ("end_epoch", *overrides)}
 
     def stamped(*args, **kwargs):
         stamps.append(time.perf_counter())
@@ -56,11 +57,11 @@ def epoch_stamps(**overrides):
 
     try:
         for name, value in {**overrides, "end_epoch": stamped}.items():
-            setattr(skmfnet._rowfit, name, value)
+            setattr(skmfnet._training._schedule, name, value)
         yield stamps
     finally:
         for name, value in saved.items():
-            setattr(skmfnet._rowfit, name, value)
+            setattr(skmfnet._training._schedule, name, value)
 
 
 def epoch_throughput(X, y, blocks, n_factors, **params):
@@ -75,8 +76,8 @@ def epoch_throughput(X, y, blocks, n_factors, **params):
 
 def rule_blocks(n_ratings):
     """The number of blocks a side that the package's rule picks for a fit of the defaults on every core."""
-    threads = skmfnet._rowfit.resolve_threads(None, n_ratings)
-    return skmfnet._rowfit.resolve_blocks(threads, n_ratings, EmbeddingMFRegressor().batch_size)
+    threads = skmfnet._training._dispatch.resolve_threads(None, n_ratings)
+    return skmfnet._training._schedule.resolve_blocks(threads, n_ratings, EmbeddingMFRegressor().batch_size)
 
 
 def main(argv=None):

@@ -12,12 +12,12 @@ n_factors=8, noise=0.8, rating_scale=(1, 5), random_state=1)``, the last
 
 * ``1 thread``: one block, the Keras path's batches;
 * ``4 blocks, c chunks``: two threads on the schedule of four blocks a side,
-  each cell's epoch cut into ``c`` calls (``skmfnet._rowfit.ROUND_CHUNKS``,
+  each cell's epoch cut into ``c`` calls (``skmfnet._training._schedule.ROUND_CHUNKS``,
   forced here), so that the rounds go through the item blocks ``c`` times
   an epoch.
 
 An epoch's time is the time between the ends of two epochs
-(``skmfnet._rowfit.end_epoch``); the figure is the median of epochs 2 on.
+(``skmfnet._training._schedule.end_epoch``); the figure is the median of epochs 2 on.
 
 Usage: ``python benchmarks/explore_schedule.py`` (about 15 minutes on 2
 cores at 25 million ratings); writes

@@ -8,12 +8,9 @@ Four protocols, each measured in one run so that ratios compare like with like:
   what every later fit costs), the former defaults (``FORMER_DEFAULTS``:
   Keras's dense Adam through ``keras.Model.fit``), Surprise ``SVD`` defaults
   and Cornac ``MF`` (its README configuration), and the ratios of fit
-  times to Surprise SVD's.  These rows run with skmfnet's compile cache
-  (``SKMFNET_CACHE_DIR``) off, as does every other row of this script but
-  the next ones: the defaults' first fit in a new process with the cache
-  on, in a new, empty cache folder, then in a second new process with the
-  folder the first one filled (what a user's later scripts and notebook
-  kernels on the same machine cost).
+  times to Surprise SVD's; then the defaults' first fit in a new process,
+  twice (each a new process: imports included, nothing compiled at run
+  time since the kernel is built at install).
 * ``search``: a model selection as users run it -- ``GridSearchCV`` over
   ``n_factors`` in ``SEARCH_GRID`` on the five canonical folds of MovieLens
   100K (u1..u5, ``PredefinedSplit``), refit on all ratings included, from a
@@ -24,8 +21,7 @@ Four protocols, each measured in one run so that ratios compare like with like:
   folds (its ``Dataset`` built from the same DataFrame, inside the timing);
   wall seconds, the ratio to Surprise's, the chosen K and its mean CV RMSE.
   One job (``n_jobs=1``) for every library.  As in ``ml100k``, two more
-  rows: the defaults' search in a new process with the compile cache on, in
-  an empty folder, then in another new process with the folder filled.
+  rows: the defaults' search in a new process, twice.
 * ``synthetic``: ratings with the shape of MovieLens 25M (162,000 users,
   59,000 items, long-tailed popularity) from
   :func:`skmfnet.datasets.make_ratings`.  For each library, with the same
@@ -50,7 +46,7 @@ Four protocols, each measured in one run so that ratios compare like with like:
   ``skmfnet-1thread``: the defaults with ``n_jobs=1`` (one thread; the
   defaults use every usable core at this size);
   ``skmfnet-blockperthread``: the defaults with one block of users and of
-  items per thread (through the private ``skmfnet._rowfit.BLOCKS``, set to
+  items per thread (through the private ``skmfnet._training._schedule.BLOCKS``, set to
   1), the schedule of the earliest runs; all six
   on the compiled path.  Beside them, the memory-traffic bound: the bytes an epoch must
   move per rating on the compiled path (its user and item rows with their
@@ -136,8 +132,8 @@ def _rmse(a, b):
 
 # --------------------------------------------------------------------- ml100k
 _FIRST_FIT = "skmfnet EmbeddingMFRegressor() (first fit of the process)"
-_NEW_PROCESS_COLD = "skmfnet EmbeddingMFRegressor(), first fit of a new process, empty compile cache"
-_NEW_PROCESS_WARM = "skmfnet EmbeddingMFRegressor(), first fit of a new process, compile cache of the previous row's"
+_NEW_PROCESS_COLD = "skmfnet EmbeddingMFRegressor(), first fit of a new process"
+_NEW_PROCESS_WARM = "skmfnet EmbeddingMFRegressor(), first fit of a second new process"
 
 
 def _u1():
@@ -158,10 +154,10 @@ def _timed_fit(model, X, y, X_test, y_test):
     return {"fit_s": fit_s, "rmse": _rmse(model.predict(X_test), y_test)}
 
 
-def _in_new_process(task, seed, cache):
-    """Run ``--ml100k-worker task`` in a new process whose compile cache is ``cache``; its JSON row."""
+def _in_new_process(task, seed):
+    """Run ``--ml100k-worker task`` in a new process; its JSON row."""
     out = subprocess.run([sys.executable, __file__, "--ml100k-worker", task, "--seed", str(seed)],
-                         env={**os.environ, "SKMFNET_CACHE_DIR": cache}, capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -191,11 +187,9 @@ def run_ml100k(seed):
         "Cornac MF (README config)": CornacRegressor("MF", params=CORNAC_README, seed=seed),
     }
     rows = {name: _timed_fit(model, X, y, X_test, y_test) for name, model in models.items()}
-    # first fits of new processes with the compile cache on (skmfnet's
-    # default): empty, then filled by the process before
-    with tempfile.TemporaryDirectory() as cache:
-        rows[_NEW_PROCESS_COLD] = _in_new_process("fit", seed, cache)
-        rows[_NEW_PROCESS_WARM] = _in_new_process("fit", seed, cache)
+    # first fits of new processes: what a user's next script costs
+    rows[_NEW_PROCESS_COLD] = _in_new_process("fit", seed)
+    rows[_NEW_PROCESS_WARM] = _in_new_process("fit", seed)
     reference = rows["Surprise SVD()"]["fit_s"]
     for row in rows.values():
         row["fit_time_vs_surprise"] = row["fit_s"] / reference
@@ -252,13 +246,9 @@ def run_search(seed):
                          ("skmfnet EmbeddingMFRegressor(), the same search again in the process", {}),
                          (f"skmfnet {_FORMER_LABEL} (keras.Model.fit)", FORMER_DEFAULTS)):
         rows[name] = _skmfnet_search(seed, params, frame, folds)
-    # first searches of new processes with the compile cache on (skmfnet's
-    # default): empty, then filled by the process before
-    with tempfile.TemporaryDirectory() as cache:
-        rows["skmfnet EmbeddingMFRegressor(), first search of a new process, empty compile cache"] = (
-            _in_new_process("search", seed, cache))
-        rows["skmfnet EmbeddingMFRegressor(), first search of a new process, compile cache of the previous row's"] = (
-            _in_new_process("search", seed, cache))
+    # first searches of new processes
+    rows["skmfnet EmbeddingMFRegressor(), first search of a new process"] = _in_new_process("search", seed)
+    rows["skmfnet EmbeddingMFRegressor(), first search of a second new process"] = _in_new_process("search", seed)
     start = time.perf_counter()
     dataset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5)))
     search = surprise.model_selection.GridSearchCV(
@@ -294,10 +284,10 @@ def _make_estimator(library, n_factors, epochs, seed):
 
         return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed, n_jobs=1)
     if library == "skmfnet-blockperthread":
-        import skmfnet._rowfit
+        import skmfnet._training._schedule
         from skmfnet import EmbeddingMFRegressor
 
-        skmfnet._rowfit.BLOCKS = 1  # (this library's own process)
+        skmfnet._training._schedule.BLOCKS = 1  # (this library's own process)
         return EmbeddingMFRegressor(n_factors=n_factors, epochs=epochs, random_state=seed)
     if library == "skmfnet-lazy4096":
         from skmfnet import EmbeddingMFRegressor
@@ -681,10 +671,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.ml100k_worker:
         return _ml100k_worker(args)
-    # skmfnet's compile cache off in this process and the workers it starts
-    # (before skmfnet is imported): every row compiles anew, but the rows of
-    # new processes that name their cache
-    os.environ["SKMFNET_CACHE_DIR"] = ""
     if args.worker:
         return _worker(args)
     if args.scaling_worker:

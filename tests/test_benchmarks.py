@@ -169,60 +169,22 @@ def test_speed_scaling_protocol_end_to_end(tmp_path):
     assert "2 workers x 1 core" in (tmp_path / "speed.md").read_text()
 
 
-def test_explore_frequency_gamma_zero_trains_as_the_package(monkeypatch):
-    # benchmarks/explore_frequency.py trains with a patched copy of
-    # skmfnet/_rowfit.py; its baseline row (gamma=0) stands for the package
-    # only if that copy, unscaled, gives the package's fit exactly
-    import numpy as np
-
-    import skmfnet._training
-    from skmfnet import EmbeddingMFRegressor
-    from skmfnet.datasets import make_ratings
-
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
-    import explore_frequency
-
-    X, y = make_ratings(60, 40, 1_500, random_state=0, return_X_y=True)
-    params = dict(n_factors=4, epochs=3, batch_size=128, n_jobs=1, random_state=0)
-    expected = EmbeddingMFRegressor(**params).fit(X, y).predict(X)
-    rowfit = explore_frequency.patched_rowfit()
-    monkeypatch.setattr(skmfnet._training, "fit_rows", rowfit.fit_rows)
-    rowfit.GAMMA = 0.0
-    np.testing.assert_array_equal(EmbeddingMFRegressor(**params).fit(X, y).predict(X), expected)
-    rowfit.GAMMA = 0.5  # and the scale does reach the penalty
-    assert not np.allclose(EmbeddingMFRegressor(**params).fit(X, y).predict(X), expected)
-
-
-@needs_real_100k
-def test_speed_ml100k_worker_fits_with_the_compile_cache_it_is_given(tmp_path):
-    """speed.py's new-process rows: the worker fits u1 with the cache folder of its environment, and fills it."""
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "speed.py"), "--ml100k-worker", "fit"],
-        cwd=REPO_ROOT, env={**os.environ, "SKMFNET_DATA": str(REAL_HOME), "SKMFNET_CACHE_DIR": str(tmp_path)},
-        capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    row = json.loads(done.stdout.strip().splitlines()[-1])
-    assert row["fit_s"] > 0 and 0.85 < row["rmse"] < 1.0
-    assert list(tmp_path.rglob("xla_compile_cache*.pb"))
-
-
 def test_explore_blocks_forces_each_block_count_and_writes_its_figures(tmp_path, monkeypatch):
-    import skmfnet._rowfit
+    import skmfnet._training._schedule
 
     monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
     import explore_blocks
 
     seen = []
-    blocks = skmfnet._rowfit.Blocks
+    blocks = skmfnet._training._schedule.Blocks
 
     class Recorded(blocks):
         def __init__(self, X, n_rows, p, batch):
             seen.append(p)
             super().__init__(X, n_rows, p, batch)
 
-    monkeypatch.setattr(skmfnet._rowfit, "Blocks", Recorded)
-    original = (skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch)
+    monkeypatch.setattr(skmfnet._training._schedule, "Blocks", Recorded)
+    original = (skmfnet._training._schedule.resolve_blocks, skmfnet._training._schedule.end_epoch)
     out = tmp_path / "blocks.json"
     assert explore_blocks.main(["--n-ratings", "20000", "--blocks", "2,3", "--repeats", "1", "--n-factors", "4",
                                 "--output", str(out)]) == 0
@@ -231,25 +193,25 @@ def test_explore_blocks_forces_each_block_count_and_writes_its_figures(tmp_path,
     assert set(result["ratings_per_s"]) == {"2", "3"}
     assert all(len(r) == 1 and r[0] > 0 for r in result["ratings_per_s"].values())
     # the package's own rule and epoch end are back after the sweep
-    assert (skmfnet._rowfit.resolve_blocks, skmfnet._rowfit.end_epoch) == original
+    assert (skmfnet._training._schedule.resolve_blocks, skmfnet._training._schedule.end_epoch) == original
 
 
 def test_explore_schedule_forces_each_number_of_parts_and_records_the_curves(tmp_path, monkeypatch):
-    import skmfnet._rowfit
+    import skmfnet._training._schedule
 
     monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
     import explore_schedule
 
     # 40,000 ratings in batches of 1024: 2 x 2 cells of about 9 batches, in parts of 3 or more
-    monkeypatch.setattr(skmfnet._rowfit, "CELL_BATCHES", 3)
+    monkeypatch.setattr(skmfnet._training._schedule, "CELL_BATCHES", 3)
     parts = []
-    chunk_order = skmfnet._rowfit._chunk_order
+    chunk_order = skmfnet._training._schedule.chunk_order
 
     def recorded(*args):
-        parts.append(skmfnet._rowfit.ROUND_CHUNKS)
+        parts.append(skmfnet._training._schedule.ROUND_CHUNKS)
         return chunk_order(*args)
 
-    monkeypatch.setattr(skmfnet._rowfit, "_chunk_order", recorded)
+    monkeypatch.setattr(skmfnet._training._schedule, "chunk_order", recorded)
     out = tmp_path / "schedule.json"
     assert explore_schedule.main(["--n-ratings", "40000", "--epochs", "2", "--chunks", "1,3", "--n-factors", "4",
                                   "--output", str(out)]) == 0
@@ -260,34 +222,7 @@ def test_explore_schedule_forces_each_number_of_parts_and_records_the_curves(tmp
     # (one thread draws no parts) 2 x 2 cells, in 1 and then 3 parts, for 2 epochs: another trajectory
     assert parts == [1] * 2 * 4 + [3] * 2 * 4 * 3
     assert result["results"]["4 blocks, 1 chunks"]["test_rmse"] != result["results"]["4 blocks, 3 chunks"]["test_rmse"]
-    assert skmfnet._rowfit.ROUND_CHUNKS == 4  # the package's own number is back
-
-
-def test_explore_step_times_the_row_traffic_and_the_whole_step_on_one_thread(tmp_path, monkeypatch):
-    import skmfnet._rowfit
-
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
-    import explore_step
-
-    threads = []
-    resolve = skmfnet._rowfit.resolve_blocks
-
-    def recorded(n_threads, *args):
-        threads.append(n_threads)
-        return resolve(n_threads, *args)
-
-    monkeypatch.setattr(skmfnet._rowfit, "resolve_blocks", recorded)
-    # (n_jobs=None would train on every core at any size: the script must ask for one thread)
-    monkeypatch.setattr(skmfnet._rowfit, "AUTO_PARALLEL_RATINGS", 0)
-    out = tmp_path / "step.json"
-    assert explore_step.main(["--shape", "3000,2000", "--n-ratings", "20000", "--steps", "3", "--n-factors", "4",
-                              "--output", str(out)]) == 0
-    written = json.loads(out.read_text())
-    assert written["row_floats"] == 15  # [factors | bias | m | v] of K=4
-    results = written["results"]
-    assert all(results[name] > 0 for name in ("rows_only_large_tables", "rows_only_cached_tables",
-                                              "whole_step_defaults"))
-    assert threads == [1]  # the whole step ran on one thread
+    assert skmfnet._training._schedule.ROUND_CHUNKS == 4  # the package's own number is back
 
 
 def test_speed_worker_counts_the_epochs_of_each_fit_when_auto_compares_pairs(tmp_path, monkeypatch, capsys):
@@ -318,23 +253,3 @@ def test_speed_worker_counts_the_epochs_of_each_fit_when_auto_compares_pairs(tmp
     assert row["ratings_per_epoch"] == 1500 - 150
 
 
-def test_explore_first_fit_splits_a_new_process_first_fit_and_appends_its_run(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
-    import explore_first_fit
-
-    out = tmp_path / "first_fit.json"
-    earlier = {"script": "benchmarks/explore_first_fit.py", "figures": "...", "runs": [{"label": "earlier"}]}
-    out.write_text(json.dumps(earlier))
-    assert explore_first_fit.main(["--label", "test", "--runs", "1", "--n-ratings", "5000",
-                                   "--output", str(out)]) == 0
-    written = json.loads(out.read_text())
-    assert [run["label"] for run in written["runs"]] == ["earlier", "test"]  # appended
-    run = written["runs"][-1]
-    assert run["data"] == "5000 synthetic ratings"
-    (row,) = run["runs"]
-    # the new process's cache was empty: XLA compiled the epoch, its log was
-    # read, and that compilation happened inside the first compiled call of the fit
-    assert row["xla_kernels"] > 0
-    assert row["first_fit_s"] > row["first_call_s"] > row["xla_compile_s"] > 0
-    assert row["calls_in_first_fit"] >= 1
-    assert row["numba_import_s"] >= 0 and row["numba_first_call_s"] > 0
