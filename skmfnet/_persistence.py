@@ -308,6 +308,17 @@ def _check_saveable(estimator, meta, arrays):
     """
     name = type(estimator).__name__
     advice = "the training probably diverged: fit again with a lower learning_rate"
+    # the tables first: what makes every prediction NaN
+    model = getattr(estimator, "model_", None)
+    for weight in [] if model is None else model.weights:
+        if not np.isfinite(np.asarray(weight.numpy())).all():
+            raise ValueError(
+                f"Cannot save this {name}: its network's weight {weight.path} is not finite (NaN or "
+                f"infinite values); {advice}."
+            )
+    for key, values in arrays.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise ValueError(f"Cannot save this {name}: its {key}_ is not finite (NaN or infinite values); {advice}.")
     fitted = meta["fitted"]
     try:
         _restore_numbers(type(estimator)(), fitted)
@@ -320,16 +331,6 @@ def _check_saveable(estimator, meta, arrays):
         # the loader's messages name the file's fields; here they are the estimator's attributes
         message = re.sub(r"^(mu|rating_range|history|alpha|learning_rate|auto_results)\b", r"\1_", str(exc))
         raise ValueError(f"Cannot save this {name}: its {message}; {advice}.") from None
-    for key, values in arrays.items():
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            raise ValueError(f"Cannot save this {name}: its {key}_ is not finite (NaN or infinite values); {advice}.")
-    model = getattr(estimator, "model_", None)
-    for weight in [] if model is None else model.weights:
-        if not np.isfinite(np.asarray(weight.numpy())).all():
-            raise ValueError(
-                f"Cannot save this {name}: its network's weight {weight.path} is not finite (NaN or "
-                f"infinite values); {advice}."
-            )
 
 
 #: What a path that is not a regular file is, by its ``stat`` mode.

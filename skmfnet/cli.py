@@ -8,9 +8,12 @@ A thin layer over the public API::
     skmfnet recommend model.skmf --user 42 -n 10
     skmfnet similar model.skmf --item 50 -n 10      # est.similar_items([50], n=10)
 
-Tables are CSV (``.tsv``: tab-separated) or Parquet (``.parquet``, needs
-pyarrow); the user, item and rating columns are found by name (``--user-col``
-etc., else the usual names such as ``user_id``/``item_id``/``rating``).
+Tables are CSV (``.tsv``: tab-separated; ``--sep`` names another
+separator, e.g. ``--sep tab``) or Parquet (``.parquet``, needs pyarrow); the
+user, item and rating columns are found by name (``--user-col`` etc., else
+the usual names such as ``user_id``/``item_id``/``rating``), or, with
+``--no-header`` (files such as MovieLens' ``u.data``), by position: user
+id, item id, then rating.
 ``fit`` reads ratings with pandas' default type inference; ``predict`` reads
 the id columns of its pairs as text and converts them to the types of the
 model's ids, as ``recommend`` does with ``--user``.  Results go to standard
@@ -21,10 +24,15 @@ own start-up messages, hidden otherwise).
 The arguments are parsed before anything imports TensorFlow, so that its
 logging is configured (``TF_CPP_MIN_LOG_LEVEL``) before it starts.
 
+Argument and file errors are reported before TensorFlow is imported; ``fit``
+checks that the model file can be written, and that the factor tables fit in
+the machine's memory, before it trains.  Outputs are written to regular files
+only (never over a FIFO or a device).
+
 Exit status: 0 on success, 2 on a usage or input error (missing file or
 column, bad number or id, damaged model file, output that cannot be
-written), reported as one line on standard error without a traceback, 130
-when interrupted.
+written, a fit that diverged or ran out of memory), reported as one line on
+standard error without a traceback, 130 when interrupted.
 """
 
 import argparse
@@ -98,11 +106,24 @@ def _positive_float(text):
     return value
 
 
-def _read_table(path, text_columns=False):
+_SEPARATORS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " "}
+
+
+def _separator(text):
+    """--sep: a separator, or its name (tab, comma, semicolon, space; ``\\t`` as typed in a shell)."""
+    sep = _SEPARATORS.get(text, text)
+    if not sep:
+        raise argparse.ArgumentTypeError("expected a separator such as tab, ',' or '::'; got ''")
+    return sep
+
+
+def _read_table(path, text_columns=False, sep=None, names=None):
     """The table at ``path``; with ``text_columns``, CSV and TSV columns are read as text.
 
     As text, only empty cells are missing values (NaN); ``NA`` or ``null``
-    stay ids.  Parquet columns keep the types stored in the file.
+    stay ids.  Parquet columns keep the types stored in the file.  ``sep``:
+    the separator (default: tab for ``.tsv``, else comma); ``names``: the
+    file has no header, and its first columns are given these names.
     """
     import pandas as pd
 
@@ -120,10 +141,17 @@ def _read_table(path, text_columns=False):
                 raise UsageError(
                     f"reading Parquet files such as {path} needs pyarrow: pip install pyarrow"
                 ) from None
-        sep = "\t" if suffix == ".tsv" else ","
+        options = dict(sep=sep or ("\t" if suffix == ".tsv" else ","))
+        if len(options["sep"]) > 1:  # e.g. MovieLens 1M's "::": pandas reads it with its Python engine
+            options["engine"] = "python"
+        if names is not None:
+            options["header"] = None
         if text_columns:
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
-        return pd.read_csv(path, sep=sep)
+            options.update(dtype=str, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(path, **options)
+        if names is not None:
+            frame.columns = list(names[: frame.shape[1]]) + [f"column_{i}" for i in range(len(names), frame.shape[1])]
+        return frame
     except UsageError:
         raise
     except pd.errors.EmptyDataError:
@@ -146,21 +174,69 @@ def _column(frame, requested, candidates, what, path, option):
     for name in candidates:
         if name.lower() in lowered:
             return lowered[name.lower()]
+    hint = _layout_hint(frame)
     raise UsageError(
         f"{path} has no {what} column (looked for {', '.join(candidates[:3])}); its columns are "
-        f"{list(frame.columns)}: name it with {option}"
+        f"{list(frame.columns)}: " + (hint or f"name it with {option}")
     )
 
 
-def _check_output(output, what=""):
-    """Fail early, before the work, when ``output`` names a folder or a file in no folder."""
+def _layout_hint(frame):
+    """What to pass when the header shows another separator or no header at all ("" if neither)."""
+    header = [str(c) for c in frame.columns]
+    names = {"\t": "tab", ";": "';'", "|": "'|'", "::": "'::'"}
+    sep = next((sep for sep in names if len(header) == 1 and sep in header[0]), None)
+    cells = header[0].split(sep) if sep else header
+
+    def is_number(text):
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    headerless = all(is_number(cell.strip()) for cell in cells)
+    hints = []
+    if sep:
+        hints.append(f"the file looks {'tab' if sep == chr(9) else names[sep]}-separated: pass --sep {names[sep]}")
+    if headerless:
+        hints.append(
+            "its first line looks like data (no header): pass --no-header to take the columns "
+            "by position (user id, item id, rating)"
+        )
+    return "; ".join(hints)
+
+
+def _check_output(output, what="", probe=False):
+    """Fail early, before the work, when ``output`` cannot be written.
+
+    Refused: a folder, a file in no folder, and anything that is not a
+    regular file (a FIFO, a device, a link to one), which the atomic rename
+    of the write would replace.  With ``probe``, a temporary file is created
+    and removed in the destination folder, so that a folder without write
+    permission fails now rather than after a long fit.
+    """
     if output is None:
         return
+    from ._persistence import regular_destination
+
     path = Path(output)
     if path.is_dir():
         raise UsageError(f"cannot write {what}{path}: it is a folder")
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {what}{path}: folder {path.parent} does not exist")
+    try:
+        destination = regular_destination(path)
+    except ValueError as exc:
+        raise UsageError(_one_line(exc).replace("cannot write ", f"cannot write {what}", 1)) from None
+    if probe:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+        except OSError as exc:
+            raise UsageError(f"cannot write {what}{path}: {_os_error(exc)}") from None
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _os_error(exc):
@@ -174,10 +250,16 @@ def _write_table(frame, output):
         frame.to_csv(sys.stdout, index=False, lineterminator="\n")
         sys.stdout.flush()
         return
+    from ._persistence import regular_destination
+
     path = Path(output)
     _check_output(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        destination = regular_destination(path)  # a link's target; a FIFO or device is refused
+    except ValueError as exc:
+        raise UsageError(_one_line(exc)) from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {_os_error(exc)}") from None
     os.close(fd)
@@ -190,7 +272,7 @@ def _write_table(frame, output):
                 raise UsageError("writing Parquet files needs pyarrow: pip install pyarrow") from None
         else:
             frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",", lineterminator="\n")
-        os.replace(tmp, path)
+        os.replace(tmp, destination)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -199,18 +281,31 @@ def _write_table(frame, output):
         raise
 
 
+def _cell(value):
+    """A table cell as a message shows it: its text, or "nothing" when empty."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "nothing"
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
 def _one_line(exc):
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _check_model_file(path):
+    """Fail early (before any heavy import) when the model file is missing or a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"model file not found: {path}")
+    if path.is_dir():
+        raise UsageError(f"model file {path} is a folder")
 
 
 def _load_model(path, args):
     from ._persistence import InvalidModelFileError, load_estimator
 
     path = Path(path)
-    if not path.exists():
-        raise UsageError(f"model file not found: {path}")
-    if path.is_dir():
-        raise UsageError(f"model file {path} is a folder")
+    _check_model_file(path)
     try:
         with _tensorflow_start_up_hidden(not args.verbose):  # a network's model file imports TensorFlow
             return load_estimator(path)
@@ -273,12 +368,47 @@ _MF_OPTIONS = {
 }
 
 
+#: Copies of each factor table a fit holds at once: the weights, two optimizer slots, a gradient.
+_TABLE_COPIES = 4
+
+
+def _check_table_memory(args, X):
+    """Refuse, before anything is allocated, factor tables larger than the machine's memory."""
+    if args.n_factors is None:  # the default (32) is small
+        return
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: the fit reports it
+        return
+    n_users, n_items = (X.iloc[:, i].nunique() for i in (0, 1))
+    width = args.n_factors + 1 + (args.selection_factors or 0)
+    needed = _TABLE_COPIES * 4 * (n_users + n_items + 2) * width  # float32
+    if needed > memory:
+        raise UsageError(
+            f"--n-factors {args.n_factors}: the factor tables of {n_users:,} users and {n_items:,} items "
+            f"would need {needed / 2**30:,.1f} GiB (weights and optimizer state), more than this "
+            f"machine's {memory / 2**30:,.1f} GiB of memory; choose fewer factors"
+        )
+
+
+def _cli_terms(message):
+    """An estimator's message with its parameter names as this command's options (learning_rate -> --learning-rate)."""
+    for name, option in _MF_OPTIONS.items():
+        message = re.sub(rf"(?<![\w-]){name}(?!\w)", option, message)
+    return message
+
+
+def _is_out_of_memory(exc):
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError"
+
+
 def _fit(args):
     import numpy as np
     import pandas as pd
 
-    _check_output(args.model, what="model file ")
-    frame = _read_table(args.data)
+    _check_output(args.model, what="model file ", probe=True)
+    names = ("user_id", "item_id", "rating") if args.no_header else None
+    frame = _read_table(args.data, sep=args.sep, names=names)
     columns = [
         _column(frame, args.user_col, _USER_COLUMNS, "user id", args.data, "--user-col"),
         _column(frame, args.item_col, _ITEM_COLUMNS, "item id", args.data, "--item-col"),
@@ -289,14 +419,17 @@ def _fit(args):
     X = frame[columns[:2]]
     y = pd.to_numeric(frame[columns[2]], errors="coerce")
     bad = np.flatnonzero(~np.isfinite(y.to_numpy(dtype=np.float64, na_value=np.nan)))
+    first_line = 1 if args.no_header else 2  # the line of the file holding row 0
     if len(bad):
         raise UsageError(
-            f"column {columns[2]!r} of {args.data} must hold numbers; row {bad[0] + 2} (line of the "
-            f"file) holds {frame[columns[2]].iloc[bad[0]]!r} ({len(bad)} such row(s))"
+            f"column {columns[2]!r} of {args.data} must hold numbers; row {bad[0] + first_line} (line of "
+            f"the file) holds {_cell(frame[columns[2]].iloc[bad[0]])} ({len(bad)} such row(s))"
         )
     if len(frame) == 0:
         raise UsageError(f"{args.data} holds no ratings")
     mf_params = {k: getattr(args, k) for k in _MF_OPTIONS if getattr(args, k) is not None}
+    if args.estimator == "mf":
+        _check_table_memory(args, X)
     if args.estimator == "bias":
         from ._baselines import BiasBaselineRegressor
 
@@ -316,16 +449,23 @@ def _fit(args):
         # Keras prints its progress on stdout: keep stdout for data
         with contextlib.redirect_stdout(sys.stderr):
             estimator.fit(X, y.to_numpy(dtype=np.float64))
-    except ValueError as exc:  # invalid ids, parameters out of range
-        raise UsageError(_one_line(exc)) from None
+    except ValueError as exc:  # invalid ids, parameters out of range, a fit that diverged
+        raise UsageError(_cli_terms(_one_line(exc))) from None
+    except Exception as exc:  # TensorFlow's ResourceExhaustedError is no MemoryError
+        if not _is_out_of_memory(exc):
+            raise
+        raise UsageError(
+            f"out of memory while fitting ({type(exc).__name__}: {_one_line(exc)[:200]}); choose a "
+            "smaller --n-factors or --batch-size"
+        ) from None
     from ._persistence import save_estimator
 
     try:
         save_estimator(estimator, args.model)
     except OSError as exc:
         raise UsageError(f"cannot write model file {args.model}: {_os_error(exc)}") from None
-    except ValueError as exc:  # ids of an unsupported type
-        raise UsageError(_one_line(exc)) from None
+    except ValueError as exc:  # ids of an unsupported type, a model that is not finite
+        raise UsageError(_cli_terms(_one_line(exc))) from None
     _log(args, f"wrote {args.model}")
     return 0
 
@@ -335,14 +475,17 @@ def _predict(args):
     import pandas as pd
 
     _check_output(args.output)
-    estimator = _load_model(args.model, args)
-    frame = _read_table(args.pairs, text_columns=True)
+    _check_model_file(args.model)
+    # the pairs before the model: their errors come before TensorFlow's import
+    names = ("user_id", "item_id") if args.no_header else None
+    frame = _read_table(args.pairs, text_columns=True, sep=args.sep, names=names)
     columns = [
         _column(frame, args.user_col, _USER_COLUMNS, "user id", args.pairs, "--user-col"),
         _column(frame, args.item_col, _ITEM_COLUMNS, "item id", args.pairs, "--item-col"),
     ]
     if columns[0] == columns[1]:
         raise UsageError(f"the user and item columns must differ; got {columns}")
+    estimator = _load_model(args.model, args)
     # the file's ids as the model types its ids: "007" stays "007" for string ids, is 7 for integers
     first_line = 1 if Path(args.pairs).suffix.lower() in (".parquet", ".pq") else 2
     ids = [
@@ -496,6 +639,14 @@ def _similar(args):
     option = f"--{side}"
     classes = getattr(estimator, f"{side}_encoder_").classes_
     ids = _ids_like(pd.Series(texts, dtype=object), classes, side, lambda i: option).tolist()
+    unknown = [i for i, row in zip(ids, pd.Index(classes).get_indexer(ids)) if row < 0]
+    if unknown:
+        shown = unknown[:5] + (["..."] if len(unknown) > 5 else [])
+        raise UsageError(
+            f"{option}: {side}s: {len(unknown)} of the {len(ids)} ids given were not seen in fit, and an "
+            f"unknown {side} has no learned factors to compare: {shown}. Pass {side} ids of the ratings "
+            "the model was fitted on"
+        )
     try:
         table = (estimator.similar_items if side == "item" else estimator.similar_users)(ids, n=args.n)
     except ValueError as exc:
@@ -555,6 +706,7 @@ def _parser():
                      help="mf: EmbeddingMFRegressor (default); bias: BiasBaselineRegressor")
     _id_columns(fit)
     fit.add_argument("--rating-col", help="rating column (default: rating, score, ...)")
+    _layout_options(fit, "user id, item id, rating")
     fit.add_argument("--n-factors", type=_positive_int, help="latent factors K (default 32)")
     fit.add_argument("--epochs", type=_positive_int, help="passes over the data (default 10)")
     fit.add_argument("--learning-rate", type=_positive_float,
@@ -580,6 +732,7 @@ def _parser():
     predict.add_argument("model", help="model file written by 'skmfnet fit'")
     predict.add_argument("pairs", help="file of (user, item) pairs (.csv, .tsv, .parquet)")
     _id_columns(predict)
+    _layout_options(predict, "user id, item id")
     predict.add_argument("--output", "-o", help="write to this file instead of standard output")
     predict.set_defaults(run=_predict)
 
@@ -612,6 +765,19 @@ def _parser():
     sim.add_argument("--output", "-o", help="write to this file instead of standard output")
     sim.set_defaults(run=_similar)
     return parser
+
+
+def _layout_options(parser, order):
+    parser.add_argument(
+        "--sep", type=_separator, metavar="SEP",
+        help="column separator: tab, comma, semicolon, space or any text such as '::' "
+        "(default: tab for .tsv, else comma)",
+    )
+    parser.add_argument(
+        "--no-header", action="store_true",
+        help=f"the file has no header line: its columns are, in order, {order} "
+        "(e.g. MovieLens 100K's u.data with --sep tab)",
+    )
 
 
 def _id_columns(parser):

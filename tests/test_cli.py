@@ -460,3 +460,140 @@ def test_fit_with_a_selection_term_from_the_command_line(workdir):
     model = load_estimator(path)
     assert model.get_params()["selection_factors"] == 3
     assert model.item_selection_.shape == (model.n_items_ + 1, 4)
+
+
+# ------------------------------------------------------ hardening (issue 36)
+def one_error_line(capsys):
+    """The single error line of a command that exited with status 2 (asserting it is alone)."""
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err, captured.err
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("skmfnet: error: "), captured.err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def u_data(workdir):
+    """Ratings as MovieLens 100K's u.data holds them: tab-separated, no header, a timestamp column."""
+    ratings = make_ratings(30, 20, 300, rating_scale=(1, 5), random_state=0)
+    path = workdir / "u.data"
+    ratings.assign(timestamp=881250949).to_csv(path, sep="\t", header=False, index=False)
+    return path
+
+
+def test_a_tab_separated_headerless_file_gets_a_hint_naming_the_options(u_data, capsys):
+    assert main(["fit", str(u_data), "-m", str(u_data.parent / "u.skmf"), "--estimator", "bias", "-q"]) == 2
+    line = one_error_line(capsys)
+    assert re.search(r"looks tab-separated.*--sep tab", line), line
+    assert re.search(r"no header.*--no-header", line), line
+
+
+def test_sep_and_no_header_read_movielens_u_data(u_data, capsys):
+    model = u_data.parent / "u.skmf"
+    args = ["fit", str(u_data), "-m", str(model), "--estimator", "bias", "-q", "--sep", "tab", "--no-header"]
+    assert main(args) == 0
+    est = load_estimator(model)
+    assert est.n_users_ == pd.read_csv(u_data, sep="\t", header=None)[0].nunique()
+    pairs = u_data.parent / "u_pairs.data"
+    pd.read_csv(u_data, sep="\t", header=None).iloc[:5, :2].to_csv(pairs, sep="\t", header=False, index=False)
+    assert main(["predict", str(model), str(pairs), "--sep", "\\t", "--no-header", "-q"]) == 0
+    assert len(read_csv(capsys.readouterr().out)) == 5
+
+
+def test_a_headerless_csv_gets_a_hint(workdir, tmp_path, capsys):
+    path = tmp_path / "ratings.csv"
+    pd.read_csv(workdir / "ratings.csv").to_csv(path, header=False, index=False)
+    assert main(["fit", str(path), "-m", str(tmp_path / "m.skmf"), "--estimator", "bias", "-q"]) == 2
+    line = one_error_line(capsys)
+    assert "--no-header" in line and "--sep" not in line, line
+
+
+def test_similar_with_an_unknown_item_speaks_in_cli_terms(mf_model, capsys):
+    assert main(["similar", str(mf_model), "--item", "999", "-q"]) == 2
+    line = one_error_line(capsys)
+    assert "--item" in line and "999" in line and "not seen in fit" in line
+    assert "encoder" not in line and "classes_" not in line, line
+
+
+def test_a_diverging_fit_writes_no_model_and_keeps_the_old_one(workdir, tmp_path, capsys):
+    model = tmp_path / "m.skmf"
+    assert main(["fit", str(workdir / "ratings.csv"), "-m", str(model), "-q", *MF]) == 0
+    before = model.read_bytes()
+    assert main(["fit", str(workdir / "ratings.csv"), "-m", str(model), "-q", *MF, "--learning-rate", "1e30"]) == 2
+    line = one_error_line(capsys)
+    assert re.search(r"not finite|diverge", line) and "--learning-rate" in line, line
+    assert model.read_bytes() == before
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    from skmfnet import _baselines, _estimator
+
+    def fail(*args, **kwargs):
+        pytest.fail("the command trained before refusing its arguments")
+
+    monkeypatch.setattr(_estimator.EmbeddingMFRegressor, "fit", fail)
+    monkeypatch.setattr(_baselines.BiasBaselineRegressor, "fit", fail)
+
+
+def test_factor_tables_larger_than_memory_are_refused_before_training(workdir, tmp_path, capsys, no_training):
+    args = ["fit", str(workdir / "ratings.csv"), "-m", str(tmp_path / "m.skmf"), "-q", "--n-factors", str(10**12)]
+    assert main(args) == 2
+    line = one_error_line(capsys)
+    assert re.search(r"--n-factors 1000000000000: .*30 users and 20 items.*GiB.*memory", line), line
+    assert not (tmp_path / "m.skmf").exists()
+
+
+def test_out_of_memory_during_fit_is_one_line(workdir, tmp_path, capsys, monkeypatch):
+    from skmfnet import _baselines
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError("Unable to allocate 52.3 GiB for an array")
+
+    monkeypatch.setattr(_baselines.BiasBaselineRegressor, "fit", exhausted)
+    assert main(["fit", str(workdir / "ratings.csv"), "-m", str(tmp_path / "m.skmf"), "--estimator", "bias"]) == 2
+    captured = capsys.readouterr()
+    assert "out of memory" in captured.err.splitlines()[-1] and "Traceback" not in captured.err
+
+
+def test_model_into_an_unwritable_folder_fails_before_training(tmp_path, workdir, capsys, no_training):
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # root writes into read-only folders
+        if not Path("/sys").is_dir():
+            pytest.skip("running as root, and no /sys to stand for a folder nobody may write")
+        folder = Path("/sys")
+    else:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+    model = folder / "m.skmf"
+    assert main(["fit", str(workdir / "ratings.csv"), "-m", str(model), "--estimator", "bias", "-q"]) == 2
+    line = one_error_line(capsys)
+    assert line == f"skmfnet: error: cannot write model file {model}: Permission denied", line
+
+
+@pytest.mark.parametrize("target", ["fifo", "link-to-device"])
+def test_output_never_replaces_a_non_regular_file(workdir, bias_model, tmp_path, capsys, target):
+    import stat
+
+    out = tmp_path / "out.csv"
+    if target == "fifo":
+        os.mkfifo(out)
+    else:
+        out.symlink_to(os.devnull)
+    assert main(["predict", str(bias_model), str(workdir / "pairs.csv"), "-o", str(out), "-q"]) == 2
+    line = one_error_line(capsys)
+    assert re.search(r"cannot write .*out.csv: it (is|points to) a (FIFO|character device).*not a regular file", line)
+    mode = out.lstat().st_mode
+    assert stat.S_ISFIFO(mode) if target == "fifo" else out.is_symlink()
+
+
+def test_input_errors_are_reported_before_tensorflow_is_imported(mf_model, workdir):
+    code = (
+        "import sys\nfrom skmfnet.cli import main\n"
+        f"status = main(['predict', {str(mf_model)!r}, {str(workdir / 'missing.csv')!r}])\n"
+        "print(status, 'tensorflow' in sys.modules)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert "file not found" in done.stderr
