@@ -6,7 +6,7 @@ Unlike a pickle, loading a model file executes no code from the file:
   version, the skmfnet version that wrote it, the estimator's class name and
   ``get_params()``, and the fitted state that is not an array: ``mu_``,
   ``rating_range_``, ``history_``, ``n_features_in_``, ``feature_names_in_``,
-  ``alpha_``, ``learning_rate_``, ``auto_results_``, and both id
+  ``alpha_``, ``learning_rate_``, ``auto_results_``, ``engine_``, and both id
   vocabularies, each id a JSON value of its own type (int, float
   or str) plus the pandas dtype of the vocabulary; with side information, the
   labels of every feature the same way (format version 2);
@@ -23,7 +23,12 @@ Unlike a pickle, loading a model file executes no code from the file:
 
 A file is written to a temporary file in the destination folder, flushed to
 disk and renamed over the destination in one step, so an interrupted save
-never leaves a half-written model behind.
+never leaves a half-written model behind.  A destination that is not a
+regular file (a FIFO, a device, a link to one) is refused rather than
+replaced; a link to a regular file keeps its link and its target is
+replaced.  A model that loading would refuse (NaN or infinite weights,
+``mu_`` or history, as a fit that diverged leaves them) is refused before
+anything is written.
 
 A crafted file must not exhaust memory either, and neither Keras nor numpy
 checks a size before allocating it: ``keras.saving.load_model`` builds every
@@ -35,17 +40,23 @@ So :func:`load_estimator` checks by hand, before either is called:
   bounded by that cap: ``skmfnet.json`` has a fixed generous cap; the others
   are capped by what the vocabularies and parameters of ``skmfnet.json``
   need;
-* ``skmfnet.json``: no ``NaN``/``Infinity``, no nesting deeper than the
-  parser allows; parameters pass the estimator's ``_parameter_constraints``;
-  ``mu`` and the rating range finite, the range not inverted;
+* ``skmfnet.json``: at most 10,000 lists and objects (counted in the text,
+  outside strings, before parsing: vocabularies are flat lists), no
+  ``NaN``/``Infinity``, no nesting deeper than the parser allows; parameters
+  pass the estimator's ``_parameter_constraints``; ``mu``, ``alpha`` and the
+  rating range finite numbers (an integer too large for a float refused),
+  the range not inverted; ``history`` an object of at most 64 lists of at
+  most ``epochs`` finite numbers;
 * every ``.npy`` header in ``arrays.npz`` (dtype, shape) against the
-  vocabulary sizes, before its data is read; float arrays finite;
+  vocabulary sizes, before its data is read; float arrays finite; row 0 of
+  the selection term (the row of unknown ids) zero;
 * ``config.json`` of ``model.keras``: each layer's declared sizes (Embedding
   ``input_dim``/``output_dim``, ImplicitFeedback ``n_users``/``n_items``/
   ``n_pairs``/``n_factors``, Dense ``units`` and input width, the input
-  width) equal what the vocabularies and parameters need, and no layer is
-  foreign to a skmfnet network; the weights file is no larger than those
-  shapes need and not too small to hold them.  After loading, every weight
+  width) equal what the vocabularies and parameters need, for every entry
+  (Keras builds unconnected layers too; a name used twice is refused), and
+  no layer is foreign to a skmfnet network; the weights file is no larger
+  than those shapes need and not too small to hold them.  After loading, every weight
   is finite.
 
 Anything else is refused with :class:`InvalidModelFileError`.
@@ -261,6 +272,8 @@ def save_estimator(estimator, path):
             "alpha": getattr(estimator, "alpha_", None),
             "learning_rate": getattr(estimator, "learning_rate_", None),
             "auto_results": getattr(estimator, "auto_results_", None),
+            # the engine that trained it (EmbeddingMFRegressor, see skmfnet._training._dispatch)
+            "engine": getattr(estimator, "engine_", None),
         },
     }
     arrays = {}
@@ -732,6 +745,13 @@ def _restore_resolved(estimator, fitted):
                 if not isinstance(entry[key], int) or isinstance(entry[key], bool) or entry[key] < 1:
                     raise InvalidModelFileError(f"auto_results' {key} is {entry[key]!r}; expected a positive integer")
     estimator.auto_results_ = results
+    engine = fitted.get("engine")
+    if engine is not None:  # files from before engine_ have none
+        from ._training._dispatch import ENGINES
+
+        if engine not in ENGINES:
+            raise InvalidModelFileError(f"engine is {engine!r}; expected null or one of {list(ENGINES)}")
+        estimator.engine_ = engine
 
 
 #: Most (alpha, learning_rate) pairs a file's auto_results may list.

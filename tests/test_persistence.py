@@ -777,3 +777,13 @@ def test_save_into_missing_folder_names_the_path_given(models, tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         save_estimator(models["bias"], path)
     assert str(path) in str(info.value) and ".tmp" not in str(info.value)
+
+
+def test_engine_round_trips_and_a_foreign_engine_is_refused(models, tmp_path):
+    est = models["dot"]
+    path = saved_as(models, tmp_path, "dot")
+    assert load_estimator(path).engine_ == est.engine_
+    bad = tmp_path / "bad.skmf"
+    rewrite(path, bad, meta=lambda m: {**m, "fitted": {**m["fitted"], "engine": "os.system"}})
+    with pytest.raises(InvalidModelFileError, match="engine is 'os.system'; expected null or one of"):
+        load_estimator(bad)
