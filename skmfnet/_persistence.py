@@ -401,7 +401,8 @@ def _write_atomically(path, meta, arrays, keras_file):
     try:
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr(_META, json.dumps(meta, indent=1))
+                # compact: the vocabularies take about 8 bytes per numeric id
+                archive.writestr(_META, json.dumps(meta, separators=(",", ":")))
                 if keras_file is not None:
                     archive.write(keras_file, _KERAS)
                 if arrays:
@@ -562,8 +563,10 @@ def _load_archive(archive, path):
 # So every size a file declares is checked here, by hand, against what the
 # vocabularies and parameters of skmfnet.json need, before either is called.
 
-#: Most bytes skmfnet.json may inflate to: the ids of millions of users and items.
-_MAX_META_BYTES = 256 * 2**20
+#: Most bytes skmfnet.json may inflate to: the ids of millions of users and items
+#: (about 8 million numeric ids of 7 digits), and what Python's json parses in a
+#: few seconds and under 1 GB whatever the text (64 MB of "0.5," is 16 million floats).
+_MAX_META_BYTES = 64 * 2**20
 #: Most bytes the Keras archive's config.json and metadata.json may inflate to.
 _MAX_KERAS_CONFIG_BYTES = 4 * 2**20
 #: Allowance for the fixed overhead of a member (zip, npy and HDF5 headers).
@@ -609,8 +612,8 @@ def _check_member_size(info, limit, label):
 _MAX_META_CONTAINERS = 10_000
 #: Most entries of the history (Keras records 2 to 4: loss, rmse, val_loss, val_rmse).
 _MAX_HISTORY_KEYS = 64
-#: A JSON string, escapes included (its brackets are not structure).
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+#: Every byte but the quote and the opening brackets (deleted to count structure).
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[{')
 
 
 def _check_structure(data, label):
@@ -620,8 +623,14 @@ def _check_structure(data, label):
     tens of millions of empty lists (gigabytes) before any field is checked.
     """
     count = data.count(b"[") + data.count(b"{")
-    if count > _MAX_META_CONTAINERS:  # brackets inside strings (ids such as "[1]") are no structure
-        count = sum(part.count(b"[") + part.count(b"{") for part in _JSON_STRING.split(data))
+    if count > _MAX_META_CONTAINERS:
+        # brackets inside strings (ids such as "[1]") are no structure: count those outside,
+        # vectorised (a Python loop or a regex over millions of strings would be slow or large)
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")  # escaped backslashes, then quotes
+        codes = np.frombuffer(data.translate(None, _NOT_STRUCTURE), dtype=np.uint8)
+        quotes = codes == ord('"')
+        inside = np.bitwise_xor.accumulate(quotes)  # after an odd number of quotes: in a string
+        count = int(np.count_nonzero(~inside & ~quotes))
     if count > _MAX_META_CONTAINERS:
         raise InvalidModelFileError(
             f"{label} holds {count} lists and objects; expected at most {_MAX_META_CONTAINERS} "
@@ -640,6 +649,8 @@ def _check_history(history, epochs):
     if len(history) > _MAX_HISTORY_KEYS:
         raise InvalidModelFileError(f"history has {len(history)} entries; expected at most {_MAX_HISTORY_KEYS}")
     limit = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else 0
+    if limit == 0 and any(history.values()):
+        raise InvalidModelFileError("history has values, but this estimator records no history (no epochs)")
     checked = {}
     for key, values in history.items():
         where = f"history's {key!r}"

@@ -651,7 +651,7 @@ def test_history_is_validated(models, tmp_path, change, match):
 
 
 def test_brackets_inside_string_ids_are_not_counted_as_structure(tmp_path):
-    ids = [f"[{i}]" + "[" * 5 for i in range(30_000)]
+    ids = [f"[{i}]" + '"\\{[' * 3 + ("\\" if i % 2 else "") for i in range(30_000)]  # escapes too
     est = BiasBaselineRegressor().fit([[u, 1] for u in ids], np.ones(len(ids)))
     save_estimator(est, tmp_path / "m.skmf")
     pd.testing.assert_index_equal(load_estimator(tmp_path / "m.skmf").user_encoder_.classes_, est.user_encoder_.classes_)
@@ -787,3 +787,30 @@ def test_engine_round_trips_and_a_foreign_engine_is_refused(models, tmp_path):
     rewrite(path, bad, meta=lambda m: {**m, "fitted": {**m["fitted"], "engine": "os.system"}})
     with pytest.raises(InvalidModelFileError, match="engine is 'os.system'; expected null or one of"):
         load_estimator(bad)
+
+
+def test_a_flood_of_numbers_in_the_metadata_is_refused_unparsed(models, tmp_path, monkeypatch):
+    """skmfnet.json inflating past its cap (here 65 MB of "0.5,", 200 KB compressed) is never parsed."""
+    import skmfnet._persistence as persistence
+
+    good = saved_as(models, tmp_path, "bias")
+    with zipfile.ZipFile(good) as archive:
+        meta = json.loads(archive.read("skmfnet.json"))
+    meta["fitted"]["history"] = "PLACEHOLDER"
+    flood = '{"loss": [' + "0.5," * (65 * 2**20 // 4) + "0.5]}"
+    text = json.dumps(meta).replace('"PLACEHOLDER"', flood).encode()
+    path = tmp_path / "bad.skmf"
+    with zipfile.ZipFile(good) as old, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as new:
+        for name in old.namelist():
+            new.writestr(name, text if name == "skmfnet.json" else old.read(name))
+    del text, flood
+    monkeypatch.setattr(persistence, "_parse_json", lambda *a: pytest.fail("parsed a member over its cap"))
+    with pytest.raises(InvalidModelFileError, match=r"skmfnet.json declares \d+ bytes uncompressed"):
+        load_estimator(path)
+
+
+def test_history_of_an_estimator_without_epochs_is_refused(models, tmp_path):
+    path = tmp_path / "bad.skmf"
+    rewrite(saved_as(models, tmp_path, "bias"), path, **set_history({"loss": [0.5]}))
+    with pytest.raises(InvalidModelFileError, match="history has values, but this estimator records no history"):
+        load_estimator(path)
