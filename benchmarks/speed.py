@@ -61,7 +61,7 @@ Four protocols, each measured in one run so that ratios compare like with like:
   process, worker 0 for the pair, after an untimed one-epoch fit on the
   same data that compiles the programs of its shapes), throughput, test RMSE on 100,000 further
   ratings, and the bytes each worker sent per epoch through the exchange
-  (counted by ``skmfnet._distribute.RowExchange``).
+  (counted by ``skmfnet._training._cluster.RowExchange``).
 * ``tutorial``: seconds per epoch of the tutorial network against its
   arithmetic bound: FLOPs of its Dense layers per rating (forward and
   backward: 3 x 2 x weights) x ratings / this machine's measured float32
@@ -429,7 +429,7 @@ def run_synthetic(args):
 def _scaling_worker(args):
     """Run in a child process (one of the pair, or alone): fit, time, score; print JSON."""
     from skmfnet import EmbeddingMFRegressor
-    from skmfnet._distribute import RowExchange
+    from skmfnet._training._cluster import RowExchange
 
     arrays = np.load(args.data)
     X = pd.DataFrame({"user_id": arrays["users"], "item_id": arrays["items"]})
