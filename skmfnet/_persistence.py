@@ -334,10 +334,11 @@ def _check_saveable(estimator, meta, arrays):
             raise ValueError(f"Cannot save this {name}: its {key}_ is not finite (NaN or infinite values); {advice}.")
     fitted = meta["fitted"]
     try:
-        _restore_numbers(type(estimator)(), fitted)
+        probe = type(estimator)()  # the loader's checks set attributes: on a stand-in
+        probe.set_params(**{k: v for k, v in meta["params"].items() if k.endswith("_features")})
+        probe.fitted_params_ = meta["params"]
+        _restore_numbers(probe, fitted)
         if name == "EmbeddingMFRegressor":
-            probe = type(estimator)()
-            probe.fitted_params_ = meta["params"]
             _restore_resolved(probe, json.loads(json.dumps(fitted)))
         _check_history(fitted["history"], meta["params"].get("epochs"))
     except (InvalidModelFileError, OverflowError) as exc:
@@ -702,6 +703,13 @@ def _restore_numbers(estimator, fitted):
     n_features = fitted.get("n_features_in")
     if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 2:
         raise InvalidModelFileError(f"n_features_in is {n_features!r}; expected an integer >= 2")
+    # the two ids and each feature column named once (fit refuses any other column)
+    expected = 2 + sum(len(getattr(estimator, f"{side}_features", None) or ()) for side in ("user", "item"))
+    if n_features != expected:
+        raise InvalidModelFileError(
+            f"n_features_in is {n_features}; expected {expected} (user id, item id and the feature "
+            "columns its parameters name)"
+        )
     estimator.n_features_in_ = n_features
     names = fitted.get("feature_names_in")
     if names is not None:

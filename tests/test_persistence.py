@@ -691,6 +691,19 @@ def test_huge_json_integers_are_refused(models, tmp_path, kind, field, template,
         load_estimator(path)
 
 
+@pytest.mark.parametrize("kind", ["dot", "side-information", "bias"])
+def test_n_features_in_must_match_the_feature_parameters(models, tmp_path, kind):
+    """A huge n_features_in used to reach range(2, n_features_in) in the loader (memory exhausted)."""
+    good = saved_as(models, tmp_path, kind)
+    expected = 4 if kind == "side-information" else 2
+    path = tmp_path / "bad.skmf"
+    with zipfile.ZipFile(good) as archive:
+        text = with_huge_integer("n_features_in", "100000000000000000000")(archive.read("skmfnet.json"))
+    rewrite(good, path, replace={"skmfnet.json": text})
+    with pytest.raises(InvalidModelFileError, match=f"n_features_in is 100000000000000000000; expected {expected}"):
+        load_estimator(path)
+
+
 def test_float16_vocabulary_is_refused(models, tmp_path):
     path = tmp_path / "bad.skmf"
     rewrite(saved_as(models, tmp_path, "bias"), path,
