@@ -394,6 +394,8 @@ def _check_table_memory(args, X):
 def _cli_terms(message):
     """An estimator's message with its parameter names as this command's options (learning_rate -> --learning-rate)."""
     for name, option in _MF_OPTIONS.items():
+        if name == "epochs":  # also a plain word ("after 3 epochs")
+            continue
         message = re.sub(rf"(?<![\w-]){name}(?!\w)", option, message)
     return message
 
