@@ -983,7 +983,9 @@ def _check_keras_config(config, layers, n_columns):
     # every entry is checked: Keras builds (allocates) each one, connected or not
     seen = set()
     for entry, name, cls in zip(entries, names, classes):
-        if not isinstance(name, str) or name in seen:
+        if not isinstance(name, str):
+            raise InvalidModelFileError(f"{where}: a layer's name is {name!r}; expected a string")
+        if name in seen:
             raise InvalidModelFileError(
                 f"{where}: layer name {name!r} appears twice; a network's layers have distinct names"
             )

@@ -202,7 +202,7 @@ def _layout_hint(frame):
     if headerless:
         hints.append(
             "its first line looks like data (no header): pass --no-header to take the columns "
-            "by position (user id, item id, rating)"
+            "by position (user id and item id first)"
         )
     return "; ".join(hints)
 
@@ -489,13 +489,14 @@ def _predict(args):
         raise UsageError(f"the user and item columns must differ; got {columns}")
     estimator = _load_model(args.model, args)
     # the file's ids as the model types its ids: "007" stays "007" for string ids, is 7 for integers
-    first_line = 1 if Path(args.pairs).suffix.lower() in (".parquet", ".pq") else 2
+    parquet = Path(args.pairs).suffix.lower() in (".parquet", ".pq")
+    first_line = 1 if parquet or args.no_header else 2  # the row or line of the file holding row 0
     ids = [
         _ids_like(
             frame[column],
             getattr(estimator, f"{side}_encoder_").classes_,
             side,
-            lambda i, column=column: f"{'row' if first_line == 1 else 'line'} {i + first_line} of "
+            lambda i, column=column: f"{'row' if parquet else 'line'} {i + first_line} of "
             f"{args.pairs}, column {column!r}",
         )
         for side, column in zip(("user", "item"), columns)

@@ -597,3 +597,11 @@ def test_input_errors_are_reported_before_tensorflow_is_imported(mf_model, workd
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.stdout.split() == ["2", "False"], done.stderr
     assert "file not found" in done.stderr
+
+
+def test_predict_without_header_names_the_line_of_a_bad_id(bias_model, tmp_path, capsys):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("1\t2\nabc\t3\n")
+    assert main(["predict", str(bias_model), str(pairs), "--no-header", "-q"]) == 2
+    line = one_error_line(capsys)
+    assert re.search(r"line 2 of .*pairs.tsv", line), line
