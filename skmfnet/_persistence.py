@@ -216,6 +216,7 @@ def save_estimator(estimator, path):
         instance is saved as None (it only seeds fitting).
     path : str or path-like
         Destination file (conventionally ``*.skmf``); its folder must exist.
+        A symbolic link to a regular file is kept and its target replaced.
 
     Raises
     ------
@@ -224,8 +225,15 @@ def save_estimator(estimator, path):
     sklearn.exceptions.NotFittedError
         If the estimator is not fitted.
     ValueError
-        If an id is not an int, float or str (e.g. a tuple), or a parameter
-        is not JSON.
+        If an id is not an int, float or str (e.g. a tuple), a parameter
+        is not JSON, the model holds NaN or infinite values that
+        :func:`load_estimator` would refuse (weights, ``mu_``, biases,
+        history: a fit that diverged), or ``path`` is not a regular file (a
+        FIFO, a device, a link to one).  Nothing is written then.
+    OSError
+        If the file cannot be written: :class:`FileNotFoundError` when its
+        folder does not exist, :class:`IsADirectoryError` when ``path`` is a
+        folder; the message names ``path``.
 
     See Also
     --------
