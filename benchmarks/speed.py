@@ -1,6 +1,6 @@
 """Speed and scale: skmfnet against Surprise and Cornac on one machine.
 
-Four protocols, each measured in one run so that ratios compare like with like:
+Protocols, each measured in one run so that ratios compare like with like:
 
 * ``ml100k``: MovieLens 100K u1 -- fit seconds and test RMSE of
   ``EmbeddingMFRegressor()`` defaults (its first fit of the process, which
@@ -22,6 +22,10 @@ Four protocols, each measured in one run so that ratios compare like with like:
   wall seconds, the ratio to Surprise's, the chosen K and its mean CV RMSE.
   One job (``n_jobs=1``) for every library.  As in ``ml100k``, two more
   rows: the defaults' search in a new process, twice.
+* ``readme_search``: the README example's search (``GridSearchCV`` over
+  ``n_factors`` in ``README_GRID``, ``cv=3`` on u1.base, refit included),
+  skmfnet's defaults with ``n_jobs=1`` and ``n_jobs=2`` each in a new
+  process, against Surprise's ``GridSearchCV(SVD)`` on the same folds.
 * ``synthetic``: ratings with the shape of MovieLens 25M (162,000 users,
   59,000 items, long-tailed popularity) from
   :func:`skmfnet.datasets.make_ratings`.  For each library, with the same
@@ -96,12 +100,14 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.peers import CornacRegressor, SurpriseRegressor  # noqa: E402
 from benchmarks.report import machine_info  # noqa: E402
 
-PROTOCOLS = ("ml100k", "search", "synthetic", "tutorial", "scaling")
+PROTOCOLS = ("ml100k", "search", "readme_search", "synthetic", "tutorial", "scaling")
 #: scaling: training ratings of each run (the 25M id shape), factors, epochs
 SCALING_SIZES = (400_000, 5_000_000)
 SCALING_FACTORS = 32
 SCALING_EPOCHS = 10
 SEARCH_GRID = [8, 16, 32, 64, 128]
+#: The README example's grid (``readme_search``).
+README_GRID = [8, 32, 128]
 LIBRARIES = ("skmfnet", "skmfnet-1thread", "skmfnet-blockperthread", "skmfnet-sgd", "skmfnet-adagrad",
              "skmfnet-lazy4096", "surprise", "cornac")
 # skmfnet with plain SGD on the compiled path.  The batch loss is a mean, so
@@ -167,8 +173,11 @@ def _ml100k_worker(args):
 
     if args.ml100k_worker == "fit":
         row = _timed_fit(EmbeddingMFRegressor(random_state=args.seed), *_u1())
-    else:
+    elif args.ml100k_worker == "search":
         row = _skmfnet_search(args.seed, {}, *_search_data())
+    else:  # readme1, readme2: the README's search with n_jobs=1 or 2
+        row = _skmfnet_search(args.seed, {}, *_readme_search_data(), grid=README_GRID,
+                              n_jobs=int(args.ml100k_worker[-1]))
     print(json.dumps(row))
     return 0
 
@@ -223,14 +232,23 @@ def _search_data():
     return frame, list(PredefinedSplit(data.test_fold).split())
 
 
-def _skmfnet_search(seed, params, frame, folds):
+def _readme_search_data():
+    """u1.base and the 3 folds of the README's ``GridSearchCV(..., cv=3)`` on it (``KFold(3)``, unshuffled)."""
+    from sklearn.model_selection import KFold
+
+    X, y, _, _ = _u1()
+    frame = X.assign(rating=y.to_numpy()).reset_index(drop=True)
+    return frame, list(KFold(3).split(frame))
+
+
+def _skmfnet_search(seed, params, frame, folds, grid=SEARCH_GRID, n_jobs=1):
     from sklearn.model_selection import GridSearchCV
 
     from skmfnet import EmbeddingMFRegressor
 
     X, y = frame[["user_id", "item_id"]], frame["rating"]
-    search = GridSearchCV(EmbeddingMFRegressor(random_state=seed, **params), {"n_factors": SEARCH_GRID},
-                          cv=folds, scoring="neg_root_mean_squared_error", refit=True, n_jobs=1)
+    search = GridSearchCV(EmbeddingMFRegressor(random_state=seed, **params), {"n_factors": grid},
+                          cv=folds, scoring="neg_root_mean_squared_error", refit=True, n_jobs=n_jobs)
     start = time.perf_counter()
     search.fit(X, y)
     return {"wall_s": time.perf_counter() - start, "best_n_factors": search.best_params_["n_factors"],
@@ -262,6 +280,37 @@ def run_search(seed):
     for row in rows.values():
         row["wall_vs_surprise"] = row["wall_s"] / reference
     return {"grid": SEARCH_GRID, "folds": "u1..u5", "libraries": rows}
+
+
+def _surprise_search(seed, frame, folds, grid):
+    import surprise
+
+    start = time.perf_counter()
+    dataset = surprise.Dataset.load_from_df(frame[["user_id", "item_id", "rating"]],
+                                            surprise.Reader(rating_scale=(1, 5)))
+    search = surprise.model_selection.GridSearchCV(
+        surprise.SVD, {"n_factors": grid, "random_state": [seed]}, measures=["rmse"],
+        cv=_SurpriseFolds(folds), refit=True, n_jobs=1)
+    search.fit(dataset)
+    return {"wall_s": time.perf_counter() - start, "best_n_factors": search.best_params["rmse"]["n_factors"],
+            "best_cv_rmse": float(search.best_score["rmse"])}
+
+
+def run_readme_search(seed):
+    """The README's example search: ``GridSearchCV`` over ``README_GRID`` with ``cv=3`` on u1.base.
+
+    skmfnet's rows each run in a new process (imports excluded, nothing
+    cached from an earlier fit): ``n_jobs=1``, then ``n_jobs=2`` (joblib's
+    worker processes started, and TensorFlow imported in them, inside the
+    timing); Surprise's ``GridSearchCV(SVD)`` on the same folds and grid.
+    """
+    rows = {"skmfnet EmbeddingMFRegressor(), GridSearchCV(n_jobs=1), new process": _in_new_process("readme1", seed),
+            "skmfnet EmbeddingMFRegressor(), GridSearchCV(n_jobs=2), new process": _in_new_process("readme2", seed)}
+    rows["Surprise GridSearchCV(SVD)"] = _surprise_search(seed, *_readme_search_data(), README_GRID)
+    reference = rows["Surprise GridSearchCV(SVD)"]["wall_s"]
+    for row in rows.values():
+        row["wall_vs_surprise"] = row["wall_s"] / reference
+    return {"grid": README_GRID, "folds": "KFold(3) of u1.base", "libraries": rows}
 
 
 # ------------------------------------------------------------------ synthetic
@@ -580,6 +629,14 @@ def markdown(results):
             lines.append(f"| {name} | {row['wall_s']:.1f} | {row['wall_vs_surprise']:.2f} | "
                          f"{row['best_n_factors']} | {row['best_cv_rmse']:.4f} |")
         lines.append("")
+    if "readme_search" in results:
+        r = results["readme_search"]
+        lines += [f"## The README's search: GridSearchCV over n_factors {r['grid']}, {r['folds']}, refit included", "",
+                  "| Search | Wall s | Wall / Surprise's | Chosen K | Its mean CV RMSE |", "|---|---|---|---|---|"]
+        for name, row in r["libraries"].items():
+            lines.append(f"| {name} | {row['wall_s']:.1f} | {row['wall_vs_surprise']:.2f} | "
+                         f"{row['best_n_factors']} | {row['best_cv_rmse']:.4f} |")
+        lines.append("")
     if "synthetic" in results:
         s = results["synthetic"]
         lines += [f"## Synthetic ratings: {s['n_ratings']:,} ratings, {s['n_users']:,} users, "
@@ -615,7 +672,7 @@ def markdown(results):
             rules = [r for r in ("adam", "adagrad", "sgd") if r in b]  # (results of earlier runs: no adagrad)
             what = {"adam": "with Adam's moments (skmfnet, skmfnet-1thread, skmfnet-blockperthread)",
                     "adagrad": "with Adagrad's accumulator", "sgd": "with SGD (the user and item rows, read and written)"}
-            lines += [f"Memory-traffic bound of the compiled path: "
+            lines += ["Memory-traffic bound of the compiled path: "
                       + ", ".join(f"{b[r]:,} bytes per rating {what[r]}" for r in rules)
                       + f" at {s['memory_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s (numpy copies on every usable core, "
                       f"measured in this run): at most "
@@ -665,7 +722,7 @@ def main(argv=None):
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scaling-worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--ml100k-worker", choices=("fit", "search"), help=argparse.SUPPRESS)
+    parser.add_argument("--ml100k-worker", choices=("fit", "search", "readme1", "readme2"), help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -689,6 +746,8 @@ def main(argv=None):
         results["ml100k"] = run_ml100k(args.seed)
     if "search" in args.protocols:
         results["search"] = run_search(args.seed)
+    if "readme_search" in args.protocols:
+        results["readme_search"] = run_readme_search(args.seed)
     if "synthetic" in args.protocols:
         results["synthetic"] = run_synthetic(args)
     if "tutorial" in args.protocols:

@@ -338,7 +338,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         does not change the result.  None: every usable core from 524,288
         training ratings on, else one thread (an epoch on fewer ratings
         takes milliseconds); -1:
-        every usable core; 1: one thread and one block, whose batches are
+        every usable core.  Usable cores: all of them, or ``OMP_NUM_THREADS``
+        where that is set, as joblib sets it in the workers of a
+        ``GridSearchCV(n_jobs=...)``, so a search's workers share the cores
+        instead of each taking them all; 1: one thread and one block, whose batches are
         exactly those of the ``keras.Model.fit`` path.  ``p`` is lowered
         until every cell holds one batch.
     random_state : int, RandomState instance or None, default=None
@@ -391,6 +394,13 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     model_ : keras.Model
         The fitted network (input: int32 (user row, item row); output: the
         centred rating).
+    engine_ : str
+        What trained it, decided once per fit from the parameters:
+        ``"kernel"`` (the compiled kernel: the plain dot model with
+        ``"lazy_adam"``, ``"adagrad"`` or ``"sgd"``, one machine or
+        ``"multi_worker"``), ``"parameter_server"``, ``"keras_multi_worker"``
+        or ``"keras"`` (``keras.Model.fit``), as ``Ridge`` records ``solver_``.
+        Saved in model files (absent from files written before it existed).
     history_ : dict of list
         Per epoch: ``"loss"`` (training objective, regularization included),
         ``"rmse"`` (training RMSE of the centred ratings, averaged over the

@@ -1,6 +1,5 @@
 """The compiled kernel and its schedule: the plain dot model with optimizer="lazy_adam", "adagrad" or "sgd" (skmfnet._training)."""
 
-import re
 
 import keras
 import numpy as np
@@ -655,3 +654,28 @@ def test_an_interrupt_during_a_kernel_fit_stops_it_and_leaves_the_estimator_as_b
     assert len(calls) <= 4  # the other thread finished at most the slice it was in
     np.testing.assert_array_equal(est.predict(X), before)
     assert est.model_.get_layer("user_factors").embeddings.shape[1] == LAZY["n_factors"]
+
+
+@pytest.mark.parametrize("params, engine", [
+    ({}, "kernel"),
+    ({"optimizer": "adagrad"}, "kernel"),
+    ({"distribution": "multi_worker"}, "kernel"),
+    ({"distribution": "parameter_server"}, "parameter_server"),
+    ({"interaction": "concat", "hidden_layer_sizes": (4,), "distribution": "multi_worker"}, "keras_multi_worker"),
+    ({"optimizer": "adam"}, "keras"),
+    ({"implicit": True}, "keras"),
+    ({"distribution": "mirrored"}, "keras"),
+], ids=["defaults", "adagrad", "multi-worker", "parameter-server", "concat-multi-worker", "adam", "implicit",
+        "mirrored"])
+def test_one_plan_decides_the_engine_and_its_threads(params, engine, monkeypatch):
+    import joblib
+
+    from skmfnet._training import plan
+    from skmfnet._training._dispatch import AUTO_PARALLEL_RATINGS
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 4)
+    decided = plan(EmbeddingMFRegressor(**params).get_params(deep=False), AUTO_PARALLEL_RATINGS)
+    assert decided.engine == engine
+    assert decided.n_threads == (4 if engine == "kernel" else 1)
+    assert decided.multi_worker is (params.get("distribution") == "multi_worker")

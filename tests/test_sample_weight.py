@@ -1,7 +1,6 @@
 """sample_weight: weighted ratings in every estimator that predicts ratings, routed like scikit-learn's."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import sklearn
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate

@@ -52,7 +52,7 @@ OpenMP's: the schedule already decides which cells may run at once, and
 the threads a fit uses are then exactly those ``n_jobs`` allows.
 """
 
-from libc.math cimport sqrt, pow
+from libc.math cimport pow, sqrt, sqrtf
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from libc.stdint cimport uint64_t, int64_t
@@ -122,14 +122,14 @@ cdef inline void apply_rule(float *row, const float *g, const float *g2, Py_ssiz
         for f in range(K1):
             a = row[K1 + f] + g2[f]
             row[K1 + f] = a
-            row[f] -= h0 * g[f] / sqrt(a + h1)
+            row[f] -= h0 * g[f] / sqrtf(a + h1)
     else:  # Adam, the bias correction folded into rate
         for f in range(K1):
             m = h1 * row[K1 + f] + (1 - h1) * g[f]
             v = h2 * row[2 * K1 + f] + (1 - h2) * g[f] * g[f]
             row[K1 + f] = m
             row[2 * K1 + f] = v
-            row[f] -= rate * m / (sqrt(v) + h3)
+            row[f] -= rate * m / (sqrtf(v) + h3)
 
 
 cdef inline float dot(const float *a, const float *b, Py_ssize_t K) noexcept nogil:

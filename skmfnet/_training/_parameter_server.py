@@ -41,17 +41,22 @@ shuffles, not the interleaving), and match a one-process fit within
 tolerance, not exactly (``tests/test_distributed.py``).
 """
 
+import threading
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from ._cluster import cluster_timeout, tensorflow_said
+from ._cluster import TIMEOUT_VARIABLE, cluster_timeout, tensorflow_said
 from ._rules import _SGD, _Adam, dot_tables, store_optimizer_state
 from ._schedule import end_epoch, epoch_order
 
-__all__ = ["CHUNK_BATCHES", "fit_parameter_server"]
+__all__ = ["CHUNK_BATCHES", "ClusterLost", "fit_parameter_server"]
+
+
+class ClusterLost(RuntimeError):
+    """Training stopped because parameter servers or workers stopped or became unreachable."""
 
 #: Batches per scheduled chunk: one remote call trains this many batches, so
 #: that the chief's scheduling and the transfer of the ratings are paid per
@@ -76,13 +81,30 @@ def _join(coordinator, step, timeout):
             if current != last:
                 last, since = current, now
             elif now - since >= timeout:
-                raise RuntimeError(
+                raise ClusterLost(
                     f"distribution='parameter_server': no batch finished for {timeout:g} s "
                     f"({TIMEOUT_VARIABLE}): every worker stopped or is unreachable. Restart the workers, then "
                     "the fit."
                 )
         time.sleep(0.01)
     coordinator.join()
+
+
+def _abandon(coordinator):
+    """Let a coordinator whose cluster failed be finalized without waiting for the lost workers.
+
+    TensorFlow's failure handler, once a worker is lost, holds its cluster
+    lock while it waits, with no deadline, for the worker to come back
+    (``update_server_def``); the coordinator's finalizer (``__del__`` ->
+    ``stop()``) takes the same lock, so the process would hang when it exits
+    after the error this module raises.  The handler's thread keeps the lock
+    object it holds; ``stop()`` gets a fresh one.  (TensorFlow's private
+    attributes: looked up, never assumed.)
+    """
+    handler = getattr(getattr(coordinator, "_cluster", None), "failure_handler", None)
+    if handler is not None and hasattr(handler, "_cluster_update_lock"):
+        handler._should_preemption_thread_run = False
+        handler._cluster_update_lock = threading.Lock()
 
 
 def fit_parameter_server(
@@ -189,8 +211,12 @@ def fit_parameter_server(
                 values = tf.concat(table.variables, axis=0)  # the shards, read from the servers
                 factors.assign(values[:, :K])
                 bias.assign(values[:, K:width])
+        except ClusterLost:
+            _abandon(coordinator)
+            raise
         except tf.errors.OpError as error:
-            raise RuntimeError(
+            _abandon(coordinator)
+            raise ClusterLost(
                 "distribution='parameter_server': training stopped: a parameter server or worker stopped, was "
                 f"killed or is unreachable. Restart the servers, then the fit. {tensorflow_said(error)}"
             ) from error

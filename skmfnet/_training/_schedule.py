@@ -487,7 +487,7 @@ class Blocks:
         #: ratings of each cell: their positions in X (None: all, with one block)
         self.cells = {(0, 0): None} if p == 1 else {}
         self.sizes = {(0, 0): len(X)} if p == 1 else {}
-        #: where each cell's ratings start in :meth:`tensors`
+        #: where each cell's ratings start in :meth:`arrays`
         self.offsets = {(0, 0): 0} if p == 1 else {}
         if p > 1:
             start = 0
@@ -550,8 +550,8 @@ class Blocks:
     def pack(self, side, weights, slots, initial=0.0):
         """Block tables ``[weights | optimizer state (all ``initial``)]`` of a side's full ``weights``.
 
-        Yields them one at a time, as numpy arrays, so that a caller that
-        copies each into a variable holds one block beside the variables.
+        Yields them one at a time, as C-contiguous numpy arrays (what the
+        kernel trains in place).
         """
         for members in self.members[side]:
             table = np.zeros((self._rows[side], weights.shape[1] * (1 + slots)), dtype=np.float32)
