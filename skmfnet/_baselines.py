@@ -13,7 +13,7 @@ from sklearn.utils import RegressorTags
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import IdEncoder, check_sample_weight, validate_user_item, warn_if_no_id_known
+from ._encoding import IdEncoder, check_sample_weight, validate_user_item, warn_if_no_id_known, weighted_mean
 from ._mixins import RecommenderMixin, restore_on_failure
 from ._recommend import seen_matrix_from_rows
 
@@ -194,11 +194,16 @@ class BiasBaselineRegressor(RecommenderMixin, RegressorMixin, BaseEstimator):
         users, items, y = validate_user_item(self, X, y, reset=True)
         weights, keep = check_sample_weight(sample_weight, len(y))
         users, items, y, weights = users[keep], items[keep], y[keep], weights[keep]
+        if not np.isfinite(np.sum(weights)):  # they count against reg_user and reg_item: not rescalable
+            raise ValueError(
+                "sample_weight: the weights sum to more than a float64 holds; divide them by a constant "
+                "(and reg_user, reg_item by the same) to fit the same model."
+            )
         self.fitted_params_ = copy.deepcopy(self.get_params(deep=False))
         user_rows, item_rows = _fit_ids(self, users, items)
         n_user_rows, n_item_rows = self.n_users_ + 1, self.n_items_ + 1
 
-        mu = float(np.average(y, weights=weights))
+        mu = weighted_mean(y, weights)
         residual = y - mu
         # Denominators lambda + sum of weights (|R(.)| unweighted); row 0
         # (unknown ids) has no rating and stays 0.

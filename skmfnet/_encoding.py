@@ -18,7 +18,8 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-__all__ = ["IdEncoder", "UNKNOWN_INDEX", "check_sample_weight", "validate_user_item", "warn_if_no_id_known"]
+__all__ = ["IdEncoder", "UNKNOWN_INDEX", "check_sample_weight", "validate_user_item", "warn_if_no_id_known",
+           "weighted_mean"]
 
 #: Embedding row used for ids not seen in ``fit``.
 UNKNOWN_INDEX = 0
@@ -165,6 +166,18 @@ def check_sample_weight(sample_weight, n_ratings):
     weights = _check_sample_weight(sample_weight, np.empty((n_ratings, 0)), dtype=np.float64,
                                    ensure_non_negative=True)
     return weights, weights > 0  # scikit-learn refuses all-zero weights
+
+
+def weighted_mean(values, weights):
+    """The mean of ``values`` weighted by ``weights`` (None: unweighted), with the weights rescaled first.
+
+    Dividing them by their largest keeps the sums finite for any finite
+    weights (``np.average`` of weights of 1e305 overflows to NaN); the mean
+    does not depend on their scale.
+    """
+    if weights is None:
+        return float(np.mean(values))
+    return float(np.average(values, weights=weights / np.max(weights)))
 
 
 def warn_if_no_id_known(user_rows, item_rows, user_encoder, item_encoder, users, items):

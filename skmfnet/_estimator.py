@@ -40,7 +40,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._encoding import check_sample_weight, validate_user_item, warn_if_no_id_known
+from ._encoding import check_sample_weight, validate_user_item, warn_if_no_id_known, weighted_mean
 from ._mixins import RecommenderMixin, restore_on_failure
 from ._network import build_network, score_rows
 from ._preparation import encode, fit_encoding, pair_inputs
@@ -665,9 +665,14 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         del users, items, extras
         for name, value in encoding._asdict().items():
             setattr(self, name, value)
-        self.mu_ = float(np.average(y, weights=weights))
-        # scaled to mean 1: an integer weight counts as that many copies of the rating
-        self._train_weights = None if sample_weight is None else (weights / weights.mean()).astype(np.float32)
+        self.mu_ = weighted_mean(y, weights)
+        # scaled to mean 1 (their largest to 1 first, so that no sum overflows):
+        # an integer weight counts as that many copies of the rating
+        if sample_weight is not None:
+            weights = weights / np.max(weights)
+            self._train_weights = (weights / weights.mean()).astype(np.float32)
+        else:
+            self._train_weights = None
         self._n_train = len(y)
         self.rating_range_ = (float(np.min(y)), float(np.max(y)))
         target = (y - self.mu_).astype(np.float32)

@@ -168,12 +168,14 @@ def test_a_worker_that_never_starts_makes_the_others_fail_with_a_clear_error(tmp
     assert not (tmp_path / "out.npz").exists()
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "soon", "inf", "nan"])
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "inf", "nan", "1e30", "604801"])
 def test_the_cluster_timeout_must_be_a_positive_number(monkeypatch, value):
+    """At most a week: 1e30 s overflowed TensorFlow's millisecond protobuf fields (a raw "Value out of range")."""
     from skmfnet._training import _cluster as _distribute
 
     monkeypatch.setenv("SKMFNET_CLUSTER_TIMEOUT", value)
-    with pytest.raises(ValueError, match=f"SKMFNET_CLUSTER_TIMEOUT must be a positive number of seconds; got '{value}'"):
+    with pytest.raises(ValueError, match=f"SKMFNET_CLUSTER_TIMEOUT must be a positive number of seconds, at most 604800 "
+                       f"\\(a week\\); got '{value}'"):
         _distribute.cluster_timeout()
 
 

@@ -69,6 +69,26 @@ def test_weights_are_relative_and_zero_drops_a_rating(ratings):
         assert weighted.seen_.nnz == dropped.seen_.nnz
 
 
+def test_huge_finite_weights_give_the_model_of_their_relative_sizes(ratings):
+    """Weights of 1e305 (finite, positive) overflowed the weighted mean: mu_ and every prediction NaN."""
+    X, y = ratings
+    w = _weights(len(y), seed=2) + 1.0
+    params = dict(n_factors=4, epochs=3, batch_size=64, random_state=0)
+    small = EmbeddingMFRegressor(**params).fit(X, y, sample_weight=w)
+    huge = EmbeddingMFRegressor(**params).fit(X, y, sample_weight=1e305 * w)
+    assert huge.mu_ == pytest.approx(small.mu_, rel=1e-12)
+    np.testing.assert_allclose(huge.predict(X), small.predict(X), rtol=0, atol=1e-5)
+
+
+def test_the_bias_baseline_refuses_weights_whose_sum_overflows(ratings):
+    """Its weights count against reg_user and reg_item, so they cannot be rescaled: a clear error, no NaN model."""
+    X, y = ratings
+    est = BiasBaselineRegressor()
+    with pytest.raises(ValueError, match=r"sample_weight: the weights sum to more than a float64 holds.*divide them"):
+        est.fit(X, y, sample_weight=np.full(len(y), 1e307))
+    assert not hasattr(est, "mu_")
+
+
 @pytest.mark.parametrize("make", [BiasBaselineRegressor, lambda: EmbeddingMFRegressor(epochs=1)],
                          ids=["bias", "mf"])
 @pytest.mark.parametrize(

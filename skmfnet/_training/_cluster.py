@@ -38,10 +38,13 @@ _failed_start = []  # the error of a strategy that could not start (TensorFlow c
 TIMEOUT_VARIABLE = "SKMFNET_CLUSTER_TIMEOUT"
 #: Its default.
 DEFAULT_TIMEOUT_S = 600.0
+#: Its largest value, a week: TensorFlow stores it in milliseconds in integer
+#: protobuf fields, which a value such as 1e30 overflows.
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
 
 def cluster_timeout():
-    """Seconds to wait for the other workers (``SKMFNET_CLUSTER_TIMEOUT``, default 600)."""
+    """Seconds to wait for the other workers (``SKMFNET_CLUSTER_TIMEOUT``, default 600, at most a week)."""
     value = os.environ.get(TIMEOUT_VARIABLE)
     if value is None:
         return DEFAULT_TIMEOUT_S
@@ -49,8 +52,9 @@ def cluster_timeout():
         seconds = float(value)
     except ValueError:
         seconds = float("nan")
-    if not 0 < seconds < float("inf"):
-        raise ValueError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds; got {value!r}.")
+    if not 0 < seconds <= MAX_TIMEOUT_S:
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds, at most {MAX_TIMEOUT_S:.0f} "
+                         f"(a week); got {value!r}.")
     return seconds
 
 
