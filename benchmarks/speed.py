@@ -186,8 +186,8 @@ def run_ml100k(seed):
     from skmfnet import EmbeddingMFRegressor
 
     X, y, X_test, y_test = _u1()
-    # the compiled path is traced (and compiled by XLA) once per process: its
-    # first fit, then the same fit again, which is what every later fit costs
+    # a process's first fit pays TensorFlow's one-time costs (its first Keras
+    # network); then the same fit again, which is what every later fit costs
     models = {
         _FIRST_FIT: EmbeddingMFRegressor(random_state=seed),
         "skmfnet EmbeddingMFRegressor(), again in the same process": EmbeddingMFRegressor(random_state=seed),
@@ -488,8 +488,8 @@ def _scaling_worker(args):
     alone = "TF_CONFIG" not in os.environ
     params = dict(n_factors=SCALING_FACTORS, random_state=args.seed,
                   **({"n_jobs": 1} if alone else {"distribution": "multi_worker"}))
-    # untimed: one epoch on the same data compiles the programs of its table
-    # shapes, so that neither timed fit includes XLA's compilation
+    # untimed: one epoch on the same data first, so that neither timed fit
+    # includes the process's one-time costs (TensorFlow's, the strategy's start)
     EmbeddingMFRegressor(epochs=1, **params).fit(X, y)
     times, sent = {}, {}
     for epochs in (SCALING_EPOCHS, 1):

@@ -998,9 +998,15 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         Raises
         ------
         ValueError
-            For a rating whose user and item are both known (or both new),
-            or invalid ``X``/``y`` (as in fit).  The estimator is then left
-            as it was.
+            For a rating whose user and item are both known (or both new);
+            an id of another type than the model's ids of that side (``"196"``
+            for a model of integer ids: it would become a new string id);
+            a rating outside the model's ``rating_range_`` by more than its
+            width (a rating on another scale would give rows the model's
+            scale cannot hold); or invalid ``X``/``y`` (as in fit).  The
+            estimator is then left as it was.  (With ``alpha=0`` and
+            ``alpha_bias=0`` a new row with fewer ratings than factors is the
+            least-norm least-squares solution, not an error.)
 
         Examples
         --------

@@ -1,9 +1,12 @@
 """The same code on a GPU: skipped where TensorFlow sees none (as in CI).
 
-Nothing in the estimator names a device: TensorFlow places the variables and
-the compiled steps on its default device, a GPU when it sees one.  These
-tests check that placement and that a GPU fit predicts what a CPU fit does
-(same seed; XLA and cuBLAS sum in other orders, hence the tolerance).
+Nothing in the estimator names a device: TensorFlow places the variables on
+its default device, a GPU when it sees one.  The plain dot model with
+``"lazy_adam"`` or ``"sgd"`` trains on the compiled kernel, on the CPU, and
+its tables are then copied to those variables; ``"adam"`` trains with
+``keras.Model.fit`` on the GPU.  These tests check that placement and that a
+GPU fit predicts what a CPU fit does (same seed; cuBLAS sums in other orders,
+hence the tolerance).
 """
 
 import numpy as np
