@@ -12,7 +12,10 @@ __version__ = "0.1.0.dev0"
 # "failed call to cuInit" on every machine without a GPU) is off unless the
 # user chose a level: set TF_CPP_MIN_LOG_LEVEL yourself (0: everything) to
 # see it.  It must be set before TensorFlow's import, hence here, once.
-# Errors that matter reach the caller as Python exceptions either way.
+# Errors that matter reach the caller as Python exceptions either way.  The
+# lines TensorFlow writes before its logging starts are hidden where the
+# package imports it (skmfnet._quiet), unless the user chose a level.
+_TF_LOG_LEVEL_CHOSEN = "TF_CPP_MIN_LOG_LEVEL" in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __all__ = [
@@ -43,7 +46,11 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+        from ._quiet import tensorflow_start_up_hidden
+
+        with tensorflow_start_up_hidden():  # where the estimator's module imports TensorFlow
+            module = importlib.import_module(_LAZY[name], __name__)
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -515,7 +515,10 @@ def _load_archive(archive, path):
         raise InvalidModelFileError(f"unknown estimator {name!r}")
     import importlib
 
-    cls = getattr(importlib.import_module(_ESTIMATORS[name], __package__), name)
+    from ._quiet import tensorflow_start_up_hidden
+
+    with tensorflow_start_up_hidden():  # EmbeddingMFRegressor's module imports TensorFlow
+        cls = getattr(importlib.import_module(_ESTIMATORS[name], __package__), name)
     estimator = _decode_params(cls, meta.get("params"))
     fitted = meta.get("fitted")
     if not isinstance(fitted, dict):

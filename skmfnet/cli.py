@@ -44,6 +44,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ._quiet import tensorflow_start_up_hidden
+
 __all__ = ["main"]
 
 _USER_COLUMNS = ("user_id", "user", "userId", "userid", "user id")
@@ -307,7 +309,7 @@ def _load_model(path, args):
     path = Path(path)
     _check_model_file(path)
     try:
-        with _tensorflow_start_up_hidden(not args.verbose):  # a network's model file imports TensorFlow
+        with tensorflow_start_up_hidden(not args.verbose):  # a network's model file imports TensorFlow
             return load_estimator(path)
     except InvalidModelFileError as exc:
         raise UsageError(_one_line(exc)) from None
@@ -441,7 +443,7 @@ def _fit(args):
             )
         estimator = BiasBaselineRegressor()
     else:
-        with _tensorflow_start_up_hidden(not args.verbose):
+        with tensorflow_start_up_hidden(not args.verbose):
             from ._estimator import EmbeddingMFRegressor
 
         verbose = 0 if args.quiet else (1 if sys.stderr.isatty() else 2)
@@ -862,54 +864,6 @@ def _logging_to_stderr(level):
         logger.removeHandler(handler)
         for name, old in saved.items():
             logging.getLogger(name).setLevel(old)
-
-
-#: A line of TensorFlow's C++ logging (absl format), or absl's notice that precedes it.
-_NATIVE_LOG_LINE = re.compile(
-    r"(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] .*)"
-)
-
-
-@contextlib.contextmanager
-def _tensorflow_start_up_hidden(enabled):
-    """Hide the lines TensorFlow's C++ libraries write to stderr while they load.
-
-    Some are written before absl's logging is initialised (e.g. "Could not
-    find cuda drivers"), so ``TF_CPP_MIN_LOG_LEVEL`` does not apply to them.
-    While the block runs, file descriptor 2 goes to a temporary file; then
-    every line of it that is not in TensorFlow's log format is written back
-    to ``sys.stderr``.  Nothing is done when TensorFlow is already imported.
-    """
-    if not enabled or "tensorflow" in sys.modules:
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no file descriptor 2
-        yield
-        return
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept, in_record = [], False
-            for line in captured.read().decode("utf-8", "replace").splitlines():
-                # a record may run over several lines: drop those up to the next record
-                if _NATIVE_LOG_LINE.fullmatch(line):
-                    in_record = True
-                elif not (in_record and not line.startswith(("Traceback", "skmfnet"))):
-                    in_record = False
-                    kept.append(line)
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,14 @@ def test_grid_search_results_do_not_depend_on_n_jobs(low_rank_ratings):
     par = GridSearchCV(base, grid, n_jobs=2, **kwargs).fit(X, y)
     np.testing.assert_allclose(seq.cv_results_["mean_test_score"],
                                par.cv_results_["mean_test_score"], rtol=1e-5)
+    # on joblib's threading backend (documented for short searches: no worker imports TensorFlow),
+    # the fits run side by side in one process and still give the same scores
+    import joblib
+
+    with joblib.parallel_config(backend="threading"):
+        threads = GridSearchCV(base, grid, n_jobs=2, **kwargs).fit(X, y)
+    np.testing.assert_allclose(seq.cv_results_["mean_test_score"],
+                               threads.cv_results_["mean_test_score"], rtol=1e-5)
 
 
 def test_voting_regressor(tiny_ratings):

@@ -6,12 +6,13 @@ fitted ``keras.Model`` and its per-epoch history.  The estimator decides
 nothing about training beyond calling :func:`plan` once, then
 :func:`compile_network` and :func:`train` with the plan.
 
-Modules (arrows point one way: ``_dispatch`` -> ``_rules`` -> ``_kernel``;
+Modules (arrows point one way: ``_rules`` -> ``_dispatch``, ``_kernel``;
 ``_schedule`` -> ``_kernel``, ``_rules``; ``_parameter_server`` ->
 ``_schedule``, ``_cluster``; ``_cluster`` imports no engine):
 
 ``_dispatch``
-    :func:`plan`: engine, threads, "auto" candidates, decided once.
+    :func:`plan`: engine, threads, "auto" candidates, decided once (no
+    TensorFlow: this package imports the engines when :func:`train` runs).
 ``_auto``
     what ``alpha="auto"``, ``learning_rate="auto"`` and ``early_stopping="auto"`` mean.
 ``_kernel`` (compiled, Cython)
@@ -30,12 +31,23 @@ Modules (arrows point one way: ``_dispatch`` -> ``_rules`` -> ``_kernel``;
 
 import numpy as np
 
-from ._cluster import RowExchange, get_strategy
 from ._dispatch import Plan, compiled_path_blockers, plan
-from ._keras_fit import compile_network, fit_keras, fit_multi_worker, training_batches, steps_per_epoch
-from ._schedule import TrainingDivergedError, fit_rows
 
 __all__ = ["Plan", "TrainingDivergedError", "compile_network", "compiled_path_blockers", "plan", "train"]
+
+
+def __getattr__(name):
+    # TensorFlow is imported by the engines, not by this package: reading a
+    # model file (its ``engine``, see skmfnet._persistence) needs _dispatch only
+    if name == "compile_network":
+        from ._keras_fit import compile_network
+
+        return compile_network
+    if name == "TrainingDivergedError":
+        from ._schedule import TrainingDivergedError
+
+        return TrainingDivergedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def train(model, X, y, *, plan, epochs, batch_size, seed, alpha, alpha_bias, negatives=(0, 0.0, 0.0),
@@ -69,6 +81,10 @@ def train(model, X, y, *, plan, epochs, batch_size, seed, alpha, alpha_bias, neg
     shards : dict or None
         With ``"parameter_server"``, the ``(device, rows)`` of each table's shards.
     """
+    from ._cluster import RowExchange, get_strategy
+    from ._keras_fit import fit_keras, fit_multi_worker, steps_per_epoch, training_batches
+    from ._schedule import fit_rows
+
     if seed is None:
         seed = int(np.random.randint(2**31 - 1))
     if plan.engine != "kernel" and (negatives[0] or selection is not None):

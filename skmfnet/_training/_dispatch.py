@@ -36,10 +36,14 @@ from typing import NamedTuple
 import joblib
 
 from ._auto import resolve_auto
-from ._rules import COMPILED_OPTIMIZERS
 
-__all__ = ["AUTO_PARALLEL_RATINGS", "ENGINES", "Plan", "compiled_path_blockers", "plan", "resolve_threads",
-           "usable_cores"]
+__all__ = ["AUTO_PARALLEL_RATINGS", "COMPILED_OPTIMIZERS", "ENGINES", "Plan", "compiled_path_blockers", "plan",
+           "resolve_threads", "usable_cores"]
+
+#: The optimizers the kernel implements, by name: decided before any Keras
+#: optimizer exists (their rules: :mod:`skmfnet._training._rules`, whose
+#: ``supports`` a test keeps in step with these names).
+COMPILED_OPTIMIZERS = ("lazy_adam", "adagrad", "sgd")
 
 #: The engines :func:`plan` chooses from (module docstring).
 ENGINES = ("kernel", "parameter_server", "keras_multi_worker", "keras")

@@ -19,9 +19,18 @@ training for ranking) is three passes over its positions:
 
 1. score each position from the tables as they were before the batch, and
    record, per row, its *owner*: the last position that holds it (the
-   rows ``PREFETCH`` positions ahead are prefetched meanwhile);
-2. sum each row's gradients (for Adagrad also their squares) at its owner;
+   rows ``PREFETCH`` positions ahead are prefetched in the same loop, so
+   that their memory latency overlaps the scoring);
+2. sum each row's gradients (for Adagrad also their squares) at its owner,
+   the user and the item row of a position in one loop that reads both
+   rows once, with the penalty term of the loss;
 3. apply the rule to each owner's row, in place.
+
+(The kernel's first form prefetched the batch's rows in a loop of their
+own before scoring them, and summed the user and the item side in two
+loops: ``benchmarks/results/speed_25m_kernel_first`` measured it, and
+``benchmarks/results/speed_25m_kernel`` this one, against Cornac and the
+SGD ceiling.)
 
 So a row that occurs several times in a batch gets the rule applied once,
 to the sum of its gradients, as Keras's optimizers do for an embedding's
@@ -172,40 +181,77 @@ cdef void side_free(Side *side) noexcept nogil:
     free(side.sq)
 
 
-cdef void accumulate(Side *side, const int *rows, Py_ssize_t count, const float *coef, const float *shrink,
-                     const float *other, const int *other_rows, Py_ssize_t other_width,
-                     const float *penalty, bint squares) noexcept nogil:
-    """Pass 2 for one table: each position's gradient ``coef_j [o_j, 1] + shrink_j penalty * w_j`` summed at its row's owner.
+cdef double accumulate(Side *su, Side *si, const int *users, const int *items, Py_ssize_t count,
+                       const float *coef, const float *shrink, const float *weight, const float *penalty,
+                       bint squares) noexcept nogil:
+    """Pass 2 for a pair of tables: each position's gradients summed at its rows' owners; returns the penalty sum.
 
-    ``o_j``: the factors of the other side's row of position j (before the batch).
+    Position j's gradient on its user row is ``coef_j [q, 1] + shrink_j
+    penalty * [p, b_u]`` (``q`` the item row's factors, both rows as before
+    the batch), and symmetrically on its item row; one loop reads both rows
+    once.  The returned sum is ``sum_j weight_j penalty . (p^2 + q^2)``
+    (``weight`` NULL: not computed).
     """
-    cdef Py_ssize_t j, f, K1 = side.K1, K = K1 - 1
-    cdef int a
-    cdef float *w
-    cdef const float *o
-    cdef float *g
-    cdef float *g2
-    cdef float gf
+    cdef Py_ssize_t j, f, K1 = su.K1, K = K1 - 1
+    cdef int a, b
+    cdef float *p
+    cdef float *q
+    cdef float *gu
+    cdef float *gi
+    cdef float *gu2
+    cdef float *gi2
+    cdef float c, h, pf, qf, x, z, norms
+    cdef double penalised = 0
     for j in range(count):
-        if side.owner[rows[j]] == j:
-            memset(side.grad + j * K1, 0, K1 * sizeof(float))
+        if su.owner[users[j]] == j:
+            memset(su.grad + j * K1, 0, K1 * sizeof(float))
             if squares:
-                memset(side.sq + j * K1, 0, K1 * sizeof(float))
+                memset(su.sq + j * K1, 0, K1 * sizeof(float))
+        if si.owner[items[j]] == j:
+            memset(si.grad + j * K1, 0, K1 * sizeof(float))
+            if squares:
+                memset(si.sq + j * K1, 0, K1 * sizeof(float))
     for j in range(count):
-        a = side.owner[rows[j]]
-        w = side.table + rows[j] * side.width
-        o = other + other_rows[j] * other_width
-        g = side.grad + a * K1
-        g2 = side.sq + a * K1
-        for f in range(K):
-            gf = coef[j] * o[f] + shrink[j] * penalty[f] * w[f]
-            g[f] += gf
-            if squares:
-                g2[f] += gf * gf
-        gf = coef[j] + shrink[j] * penalty[K] * w[K]
-        g[K] += gf
+        a = su.owner[users[j]]
+        b = si.owner[items[j]]
+        p = su.table + users[j] * su.width
+        q = si.table + items[j] * si.width
+        gu = su.grad + a * K1
+        gi = si.grad + b * K1
+        c = coef[j]
+        h = shrink[j]
+        norms = 0
         if squares:
-            g2[K] += gf * gf
+            gu2 = su.sq + a * K1
+            gi2 = si.sq + b * K1
+            for f in range(K):
+                pf = p[f]
+                qf = q[f]
+                x = c * qf + h * penalty[f] * pf
+                z = c * pf + h * penalty[f] * qf
+                gu[f] += x
+                gi[f] += z
+                gu2[f] += x * x
+                gi2[f] += z * z
+            x = c + h * penalty[K] * p[K]
+            z = c + h * penalty[K] * q[K]
+            gu[K] += x
+            gi[K] += z
+            gu2[K] += x * x
+            gi2[K] += z * z
+        else:
+            for f in range(K):
+                pf = p[f]
+                qf = q[f]
+                gu[f] += c * qf + h * penalty[f] * pf
+                gi[f] += c * pf + h * penalty[f] * qf
+            gu[K] += c + h * penalty[K] * p[K]
+            gi[K] += c + h * penalty[K] * q[K]
+        if weight != NULL and weight[j] != 0:
+            for f in range(K1):
+                norms += penalty[f] * (p[f] * p[f] + q[f] * q[f])
+            penalised += weight[j] * norms
+    return penalised
 
 
 cdef void apply_owners(Side *side, const int *rows, Py_ssize_t count, int rule, float h0, float h1, float h2,
@@ -283,8 +329,9 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
     cdef float *shrink = <float *>malloc(size * sizeof(float))
     cdef float *sel_coef = <float *>malloc(size * sizeof(float))
     cdef float *score = <float *>malloc(size * sizeof(float))
+    cdef float *weight = <float *>malloc(size * sizeof(float))
     cdef bint ok = users != NULL and items != NULL and coef != NULL and shrink != NULL and sel_coef != NULL \
-        and score != NULL
+        and score != NULL and weight != NULL
     memset(&su, 0, sizeof(Side)); memset(&si, 0, sizeof(Side))
     memset(&ssu, 0, sizeof(Side)); memset(&ssi, 0, sizeof(Side))
     ok = ok and side_init(&su, table_u, K1, rating_size, squares) and side_init(&si, table_i, K1, rating_size, squares)
@@ -309,42 +356,48 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
                 penalised = 0
                 negatives_loss = 0
                 sel_loss = 0
-                # pass 1: scores, errors and owners (ratings, then sampled pairs)
+                # pass 1: scores, errors and owners of the ratings, the rows AHEAD
+                # positions on prefetched meanwhile (their weights: pass 3 fetches the state)
                 for j in range(batch):
-                    if s * batch + j + AHEAD < end:  # (the weights only: pass 3 fetches the state)
+                    if s * batch + j + AHEAD < end:
                         r = order[s * batch + j + AHEAD]
                         prefetch_row(su.table, X[r, 0], su.width, K1)
                         prefetch_row(si.table, X[r, 1], si.width, K1)
                     r = order[s * batch + j]
-                    users[j] = X[r, 0]
-                    items[j] = X[r, 1]
-                if n_negatives:
-                    state = seeded(<uint64_t>sample_seed, <uint64_t>t + (<uint64_t>1 << 62))
-                    for j in range(n_negatives):
-                        users[batch + j] = users[j % batch]
-                        items[batch + j] = 1 + <int>below(&state, n_items)
-                for j in range(size):
-                    u, i = users[j], items[j]
+                    u = X[r, 0]
+                    i = X[r, 1]
+                    users[j] = u
+                    items[j] = i
                     pu = su.table + u * su.width
                     qi = si.table + i * si.width
                     score[j] = pu[K] + qi[K] + dot(pu, qi, K)
-                    if j < batch:
-                        r = order[s * batch + j]
-                        w = weights[r if r < n_weights else n_weights - 1]
-                        e = score[j] - y[r]
-                        squared += w * e * e
-                        penalised += w * (penalty_sum(pu, &penalty[0], K1) + penalty_sum(qi, &penalty[0], K1))
-                        coef[j] = scale * w * e
-                        shrink[j] = scale * w
-                    else:
-                        w = negative_weight
+                    w = weights[r if r < n_weights else n_weights - 1]
+                    e = score[j] - y[r]
+                    squared += w * e * e
+                    weight[j] = w
+                    coef[j] = scale * w * e
+                    shrink[j] = scale * w
+                    su.owner[u] = j
+                    si.owner[i] = j
+                # then the sampled pairs: each rating's user with a uniform item
+                if n_negatives:
+                    state = seeded(<uint64_t>sample_seed, <uint64_t>t + (<uint64_t>1 << 62))
+                    for j in range(batch, size):
+                        u = users[(j - batch) % batch]
+                        i = 1 + <int>below(&state, n_items)
+                        users[j] = u
+                        items[j] = i
+                        pu = su.table + u * su.width
+                        qi = si.table + i * si.width
+                        score[j] = pu[K] + qi[K] + dot(pu, qi, K)
                         e = score[j] - negative_target
-                        negatives_loss += w * e * e
-                        coef[j] = scale * w * e
+                        negatives_loss += negative_weight * e * e
+                        weight[j] = 0
+                        coef[j] = scale * negative_weight * e
                         shrink[j] = 0
-                    if j < rating_size:
-                        su.owner[u] = j
-                        si.owner[i] = j
+                        if j < rating_size:
+                            su.owner[u] = j
+                            si.owner[i] = j
                 if selection:
                     for j in range(size):
                         u, i = users[j], items[j]
@@ -365,18 +418,16 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
                         sel_coef[j] = scale * w * sel_e
                         ssu.owner[u] = j
                         ssi.owner[i] = j
+                # pass 2: each row's gradients summed at its owner (all from the tables
+                # before the batch), and the ratings' penalty
+                penalised = accumulate(&su, &si, users, items, rating_size, coef, shrink, weight, &penalty[0],
+                                       squares)
+                if selection:
+                    accumulate(&ssu, &ssi, users, items, size, sel_coef, shrink, NULL, &sel_penalty[0], squares)
                 total_squared += squared / batch
                 total_loss += (squared + penalised + sel_loss) / batch
                 if not selection:
                     total_loss += negatives_loss / batch
-                # pass 2: each row's gradients summed at its owner (all from the tables before the batch)
-                accumulate(&su, users, rating_size, coef, shrink, si.table, items, si.width, &penalty[0], squares)
-                accumulate(&si, items, rating_size, coef, shrink, su.table, users, su.width, &penalty[0], squares)
-                if selection:
-                    accumulate(&ssu, users, size, sel_coef, shrink, ssi.table, items, ssi.width, &sel_penalty[0],
-                               squares)
-                    accumulate(&ssi, items, size, sel_coef, shrink, ssu.table, users, ssu.width, &sel_penalty[0],
-                               squares)
                 # pass 3: the rule on each owner's row
                 rate = h0
                 if rule == ADAM:
@@ -387,7 +438,7 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
                     apply_owners(&ssu, users, size, rule, h0, h1, h2, h3, rate, squares)
                     apply_owners(&ssi, items, size, rule, h0, h1, h2, h3, rate, squares)
     side_free(&su); side_free(&si); side_free(&ssu); side_free(&ssi)
-    free(users); free(items); free(coef); free(shrink); free(sel_coef); free(score)
+    free(users); free(items); free(coef); free(shrink); free(sel_coef); free(score); free(weight)
     if not ok:
         raise MemoryError("the compiled epoch could not allocate its batch buffers")
     return total_loss, total_squared

@@ -16,13 +16,11 @@ import tensorflow as tf
 
 from .._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
 from .._optimizers import LazyAdam
+from ._dispatch import COMPILED_OPTIMIZERS
 from ._kernel import RULE_ADAGRAD, RULE_ADAM, RULE_SGD
 
 __all__ = ["COMPILED_OPTIMIZERS", "dot_tables", "rule_of", "store_optimizer_state", "supports"]
 
-#: The estimator's optimizer names whose Keras optimizers :func:`supports`
-#: (the estimator checks names before any optimizer exists; a test keeps the two in step).
-COMPILED_OPTIMIZERS = ("lazy_adam", "adagrad", "sgd")
 
 
 def supports(optimizer):

@@ -1,0 +1,40 @@
+"""Quiet by default: a new process that imports skmfnet, fits, saves and loads writes nothing on stderr."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import sys
+from skmfnet import EmbeddingMFRegressor, load_estimator
+from skmfnet.datasets import make_ratings
+
+frame = make_ratings(50, 40, 600, random_state=0)
+X, y = frame[["user_id", "item_id"]], frame["rating"]
+if sys.argv[1] == "fit":
+    EmbeddingMFRegressor(epochs=2, random_state=0).fit(X, y).save(sys.argv[2])
+else:
+    print(load_estimator(sys.argv[2]).predict(X.iloc[:3]).shape)
+"""
+
+
+def _run(env, *args):
+    return subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_importing_fitting_and_loading_print_nothing_on_stderr(tmp_path):
+    """TensorFlow's start-up lines (some written before its logging starts) are hidden unless asked for."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    model = str(tmp_path / "m.skmf")
+    fit = _run(env, "fit", model)
+    assert fit.returncode == 0, fit.stderr
+    assert fit.stderr == ""
+    load = _run(env, "load", model)  # a new process: loading imports TensorFlow there
+    assert load.returncode == 0, load.stderr
+    assert load.stdout.strip() == "(3,)"
+    assert load.stderr == ""
