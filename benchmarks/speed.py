@@ -24,8 +24,9 @@ Protocols, each measured in one run so that ratios compare like with like:
   rows: the defaults' search in a new process, twice.
 * ``readme_search``: the README example's search (``GridSearchCV`` over
   ``n_factors`` in ``README_GRID``, ``cv=3`` on u1.base, refit included),
-  skmfnet's defaults with ``n_jobs=1`` and ``n_jobs=2`` each in a new
-  process, against Surprise's ``GridSearchCV(SVD)`` on the same folds.
+  skmfnet's defaults with ``n_jobs=1``, ``n_jobs=2`` and ``n_jobs=2`` on
+  joblib's threading backend, each in a new process, against Surprise's
+  ``GridSearchCV(SVD)`` on the same folds.
 * ``synthetic``: ratings with the shape of MovieLens 25M (162,000 users,
   59,000 items, long-tailed popularity) from
   :func:`skmfnet.datasets.make_ratings`.  For each library, with the same
@@ -60,10 +61,13 @@ Protocols, each measured in one run so that ratios compare like with like:
   on one core (``taskset``, one TensorFlow thread, ``n_jobs=1``) against
   two worker processes on one core each, at ``SCALING_SIZES`` training
   ratings of the 25M id shape (:func:`skmfnet.datasets.make_ratings`,
-  162,000 users, 59,000 items), ``EmbeddingMFRegressor(n_factors=32)``
-  defaults otherwise: seconds per epoch (``(T(10) - T(1)) / 9`` of each
-  process, worker 0 for the pair, after an untimed one-epoch fit on the
-  same data that compiles the programs of its shapes), throughput, test RMSE on 100,000 further
+  162,000 users, 59,000 items), ``EmbeddingMFRegressor(n_factors=32,
+  **SCALING_PARAMS)`` (``alpha=0.03, learning_rate=0.002``, no early
+  stopping: the pair ``"auto"`` keeps at this density, fixed, because
+  ``"auto"`` chooses on held-out ratings in one process only; left to
+  ``"auto"`` the two setups trained different models): seconds per epoch
+  (``(T(10) - T(1)) / 9`` of each process, worker 0 for the pair, after an
+  untimed one-epoch fit on the same data), throughput, test RMSE on 100,000 further
   ratings, and the bytes each worker sent per epoch through the exchange
   (counted by ``skmfnet._training._cluster.RowExchange``).
 * ``tutorial``: seconds per epoch of the tutorial network against its
@@ -105,6 +109,8 @@ PROTOCOLS = ("ml100k", "search", "readme_search", "synthetic", "tutorial", "scal
 SCALING_SIZES = (400_000, 5_000_000)
 SCALING_FACTORS = 32
 SCALING_EPOCHS = 10
+#: Fixed in both setups of ``scaling`` (module docstring).
+SCALING_PARAMS = dict(alpha=0.03, learning_rate=0.002, early_stopping=False)
 SEARCH_GRID = [8, 16, 32, 64, 128]
 #: The README example's grid (``readme_search``).
 README_GRID = [8, 32, 128]
@@ -175,7 +181,12 @@ def _ml100k_worker(args):
         row = _timed_fit(EmbeddingMFRegressor(random_state=args.seed), *_u1())
     elif args.ml100k_worker == "search":
         row = _skmfnet_search(args.seed, {}, *_search_data())
-    else:  # readme1, readme2: the README's search with n_jobs=1 or 2
+    elif args.ml100k_worker == "readme2threads":  # n_jobs=2 on joblib's threading backend
+        import joblib
+
+        with joblib.parallel_config(backend="threading"):
+            row = _skmfnet_search(args.seed, {}, *_readme_search_data(), grid=README_GRID, n_jobs=2)
+    else:  # readme1, readme2: the README's search with n_jobs=1 or 2 (joblib's default backend, processes)
         row = _skmfnet_search(args.seed, {}, *_readme_search_data(), grid=README_GRID,
                               n_jobs=int(args.ml100k_worker[-1]))
     print(json.dumps(row))
@@ -302,10 +313,14 @@ def run_readme_search(seed):
     skmfnet's rows each run in a new process (imports excluded, nothing
     cached from an earlier fit): ``n_jobs=1``, then ``n_jobs=2`` (joblib's
     worker processes started, and TensorFlow imported in them, inside the
-    timing); Surprise's ``GridSearchCV(SVD)`` on the same folds and grid.
+    timing), then ``n_jobs=2`` on joblib's threading backend (the kernel
+    releases the GIL); Surprise's ``GridSearchCV(SVD)`` on the same folds
+    and grid.
     """
     rows = {"skmfnet EmbeddingMFRegressor(), GridSearchCV(n_jobs=1), new process": _in_new_process("readme1", seed),
-            "skmfnet EmbeddingMFRegressor(), GridSearchCV(n_jobs=2), new process": _in_new_process("readme2", seed)}
+            "skmfnet EmbeddingMFRegressor(), GridSearchCV(n_jobs=2), new process": _in_new_process("readme2", seed),
+            "skmfnet EmbeddingMFRegressor(), GridSearchCV(n_jobs=2) with joblib.parallel_config(backend='threading'), "
+            "new process": _in_new_process("readme2threads", seed)}
     rows["Surprise GridSearchCV(SVD)"] = _surprise_search(seed, *_readme_search_data(), README_GRID)
     reference = rows["Surprise GridSearchCV(SVD)"]["wall_s"]
     for row in rows.values():
@@ -486,7 +501,10 @@ def _scaling_worker(args):
     n = args.n_ratings
     X, X_test, y, y_test = X.iloc[:n], X.iloc[n:], y.iloc[:n], y.iloc[n:]
     alone = "TF_CONFIG" not in os.environ
-    params = dict(n_factors=SCALING_FACTORS, random_state=args.seed,
+    # the same objective in both setups: the "auto" choice of (alpha,
+    # learning_rate) on held-out ratings is the single process's only, so
+    # the pair that "auto" keeps at this density is fixed, on every rating
+    params = dict(n_factors=SCALING_FACTORS, random_state=args.seed, **SCALING_PARAMS,
                   **({"n_jobs": 1} if alone else {"distribution": "multi_worker"}))
     # untimed: one epoch on the same data first, so that neither timed fit
     # includes the process's one-time costs (TensorFlow's, the strategy's start)
@@ -722,7 +740,7 @@ def main(argv=None):
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scaling-worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--ml100k-worker", choices=("fit", "search", "readme1", "readme2"), help=argparse.SUPPRESS)
+    parser.add_argument("--ml100k-worker", choices=("fit", "search", "readme1", "readme2", "readme2threads"), help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
