@@ -341,7 +341,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         every usable core.  Usable cores: all of them, or ``OMP_NUM_THREADS``
         where that is set, as joblib sets it in the workers of a
         ``GridSearchCV(n_jobs=...)``, so a search's workers share the cores
-        instead of each taking them all; 1: one thread and one block, whose batches are
+        instead of each taking them all (for a search of seconds, joblib's
+        threading backend avoids the workers' TensorFlow import: see
+        "Hyperparameter search on one machine" in the scaling guide); 1: one thread and one block, whose batches are
         exactly those of the ``keras.Model.fit`` path.  ``p`` is lowered
         until every cell holds one batch.
     random_state : int, RandomState instance or None, default=None
