@@ -38,3 +38,24 @@ def test_importing_fitting_and_loading_print_nothing_on_stderr(tmp_path):
     assert load.returncode == 0, load.stderr
     assert load.stdout.strip() == "(3,)"
     assert load.stderr == ""
+
+
+def test_the_training_plan_and_model_files_import_no_tensorflow():
+    """plan() and reading a model file's fields need no engine: skmfnet._training imports its engines lazily."""
+    code = ("import sys; import skmfnet._training, skmfnet._training._dispatch, skmfnet._persistence; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_every_training_module_imports_alone():
+    """No import circle: each module of skmfnet._training imports first in a new interpreter."""
+    modules = ["_auto", "_dispatch", "_rules", "_schedule", "_keras_fit", "_cluster", "_parameter_server"]
+    code = "import importlib, sys; importlib.import_module('skmfnet._training.' + sys.argv[1])"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for module in modules:
+        done = subprocess.run([sys.executable, "-c", code, module], capture_output=True, text=True, env=env,
+                              timeout=300)
+        assert done.returncode == 0, (module, done.stderr[-2000:])
