@@ -274,6 +274,68 @@ cdef double penalty_sum(const float *row, const float *penalty, Py_ssize_t K1) n
     return s
 
 
+cdef double score_negatives(Side *su, Side *si, int *users, int *items, float *score, float *target,
+                           float *weight, float *coef, float *shrink, Py_ssize_t batch, Py_ssize_t size,
+                           Py_ssize_t rating_size, uint64_t sample_seed, int64_t t, Py_ssize_t n_items,
+                           float negative_target, float negative_weight, float scale) noexcept nogil:
+    """Pass 1 for the sampled pairs (positions ``batch .. size - 1``): each rating's user with a uniform item.
+
+    Returns their weighted squared error; they carry no penalty (``weight`` 0).
+    """
+    cdef Py_ssize_t j, K = su.K1 - 1
+    cdef uint64_t state = seeded(sample_seed, <uint64_t>t + (<uint64_t>1 << 62))
+    cdef int u, i
+    cdef const float *pu
+    cdef const float *qi
+    cdef float e
+    cdef double loss = 0
+    for j in range(batch, size):
+        u = users[(j - batch) % batch]
+        i = 1 + <int>below(&state, n_items)
+        users[j] = u
+        items[j] = i
+        pu = su.table + u * su.width
+        qi = si.table + i * si.width
+        score[j] = pu[K] + qi[K] + dot(pu, qi, K)
+        e = score[j] - negative_target
+        loss += negative_weight * e * e
+        target[j] = negative_target
+        weight[j] = 0
+        coef[j] = scale * negative_weight * e
+        shrink[j] = 0
+        if j < rating_size:
+            su.owner[u] = j
+            si.owner[i] = j
+    return loss
+
+
+cdef double score_selection(Side *ssu, Side *ssi, const int *users, const int *items, const float *score,
+                            const float *target, const float *weight, float *sel_coef, Py_ssize_t batch,
+                            Py_ssize_t size, float negative_weight, const float *sel_penalty,
+                            float scale) noexcept nogil:
+    """Pass 1 for the selection tables: every position's residual of the rating score; returns their loss."""
+    cdef Py_ssize_t j, K1s = ssu.K1, Ks = K1s - 1
+    cdef int u, i
+    cdef const float *ps
+    cdef const float *pt
+    cdef float w, e
+    cdef double loss = 0
+    for j in range(size):
+        u = users[j]
+        i = items[j]
+        ps = ssu.table + u * ssu.width
+        pt = ssi.table + i * ssi.width
+        w = weight[j] if j < batch else negative_weight
+        e = score[j] + dot(ps, pt, Ks) + ps[Ks] + pt[Ks] - target[j]
+        loss += w * e * e
+        if j < batch:
+            loss += w * (penalty_sum(ps, sel_penalty, K1s) + penalty_sum(pt, sel_penalty, K1s))
+        sel_coef[j] = scale * w * e
+        ssu.owner[u] = j
+        ssi.owner[i] = j
+    return loss
+
+
 def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, const float[::1] y,
           const float[::1] weights, const int[::1] order, Py_ssize_t n_steps, Py_ssize_t batch,
           const float[::1] penalty, const float[::1] hyper, int rule, int64_t step, int64_t stride,
@@ -313,7 +375,7 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
     cdef bint squares = rule == ADAGRAD
     cdef Py_ssize_t size = batch + n_negatives
     cdef Py_ssize_t rating_size = batch if selection else size
-    cdef Py_ssize_t K1s = sel_penalty.shape[0] if selection else 1, Ks = K1s - 1
+    cdef Py_ssize_t K1s = sel_penalty.shape[0] if selection else 1
     if table_u.shape[1] < K1 or table_i.shape[1] < K1 or table_i.shape[1] != table_u.shape[1]:
         raise ValueError("table_u and table_i must be packed alike, with at least len(penalty) columns")
     if n_steps > 0 and order.shape[0] < n_steps * batch:
@@ -330,8 +392,9 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
     cdef float *sel_coef = <float *>malloc(size * sizeof(float))
     cdef float *score = <float *>malloc(size * sizeof(float))
     cdef float *weight = <float *>malloc(size * sizeof(float))
+    cdef float *target = <float *>malloc(size * sizeof(float))
     cdef bint ok = users != NULL and items != NULL and coef != NULL and shrink != NULL and sel_coef != NULL \
-        and score != NULL and weight != NULL
+        and score != NULL and weight != NULL and target != NULL
     memset(&su, 0, sizeof(Side)); memset(&si, 0, sizeof(Side))
     memset(&ssu, 0, sizeof(Side)); memset(&ssi, 0, sizeof(Side))
     ok = ok and side_init(&su, table_u, K1, rating_size, squares) and side_init(&si, table_i, K1, rating_size, squares)
@@ -340,14 +403,11 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
     cdef double total_loss = 0, total_squared = 0, squared, penalised, negatives_loss, sel_loss
     cdef Py_ssize_t s, j, r, end = n_steps * batch
     cdef int u, i
-    cdef float w, e, sel_e, target, rate, scale = 2.0 / batch
+    cdef float w, e, rate, scale = 2.0 / batch
     cdef float h0 = hyper[0], h1 = hyper[1], h2 = hyper[2], h3 = hyper[3]
     cdef int64_t t
-    cdef uint64_t state
     cdef const float *pu
     cdef const float *qi
-    cdef const float *ps
-    cdef const float *pt
     if ok:
         with nogil:
             for s in range(n_steps):
@@ -372,52 +432,21 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
                     qi = si.table + i * si.width
                     score[j] = pu[K] + qi[K] + dot(pu, qi, K)
                     w = weights[r if r < n_weights else n_weights - 1]
-                    e = score[j] - y[r]
+                    target[j] = y[r]
+                    e = score[j] - target[j]
                     squared += w * e * e
                     weight[j] = w
                     coef[j] = scale * w * e
                     shrink[j] = scale * w
                     su.owner[u] = j
                     si.owner[i] = j
-                # then the sampled pairs: each rating's user with a uniform item
                 if n_negatives:
-                    state = seeded(<uint64_t>sample_seed, <uint64_t>t + (<uint64_t>1 << 62))
-                    for j in range(batch, size):
-                        u = users[(j - batch) % batch]
-                        i = 1 + <int>below(&state, n_items)
-                        users[j] = u
-                        items[j] = i
-                        pu = su.table + u * su.width
-                        qi = si.table + i * si.width
-                        score[j] = pu[K] + qi[K] + dot(pu, qi, K)
-                        e = score[j] - negative_target
-                        negatives_loss += negative_weight * e * e
-                        weight[j] = 0
-                        coef[j] = scale * negative_weight * e
-                        shrink[j] = 0
-                        if j < rating_size:
-                            su.owner[u] = j
-                            si.owner[i] = j
+                    negatives_loss = score_negatives(&su, &si, users, items, score, target, weight, coef, shrink,
+                                                     batch, size, rating_size, sample_seed, t, n_items,
+                                                     negative_target, negative_weight, scale)
                 if selection:
-                    for j in range(size):
-                        u, i = users[j], items[j]
-                        ps = ssu.table + u * ssu.width
-                        pt = ssi.table + i * ssi.width
-                        if j < batch:
-                            r = order[s * batch + j]
-                            target = y[r]
-                            w = weights[r if r < n_weights else n_weights - 1]
-                        else:
-                            target = negative_target
-                            w = negative_weight
-                        sel_e = score[j] + dot(ps, pt, Ks) + ps[Ks] + pt[Ks] - target
-                        sel_loss += w * sel_e * sel_e
-                        if j < batch:
-                            sel_loss += w * (penalty_sum(ps, &sel_penalty[0], K1s)
-                                             + penalty_sum(pt, &sel_penalty[0], K1s))
-                        sel_coef[j] = scale * w * sel_e
-                        ssu.owner[u] = j
-                        ssi.owner[i] = j
+                    sel_loss = score_selection(&ssu, &ssi, users, items, score, target, weight, sel_coef, batch,
+                                               size, negative_weight, &sel_penalty[0], scale)
                 # pass 2: each row's gradients summed at its owner (all from the tables
                 # before the batch), and the ratings' penalty
                 penalised = accumulate(&su, &si, users, items, rating_size, coef, shrink, weight, &penalty[0],
@@ -438,7 +467,7 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
                     apply_owners(&ssu, users, size, rule, h0, h1, h2, h3, rate, squares)
                     apply_owners(&ssi, items, size, rule, h0, h1, h2, h3, rate, squares)
     side_free(&su); side_free(&si); side_free(&ssu); side_free(&ssi)
-    free(users); free(items); free(coef); free(shrink); free(sel_coef); free(score); free(weight)
+    free(users); free(items); free(coef); free(shrink); free(sel_coef); free(score); free(weight); free(target)
     if not ok:
         raise MemoryError("the compiled epoch could not allocate its batch buffers")
     return total_loss, total_squared
