@@ -582,6 +582,16 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         Returns
         -------
         self : EmbeddingMFRegressor
+
+        Raises
+        ------
+        ValueError
+            For invalid parameters, ``X``, ``y`` or ``sample_weight``, each
+            naming what it got and what it expects; and when training
+            diverges (a loss that is not finite, e.g. a ``learning_rate``
+            far too large or ratings far off the usual scale), at the end of
+            the first such epoch, naming it, instead of returning a model
+            whose predictions are NaN.  The estimator is then left as it was.
         """
         # a fit that fails, for bad input or during training, leaves the
         # estimator as it was: still fitted with its previous model, or unfitted
