@@ -744,10 +744,12 @@ def main(argv=None):
     parser.add_argument("--library", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    import importlib
+
     from skmfnet._quiet import tensorflow_start_up_hidden
 
     with tensorflow_start_up_hidden():  # TensorFlow's start-up lines hidden, as the package's own imports do
-        import tensorflow  # noqa: F401
+        importlib.import_module("tensorflow")
     if args.ml100k_worker:
         return _ml100k_worker(args)
     if args.worker:
