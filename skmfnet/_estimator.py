@@ -678,13 +678,12 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         for name, value in encoding._asdict().items():
             setattr(self, name, value)
         self.mu_ = weighted_mean(y, weights)
-        # scaled to mean 1 (their largest to 1 first, so that no sum overflows):
-        # an integer weight counts as that many copies of the rating
+        self._train_weights = None
         if sample_weight is not None:
-            weights = weights / np.max(weights)
-            self._train_weights = (weights / weights.mean()).astype(np.float32)
-        else:
-            self._train_weights = None
+            # scaled to mean 1 (their largest to 1 first, so that no sum overflows):
+            # an integer weight counts as that many copies of the rating
+            relative = weights / np.max(weights)
+            self._train_weights = (relative / relative.mean()).astype(np.float32)
         self._n_train = len(y)
         self.rating_range_ = (float(np.min(y)), float(np.max(y)))
         target = (y - self.mu_).astype(np.float32)

@@ -1,6 +1,5 @@
 """The compiled kernel and its schedule: the plain dot model with optimizer="lazy_adam", "adagrad" or "sgd" (skmfnet._training)."""
 
-
 import keras
 import numpy as np
 import pytest

@@ -7,6 +7,17 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+
+def _env(**changes):
+    """This process's environment with the checkout first on the path (and ``changes``; None removes)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
 SCRIPT = """
 import sys
 from skmfnet import EmbeddingMFRegressor, load_estimator
@@ -28,8 +39,7 @@ def _run(env, *args):
 
 def test_importing_fitting_and_loading_print_nothing_on_stderr(tmp_path):
     """TensorFlow's start-up lines (some written before its logging starts) are hidden unless asked for."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    env = _env(TF_CPP_MIN_LOG_LEVEL=None)
     model = str(tmp_path / "m.skmf")
     fit = _run(env, "fit", model)
     assert fit.returncode == 0, fit.stderr
@@ -44,7 +54,7 @@ def test_the_training_plan_and_model_files_import_no_tensorflow():
     """plan() and reading a model file's fields need no engine: skmfnet._training imports its engines lazily."""
     code = ("import sys; import skmfnet._training, skmfnet._training._dispatch, skmfnet._persistence; "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = _env()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -54,7 +64,7 @@ def test_every_training_module_imports_alone():
     """No import circle: each module of skmfnet._training imports first in a new interpreter."""
     modules = ["_auto", "_dispatch", "_rules", "_schedule", "_keras_fit", "_cluster", "_parameter_server"]
     code = "import importlib, sys; importlib.import_module('skmfnet._training.' + sys.argv[1])"
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = _env()
     for module in modules:
         done = subprocess.run([sys.executable, "-c", code, module], capture_output=True, text=True, env=env,
                               timeout=300)

@@ -200,7 +200,7 @@ cdef double accumulate(Side *su, Side *si, const int *users, const int *items, P
     cdef float *gi
     cdef float *gu2
     cdef float *gi2
-    cdef float c, h, pf, qf, x, z, norms
+    cdef float c, h, pf, qf, x, z
     cdef double penalised = 0
     for j in range(count):
         if su.owner[users[j]] == j:
@@ -220,7 +220,6 @@ cdef double accumulate(Side *su, Side *si, const int *users, const int *items, P
         gi = si.grad + b * K1
         c = coef[j]
         h = shrink[j]
-        norms = 0
         if squares:
             gu2 = su.sq + a * K1
             gi2 = si.sq + b * K1
@@ -248,9 +247,7 @@ cdef double accumulate(Side *su, Side *si, const int *users, const int *items, P
             gu[K] += c + h * penalty[K] * p[K]
             gi[K] += c + h * penalty[K] * q[K]
         if weight != NULL and weight[j] != 0:
-            for f in range(K1):
-                norms += penalty[f] * (p[f] * p[f] + q[f] * q[f])
-            penalised += weight[j] * norms
+            penalised += weight[j] * (penalty_sum(p, penalty, K1) + penalty_sum(q, penalty, K1))
     return penalised
 
 

@@ -22,7 +22,6 @@ from ._kernel import RULE_ADAGRAD, RULE_ADAM, RULE_SGD
 __all__ = ["COMPILED_OPTIMIZERS", "dot_tables", "rule_of", "store_optimizer_state", "supports"]
 
 
-
 def supports(optimizer):
     """Whether :func:`fit_rows` implements ``optimizer``'s update rule exactly."""
     return rule_of(optimizer) is not None
