@@ -7,9 +7,10 @@ Run from the repository root::
     python benchmarks/run.py --protocols folds --folds 1 --models dummy,bias,surprise_svd
 
 Writes results.md, results.json, rmse.png and learning_curves.png to
-``--output`` (default: benchmarks/results/ for a full run,
-benchmarks/results/quick/ for --quick, benchmarks/results/partial/ for any
-other subset, so that only a full run replaces the committed results).
+``--output`` (default: benchmarks/results/suite/ for a full run,
+benchmarks/results/suite/quick/ for --quick, benchmarks/results/suite/partial/
+for any other subset, so that only a full run replaces the committed results).
+The configurations live in benchmarks/suite/models.py.
 """
 
 import argparse
@@ -25,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # `python benchmarks/run.py` puts benchmarks/ first, not the root
     sys.path.insert(0, str(HERE.parent))
 
-from benchmarks import models as M  # noqa: E402
+from benchmarks.suite import models as M  # noqa: E402
 
 PROTOCOLS = ("tutorial", "folds", "peers", "ablations", "ranking", "temporal", "fold_in")
 ALL_FOLDS = (1, 2, 3, 4, 5)
@@ -80,7 +81,7 @@ def build_parser():
             "  ranking   the same folds: top-10 lists scored against test ratings >= 4\n\n"
             "models ([protocol, quick = in the default --quick selection]):\n"
             f"{model_lines}\n\n"
-            "Configurations live in benchmarks/models.py.  Data: MovieLens 100K from the\n"
+            "Configurations live in benchmarks/suite/models.py.  Data: MovieLens 100K from the\n"
             "SKMFNET_DATA folder (or --data-home), downloaded if missing."
         ),
     )
@@ -103,7 +104,7 @@ def build_parser():
     parser.add_argument(
         "--quick", action="store_true",
         help="small version (~1 min): fold u1, few epochs, a 2-point grid, tutorial protocol "
-        "on a 20%% subsample with 2 epochs; writes to benchmarks/results/quick/ by default",
+        "on a 20%% subsample with 2 epochs; writes to benchmarks/results/suite/quick/ by default",
     )
     parser.add_argument("--output", type=Path, metavar="DIR", help="output folder (see above for the default)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every split and model (default: 0)")
@@ -145,7 +146,7 @@ def plan(args, parser):
     if args.output is not None:
         output = args.output
     else:
-        output = HERE / "results" / ("" if full else "quick" if args.quick else "partial")
+        output = HERE / "results" / "suite" / ("" if full else "quick" if args.quick else "partial")
     # Models named with --models run on the canonical folds whenever "folds" or "peers" is
     # selected (they share the splits); otherwise each protocol runs its own group.
     on_folds = {"folds", "peers", "ablations", "ranking"} & set(protocols)
@@ -190,8 +191,8 @@ def main(argv=None):
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from tqdm.auto import tqdm
 
-    from benchmarks import protocols as P
-    from benchmarks import report as R
+    from benchmarks.suite import protocols as P
+    from benchmarks.suite import report as R
 
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()

@@ -81,7 +81,9 @@ Usage (from the repository root)::
     python benchmarks/speed.py                      # all protocols, 25M ratings
     python benchmarks/speed.py --n-ratings 5000000 --protocols synthetic
 
-Results: ``benchmarks/results/speed.{json,md}`` (``--output`` to change).
+Results: ``benchmarks/results/speed/speed.{json,md}`` (``--output`` to change; the
+committed runs of single protocols are folders beside them, e.g.
+``--output benchmarks/results/speed/speed_25m_kernel``).
 """
 
 import argparse
@@ -101,8 +103,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.peers import CornacRegressor, SurpriseRegressor  # noqa: E402
-from benchmarks.report import machine_info  # noqa: E402
+from benchmarks.suite.peers import CornacRegressor, SurpriseRegressor  # noqa: E402
+from benchmarks.suite.report import machine_info  # noqa: E402
 
 PROTOCOLS = ("ml100k", "search", "readme_search", "synthetic", "tutorial", "scaling")
 #: scaling: training ratings of each run (the 25M id shape), factors, epochs
@@ -737,7 +739,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scaling-sizes", default=",".join(map(str, SCALING_SIZES)),
                         help="scaling: comma-separated training ratings of each run")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "speed"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scaling-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ml100k-worker", choices=("fit", "search", "readme1", "readme2", "readme2threads"), help=argparse.SUPPRESS)

@@ -71,32 +71,32 @@ html_static_path = []
 
 
 # --- pages that depend on files outside docs/ ---------------------------------
+# benchmarks/results/: suite/ (benchmarks/run.py), speed/ (benchmarks/speed.py), tuning/, explore/
 BENCHMARK_RESULTS = Path(os.environ.get("SKMFNET_BENCHMARK_RESULTS", ROOT / "benchmarks" / "results"))
 
 
 def _benchmark_results_rst():
     """The benchmark page's results section: the committed results.md if any, else how to make it."""
-    markdown = BENCHMARK_RESULTS / "results.md"
-    chart = BENCHMARK_RESULTS / "rmse.png"
+    markdown = BENCHMARK_RESULTS / "suite" / "results.md"
+    chart = BENCHMARK_RESULTS / "suite" / "rmse.png"
     if not markdown.is_file():
         return (
             "No full benchmark results are in this checkout yet "
-            "(``benchmarks/results/results.md``). Run ``python benchmarks/run.py`` from the "
+            "(``benchmarks/results/suite/results.md``). Run ``python benchmarks/run.py`` from the "
             "repository root to produce them: the table, a JSON of every figure and the charts "
-            "are written to ``benchmarks/results/``.\n"
+            "are written to ``benchmarks/results/suite/``.\n"
         )
     text = (
-        "The table below is ``benchmarks/results/results.md`` as committed, written by the run "
+        "The table below is ``benchmarks/results/suite/results.md`` as committed, written by the run "
         "it describes (command, machine and library versions at its top).\n\n"
     )
     if chart.is_file():
         text += f".. image:: /{os.path.relpath(chart, DOCS)}\n   :alt: Test RMSE by model\n\n"
     text += f".. literalinclude:: /{os.path.relpath(markdown, DOCS)}\n   :language: markdown\n"
-    # runs of single protocols committed beside the full run
+    # runs committed beside the full run
     for extra, title in [
-        (BENCHMARK_RESULTS / "extra" / "results.md", "Ablations and ranking"),
-        (BENCHMARK_RESULTS / "speed.md", "Speed and scale (``benchmarks/speed.py``)"),
-        (BENCHMARK_RESULTS / "speed_25m" / "speed.md", "Scale: 25 million ratings"),
+        (BENCHMARK_RESULTS / "speed" / "speed.md", "Speed and scale (``benchmarks/speed.py``)"),
+        (BENCHMARK_RESULTS / "speed" / "speed_25m" / "speed.md", "Scale: 25 million ratings"),
     ]:
         if extra.is_file():
             text += f"\n{title}\n{'~' * len(title)}\n\n"

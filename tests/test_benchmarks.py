@@ -10,6 +10,7 @@ repository root), and the benchmark extra (Surprise, Cornac, matplotlib).
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,8 +23,15 @@ QUICK_MODELS = {
     "folds": {"dummy", "bias", "mf_default", "mf_grid", "mf_side_implicit"},
     "peers": {"surprise_baselineonly", "surprise_svd", "cornac_mf"},
 }
-
-
+# documents that cite files of benchmarks/ (paths from the repository root; in
+# benchmarks/README.md also results/... from benchmarks/)
+CITING_DOCUMENTS = ["README.md", "benchmarks/README.md", *sorted(
+    p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "docs").glob("*.rst")
+)]
+# "<commit>:benchmarks/x.py" (as `git show` takes it) names a file of an older
+# commit, a removed script: not looked for in the checkout
+BENCHMARKS_PATH = re.compile(r"(?<![\w./-])(?:([0-9a-f]{7,40}):)?(benchmarks/[\w./*-]*)")
+RESULTS_PATH = re.compile(r"(?<![\w./-])(results/[\w./*-]*)")
 
 
 def run_suite(*args, env=None, timeout=300):
@@ -172,8 +180,8 @@ def test_speed_scaling_protocol_end_to_end(tmp_path):
 def test_explore_blocks_forces_each_block_count_and_writes_its_figures(tmp_path, monkeypatch):
     import skmfnet._training._schedule
 
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
-    import explore_blocks
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    from benchmarks.explore import explore_blocks
 
     seen = []
     blocks = skmfnet._training._schedule.Blocks
@@ -199,8 +207,8 @@ def test_explore_blocks_forces_each_block_count_and_writes_its_figures(tmp_path,
 def test_explore_schedule_forces_each_number_of_parts_and_records_the_curves(tmp_path, monkeypatch):
     import skmfnet._training._schedule
 
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
-    import explore_schedule
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    from benchmarks.explore import explore_schedule
 
     # 40,000 ratings in batches of 1024: 2 x 2 cells of about 9 batches, in parts of 3 or more
     monkeypatch.setattr(skmfnet._training._schedule, "CELL_BATCHES", 3)
@@ -253,3 +261,20 @@ def test_speed_worker_counts_the_epochs_of_each_fit_when_auto_compares_pairs(tmp
     assert row["ratings_per_epoch"] == 1500 - 150
 
 
+def test_every_benchmarks_path_in_docs_resolves():
+    """Every benchmarks/... path that the README, the docs and benchmarks/README.md cite exists."""
+    # the git-ignored output folders (--quick, subsets) exist only after a run
+    ignored = {line.strip().rstrip("/") for line in (REPO_ROOT / ".gitignore").read_text().splitlines()}
+    missing = []
+    for name in CITING_DOCUMENTS:
+        for number, line in enumerate((REPO_ROOT / name).read_text().splitlines(), 1):
+            cited = [(REPO_ROOT, m.group(2)) for m in BENCHMARKS_PATH.finditer(line) if not m.group(1)]
+            if name == "benchmarks/README.md":
+                cited += [(REPO_ROOT / "benchmarks", m.group(1)) for m in RESULTS_PATH.finditer(line)]
+            for base, path in cited:
+                path = path.rstrip(".,")
+                if (base / path).relative_to(REPO_ROOT).as_posix().rstrip("/") in ignored:
+                    continue
+                if not (any(base.glob(path)) if "*" in path else (base / path).exists()):
+                    missing.append(f"{name}:{number}: {path}")
+    assert not missing, "paths cited but not in the checkout:\n" + "\n".join(missing)

@@ -22,7 +22,7 @@ def close_figures():
 
 
 def entry(label, protocol, rmse_mean, rmse_std, published=None):
-    """One model of a benchmark results.json (benchmarks/report.py's layout)."""
+    """One model of a benchmark results.json (benchmarks/suite/report.py's layout)."""
     return {
         "label": label, "protocol": protocol, "rmse_mean": rmse_mean, "rmse_std": rmse_std,
         "mae_mean": rmse_mean * 0.8, "mae_std": rmse_std, "published_rmse": published,

@@ -8,37 +8,38 @@ the last 250K are scored after every epoch (``validation_data``), so each
 configuration gives its whole validation curve.  K=64, every other
 parameter at its default.
 
-Usage: ``python benchmarks/explore_scale.py`` (about 7 minutes on 2 cores);
-writes ``benchmarks/results/explore_scale.json``.
+Usage: ``python benchmarks/explore/explore_scale.py`` (about 7 minutes on 2
+cores); writes ``benchmarks/results/explore/explore_scale.json``.
 
-``python benchmarks/explore_scale.py --part small`` asks whether it is the
+``python benchmarks/explore/explore_scale.py --part small`` asks whether it is the
 scale or the data: the same generator at MovieLens 100K's shape (943 users,
 1,682 items, 100,000 ratings; ``random_state=1``, first 90,000 fit, last
 10,000 scored), the same configurations; writes
-``benchmarks/results/explore_scale_small.json`` (about a minute).
+``benchmarks/results/explore/explore_scale_small.json`` (about a minute).
 
-``python benchmarks/explore_scale.py --part density`` asks how the best
+``python benchmarks/explore/explore_scale.py --part density`` asks how the best
 ``alpha`` moves with the ratings per row: the 25M shape's tenth (16,200
 users, 5,900 items) at four numbers of ratings, 350,000 to 2,750,000
 (about 20 to 155 per user, 55 to 425 per item; ``random_state=1``, the
 last tenth scored), ``alpha`` in 0.1, 0.05, 0.03, 0.02 at
 ``learning_rate=0.002``, 20 epochs, the best epoch's validation RMSE;
-writes ``benchmarks/results/explore_scale_density.json`` (about 10 minutes).
+writes ``benchmarks/results/explore/explore_scale_density.json`` (about 10 minutes).
 
-``python benchmarks/explore_scale.py --part ml100k`` checks the candidate
+``python benchmarks/explore/explore_scale.py --part ml100k`` checks the candidate
 that the synthetic parts favour (``alpha=0.05, learning_rate=0.002``)
 against the defaults on real MovieLens 100K *training* ratings only: on
 each of u1.base .. u5.base, a random 10% (``random_state=0``) is held out
 and scored after every epoch; the test folds are not read.  Writes
-``benchmarks/results/explore_scale_ml100k.json`` (about a minute).
+``benchmarks/results/explore/explore_scale_ml100k.json`` (about a minute).
 """
 
+import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository root
 sys.path.insert(0, str(ROOT))
 
 from skmfnet import EmbeddingMFRegressor  # noqa: E402
@@ -72,13 +73,13 @@ def main(small=False):
                      "best_epoch": int(min(range(len(curve)), key=curve.__getitem__)) + 1,
                      "best_val_rmse": min(curve), "seconds": time.perf_counter() - start})
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "val_rmse_by_epoch"}), flush=True)
-    out = {"command": "python benchmarks/explore_scale.py" + (" --part small" if small else ""),
+    out = {"command": "python benchmarks/explore/explore_scale.py" + (" --part small" if small else ""),
            "n_factors": 64, "epochs": EPOCHS,
            "data": f"make_ratings({shape[0]:_}, {shape[1]:_}, {shape[2]:_}, n_factors=8, noise=0.8, "
                    f"rating_scale=(1, 5), random_state=1); first {n:,} fit, the rest validation",
            "results": rows}
     name = "explore_scale_small.json" if small else "explore_scale.json"
-    (ROOT / "benchmarks" / "results" / name).write_text(json.dumps(out, indent=1))
+    (ROOT / "benchmarks" / "results" / "explore" / name).write_text(json.dumps(out, indent=1))
 
 
 DENSITY_SIZES = (350_000, 700_000, 1_400_000, 2_750_000)
@@ -108,12 +109,12 @@ def density():
     for row in rows:
         if row["n_ratings"] not in best or row["best_val_rmse"] < best[row["n_ratings"]]["best_val_rmse"]:
             best[row["n_ratings"]] = row
-    out = {"command": "python benchmarks/explore_scale.py --part density", "n_factors": 64, "epochs": EPOCHS,
+    out = {"command": "python benchmarks/explore/explore_scale.py --part density", "n_factors": 64, "epochs": EPOCHS,
            "data": "make_ratings(16_200, 5_900, n, n_factors=8, noise=0.8, rating_scale=(1, 5), random_state=1) "
                    f"for n in {list(DENSITY_SIZES)}; first 90% fit, the rest validation",
            "fixed": {"learning_rate": 0.002}, "results": rows,
            "best_alpha_by_n_ratings": {str(k): v["alpha"] for k, v in best.items()}}
-    (ROOT / "benchmarks" / "results" / "explore_scale_density.json").write_text(json.dumps(out, indent=1))
+    (ROOT / "benchmarks" / "results" / "explore" / "explore_scale_density.json").write_text(json.dumps(out, indent=1))
 
 
 ML100K_CONFIGS = [{}, {"alpha": 0.05, "learning_rate": 0.002}]
@@ -142,16 +143,20 @@ def ml100k():
                                                                    if r["params"] == params])),
                                   "best": float(np.mean([r["best_val_rmse"] for r in rows if r["params"] == params]))}
              for params in ML100K_CONFIGS}
-    out = {"command": "python benchmarks/explore_scale.py --part ml100k", "epochs": EPOCHS,
+    out = {"command": "python benchmarks/explore/explore_scale.py --part ml100k", "epochs": EPOCHS,
            "data": "MovieLens 100K u1.base .. u5.base, each split 90/10 (train_test_split, random_state=0); "
                    "the test folds are not read", "results": rows, "means": means}
-    (ROOT / "benchmarks" / "results" / "explore_scale_ml100k.json").write_text(json.dumps(out, indent=1))
+    (ROOT / "benchmarks" / "results" / "explore" / "explore_scale_ml100k.json").write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--part", "ml100k"]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=["small", "density", "ml100k"],
+                        help="another question than the 25M density's (see above); default: that one")
+    part = parser.parse_args().part
+    if part == "ml100k":
         ml100k()
-    elif sys.argv[1:] == ["--part", "density"]:
+    elif part == "density":
         density()
     else:
-        main(small=sys.argv[1:] == ["--part", "small"])
+        main(small=part == "small")

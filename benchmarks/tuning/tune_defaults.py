@@ -3,7 +3,7 @@
 The defaults are the best configuration and epoch count of this search
 (``optimizer="lazy_adam"``, the compiled row-sparse path): at the time of
 the search the defaults were Keras's dense Adam (``FORMER_DEFAULTS`` in
-``benchmarks/models.py``), and "every other parameter at its default" below
+``benchmarks/suite/models.py``), and "every other parameter at its default" below
 means ``n_factors=32``, ``alpha_bias=0.01`` and the rest of the
 non-optimizer parameters, unchanged since.
 
@@ -18,10 +18,11 @@ the five folds.  No ``uK.test`` rating is scored here; the caveat is that
 configuration for all five folds is mildly optimistic for the benchmark's
 test RMSE.
 
-Usage: ``python benchmarks/tune_defaults.py`` (about 10 minutes on 2 cores);
-writes ``benchmarks/results/tune_defaults.json``.
+Usage: ``python benchmarks/tuning/tune_defaults.py`` (about 10 minutes on 2
+cores); writes ``benchmarks/results/tuning/tune_defaults.json``.
 """
 
+import argparse
 import itertools
 import json
 import sys
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import PredefinedSplit, train_test_split
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository root
 sys.path.insert(0, str(ROOT))
 
 from skmfnet import EmbeddingMFRegressor  # noqa: E402
@@ -42,7 +43,8 @@ GRID = dict(learning_rate=[0.005, 0.01, 0.02], alpha=[0.02, 0.05, 0.1, 0.2], bat
 EPOCHS = 40
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     data = fetch_movielens("100k")
     X, y = data.ratings[["user_id", "item_id"]], data.ratings["rating"].to_numpy()
     folds = list(PredefinedSplit(data.test_fold).split())
@@ -62,8 +64,8 @@ def main():
                         "val_rmse_by_epoch": mean.tolist(), "seconds": time.perf_counter() - start})
         print(json.dumps({k: v for k, v in results[-1].items() if k != "val_rmse_by_epoch"}), flush=True)
     results.sort(key=lambda r: r["best_val_rmse"])
-    out = ROOT / "benchmarks" / "results" / "tune_defaults.json"
-    out.write_text(json.dumps({"command": "python benchmarks/tune_defaults.py", "grid": GRID, "epochs": EPOCHS,
+    out = ROOT / "benchmarks" / "results" / "tuning" / "tune_defaults.json"
+    out.write_text(json.dumps({"command": "python benchmarks/tuning/tune_defaults.py", "grid": GRID, "epochs": EPOCHS,
                                "results": results}, indent=1))
     print("best:", {k: v for k, v in results[0].items() if k != "val_rmse_by_epoch"})
 

@@ -1,6 +1,6 @@
 """Exploration for #13: does the stratified schedule of several threads cost accuracy, and what wins it back.
 
-Not a benchmark row.  In ``benchmarks/results/speed_25m`` the defaults
+Not a benchmark row.  In ``benchmarks/results/speed/speed_25m`` the defaults
 reached a test RMSE of 0.8323 on four blocks a side (two threads) and 0.8266
 on one thread, in the same run.  This script trains the pair that "auto"
 keeps at that size (``alpha=0.03, learning_rate=0.002``, K=64) for a fixed
@@ -19,9 +19,9 @@ n_factors=8, noise=0.8, rating_scale=(1, 5), random_state=1)``, the last
 An epoch's time is the time between the ends of two epochs
 (``skmfnet._training._schedule.end_epoch``); the figure is the median of epochs 2 on.
 
-Usage: ``python benchmarks/explore_schedule.py`` (about 15 minutes on 2
-cores at 25 million ratings); writes
-``benchmarks/results/explore_schedule.json``.
+Usage: ``python benchmarks/explore/explore_schedule.py`` (about 15 minutes
+on 2 cores at 25 million ratings); writes
+``benchmarks/results/explore/explore_schedule.json``.
 """
 
 import argparse
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository root
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.explore_blocks import epoch_stamps  # noqa: E402
-from benchmarks.report import machine_info  # noqa: E402
+from benchmarks.explore.explore_blocks import epoch_stamps  # noqa: E402
+from benchmarks.suite.report import machine_info  # noqa: E402
 from skmfnet import EmbeddingMFRegressor  # noqa: E402
 from skmfnet.datasets import make_ratings  # noqa: E402
 
@@ -57,9 +57,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--chunks", default="1,4,16", help="chunks per cell to try on four blocks")
     parser.add_argument("--n-factors", type=int, default=64)
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "explore_schedule.json"))
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "explore" / "explore_schedule.json"))
     args = parser.parse_args(argv)
-    command = "python benchmarks/explore_schedule.py" + (f" {' '.join(argv)}" if argv else "")
+    command = "python benchmarks/explore/explore_schedule.py" + (f" {' '.join(argv)}" if argv else "")
     n = args.n_ratings
     out = {"command": command, "machine": machine_info(), "n_factors": args.n_factors, "epochs": args.epochs,
            "params": PAIR,

@@ -16,8 +16,8 @@ them alike.  Why a script of its own: ``speed.py`` times whole fits
 (``(T(E) - T(1)) / (E - 1)``), whose difference moved by up to 1.8x
 between repetitions of the same setting on this machine.
 
-Usage: ``python benchmarks/explore_blocks.py`` (about 6 minutes on 2
-cores); writes ``benchmarks/results/explore_blocks.json``.
+Usage: ``python benchmarks/explore/explore_blocks.py`` (about 6 minutes on
+2 cores); writes ``benchmarks/results/explore/explore_blocks.json``.
 """
 
 import argparse
@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository root
 sys.path.insert(0, str(ROOT))
 
 import skmfnet._training._dispatch  # noqa: E402
 import skmfnet._training._schedule  # noqa: E402
-from benchmarks.report import machine_info  # noqa: E402
+from benchmarks.suite.report import machine_info  # noqa: E402
 from skmfnet import EmbeddingMFRegressor  # noqa: E402
 from skmfnet.datasets import make_ratings  # noqa: E402
 
@@ -86,11 +86,11 @@ def main(argv=None):
     parser.add_argument("--blocks", default="2,4,8,16")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--n-factors", type=int, default=64)
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "explore_blocks.json"))
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "explore" / "explore_blocks.json"))
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.n_ratings.split(",")]
     counts = [int(p) for p in args.blocks.split(",")]
-    command = "python benchmarks/explore_blocks.py" + (f" {' '.join(argv)}" if argv else "")
+    command = "python benchmarks/explore/explore_blocks.py" + (f" {' '.join(argv)}" if argv else "")
     out = {"command": command, "machine": machine_info(), "n_factors": args.n_factors, "epochs": EPOCHS,
            "data": "make_ratings(162_000, 59_000, n, n_factors=8, noise=0.8, rating_scale=(1, 5), random_state=1)",
            "figure": "median ratings per second of epochs 2..6 of one fit", "results": {}}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.models import WEIGHT_SWEEP_PREFIX
+from benchmarks.suite.models import WEIGHT_SWEEP_PREFIX
 
 LIBRARIES = {
     "numpy": "numpy",

@@ -7,7 +7,7 @@ the protocol it belongs to, and what ``--quick`` changes.
 
 To change a configuration, change it here only: ``run.py``, the table, the
 JSON and the charts all read from this module.  Peers (Surprise, Cornac) are
-wrapped by the adapters of ``benchmarks/peers.py``, never by the package.
+wrapped by the adapters of ``benchmarks/suite/peers.py``, never by the package.
 """
 
 from dataclasses import dataclass, field
@@ -17,8 +17,8 @@ from sklearn.dummy import DummyRegressor
 from sklearn.ensemble import VotingRegressor
 from sklearn.model_selection import GridSearchCV, KFold
 
-from benchmarks.peers import CornacRanker, CornacRegressor, SurpriseRegressor
-from benchmarks.protocols import ID_COLUMNS, ITEM_FEATURES, USER_FEATURES
+from benchmarks.suite.peers import CornacRanker, CornacRegressor, SurpriseRegressor
+from benchmarks.suite.protocols import ID_COLUMNS, ITEM_FEATURES, USER_FEATURES
 
 
 def _skmfnet():
@@ -76,11 +76,11 @@ QUICK_GRID = {"n_factors": [8, 32]}
 QUICK_GRID_EPOCHS = 2
 
 
-#: Side information (benchmarks/protocols.py: side_information) as the estimator takes it.
+#: Side information (benchmarks/suite/protocols.py: side_information) as the estimator takes it.
 SIDE_PARAMS = dict(user_features=list(USER_FEATURES), item_features=list(ITEM_FEATURES))
 SIDE_COLUMNS = ID_COLUMNS + USER_FEATURES + ITEM_FEATURES
 #: The estimator's defaults before they became the row-sparse ones (Keras's
-#: dense Adam; benchmarks/tune_defaults.py chose today's).
+#: dense Adam; benchmarks/tuning/tune_defaults.py chose today's).
 FORMER_DEFAULTS = dict(optimizer="adam", learning_rate=0.01, batch_size=4096, init_std=0.001, epochs=8)
 #: Side information plus SVD++'s implicit term; learning rate and epochs chosen on
 #: a 90/10 split of u1.base (training data only) in an exploratory run, on top of
@@ -361,8 +361,8 @@ MODELS["rank_mf_default"] = Model(
     quick_default=True,
 )
 
-#: Ranking configurations, chosen by benchmarks/tune_ranking.py on training
-#: ratings only (benchmarks/results/tune_ranking.json): the best NDCG@10 of
+#: Ranking configurations, chosen by benchmarks/tuning/tune_ranking.py on training
+#: ratings only (benchmarks/results/tuning/tune_ranking.json): the best NDCG@10 of
 #: its grid ("ranking"), and the defaults plus the selection term with the
 #: best NDCG@10 among those fitting within 3x the defaults' time
 #: ("selection_choice"; its rating network is the defaults').

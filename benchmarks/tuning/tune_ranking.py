@@ -28,12 +28,13 @@ the test ratings of u2..u5 (and so on), so one configuration for all five
 folds is mildly optimistic for the benchmark, for skmfnet and the peers
 alike.
 
-Usage: ``python benchmarks/tune_ranking.py`` (about 20 minutes on 2 cores);
-writes ``benchmarks/results/tune_ranking.json``.
-``python benchmarks/tune_ranking.py --part selection`` (about 5 minutes)
+Usage: ``python benchmarks/tuning/tune_ranking.py`` (about 20 minutes on 2
+cores); writes ``benchmarks/results/tuning/tune_ranking.json``.
+``python benchmarks/tuning/tune_ranking.py --part selection`` (about 5 minutes)
 re-measures the defaults and most-popular and adds the ``selection_*`` keys.
 """
 
+import argparse
 import itertools
 import json
 import sys
@@ -43,10 +44,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import PredefinedSplit, train_test_split
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository root
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.peers import CornacRanker  # noqa: E402
+from benchmarks.suite.peers import CornacRanker  # noqa: E402
 from skmfnet import EmbeddingMFRegressor, MostPopularRanker  # noqa: E402
 from skmfnet.datasets import fetch_movielens  # noqa: E402
 from skmfnet.metrics import ndcg_at_k, relevant_items  # noqa: E402
@@ -110,7 +111,7 @@ def _selection_part(splits, path):
     rows = _search(GRID_SELECTION, lambda p: EmbeddingMFRegressor(random_state=0, **p), splits, True, "selection")
     budget = SELECTION_TIME_BUDGET * defaults["seconds"]
     out.update({
-        "selection_command": "python benchmarks/tune_ranking.py --part selection",
+        "selection_command": "python benchmarks/tuning/tune_ranking.py --part selection",
         "grid_selection": GRID_SELECTION,
         "selection_time_budget": SELECTION_TIME_BUDGET,
         "selection_defaults": defaults,
@@ -122,14 +123,15 @@ def _selection_part(splits, path):
     print("defaults:", defaults, "\nselection:", out["selection_choice"])
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=["selection"], help="only the selection term's search, merged into the file")
+    args = parser.parse_args(argv)
     splits = list(_splits())
-    path = ROOT / "benchmarks" / "results" / "tune_ranking.json"
-    if sys.argv[1:] == ["--part", "selection"]:
+    path = ROOT / "benchmarks" / "results" / "tuning" / "tune_ranking.json"
+    if args.part == "selection":
         return _selection_part(splits, path)
-    if sys.argv[1:]:
-        raise SystemExit(f"usage: python benchmarks/tune_ranking.py [--part selection]; got {sys.argv[1:]}")
-    out = {"command": "python benchmarks/tune_ranking.py", "folds": FOLDS, "grid": GRID, "grid_both": GRID_BOTH,
+    out = {"command": "python benchmarks/tuning/tune_ranking.py", "folds": FOLDS, "grid": GRID, "grid_both": GRID_BOTH,
            "both_rmse_slack": BOTH_RMSE_SLACK, "peer_grids": PEER_GRIDS}
     out["defaults"] = _score(lambda: EmbeddingMFRegressor(random_state=0), splits, True)
     out["most_popular"] = _score(MostPopularRanker, splits, False)

@@ -1,0 +1,1 @@
+"""One-off measurements behind a constant or a sentence of the docs, not benchmark rows (see benchmarks/README.md)."""

@@ -1,0 +1,1 @@
+"""How defaults and benchmark constants were chosen, on training ratings only (see benchmarks/README.md)."""
