@@ -42,9 +42,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._encoding import check_sample_weight, validate_user_item, warn_if_no_id_known, weighted_mean
 from ._mixins import RecommenderMixin, restore_on_failure
-from ._network import build_network, score_rows
+from ._network import build_network, dot_tables, score_rows
 from ._preparation import encode, fit_encoding, pair_inputs
 from ._recommend import seen_matrix_from_rows
+from ._scoring import pair_scores
 from ._training import compile_network, compiled_path_blockers, plan, train
 from ._training._cluster import DISTRIBUTIONS, get_strategy
 
@@ -122,7 +123,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     one compiled loop per epoch, traced once per process.  The defaults (K=32,
     factors initialised with a standard deviation of 0.01, ``alpha=0.1``,
     learning rate 0.005, batches of 1024, 10 epochs) were chosen on
-    MovieLens 100K training ratings (``benchmarks/tune_defaults.py``;
+    MovieLens 100K training ratings (``benchmarks/tuning/tune_defaults.py``;
     ``docs/accuracy.rst``); from a million ratings on, ``"auto"`` also tries
     ``alpha=0.03`` with learning rate 0.002 and keeps the better of the two
     on held-out ratings (see ``alpha``).
@@ -972,7 +973,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         rows = encode(self, users, items, extras)
         warn_if_no_id_known(rows[:, 0], rows[:, 1], self.user_encoder_, self.item_encoder_, users, items)
         # unknown ids are row 0, whose embeddings are zero (see the class docstring)
-        y_pred = score_rows(self.model_, rows).astype(np.float64) + self.mu_
+        if self._plain_dot():  # numpy on the tables: the arithmetic of recommend and the CLI's reader
+            y_pred = pair_scores(self.mu_, dot_tables(self.model_), rows[:, 0], rows[:, 1])
+        else:
+            y_pred = score_rows(self.model_, rows).astype(np.float64) + self.mu_
         if self.fitted_params_["clip_predictions"]:
             np.clip(y_pred, *self.rating_range_, out=y_pred)
         return y_pred

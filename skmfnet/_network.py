@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-__all__ = ["build_network", "score_rows", "RowL2Embedding", "FeatureEmbedding", "ImplicitFeedback"]
+__all__ = ["build_network", "dot_tables", "score_rows", "RowL2Embedding", "FeatureEmbedding", "ImplicitFeedback"]
 
 USER_FACTORS, ITEM_FACTORS = "user_factors", "item_factors"
 USER_BIAS, ITEM_BIAS = "user_bias", "item_bias"
@@ -57,6 +57,15 @@ def score_rows(model, rows):
         ]
         or [np.zeros(0, dtype=np.float32)]
     )
+
+
+def dot_tables(model):
+    """The four tables of a dot network as float32 numpy arrays: {"user_factors": P, ..., "item_bias": (n + 1,)}."""
+    tables = {}
+    for name in (USER_FACTORS, ITEM_FACTORS, USER_BIAS, ITEM_BIAS):
+        table = keras.ops.convert_to_numpy(model.get_layer(name).embeddings)
+        tables[name] = table[:, 0] if name in (USER_BIAS, ITEM_BIAS) else table
+    return tables
 
 
 @keras.saving.register_keras_serializable(package="skmfnet")

@@ -76,11 +76,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["FORMAT_VERSION", "InvalidModelFileError", "load_estimator", "save_estimator"]
+__all__ = ["FORMAT_VERSION", "InvalidModelFileError", "load_estimator", "read_dot_model", "save_estimator"]
 
 #: Version of the model file format written by :func:`save_estimator`.
 #: Version 2 adds side information; models without it are still written as version 1.
@@ -186,6 +183,8 @@ def _decode_params(cls, params):
         )
     # parameters whose default is a tuple were stored as JSON lists
     params = {k: tuple(v) if isinstance(defaults[k], tuple) and isinstance(v, list) else v for k, v in params.items()}
+    from sklearn.utils._param_validation import InvalidParameterError
+
     estimator = cls(**params)
     try:
         estimator._validate_params()  # scikit-learn's parameter constraints, as fit checks them
@@ -257,8 +256,12 @@ def save_estimator(estimator, path):
         raise TypeError(
             f"save_estimator saves EmbeddingMFRegressor and BiasBaselineRegressor; got {name}."
         )
-    check_is_fitted(estimator, ["user_encoder_", "item_encoder_", "mu_"])
+    import scipy.sparse as sp
+    from sklearn.utils.validation import check_is_fitted
+
     from . import __version__
+
+    check_is_fitted(estimator, ["user_encoder_", "item_encoder_", "mu_"])
 
     feature_names = getattr(estimator, "feature_names_in_", None)
     meta = {
@@ -474,6 +477,11 @@ def load_estimator(path):
     --------
     save_estimator : Write the file.
     """
+    return _read_model_file(path, _load_archive)
+
+
+def _read_model_file(path, read):
+    """``read(archive, path)`` of the model file at ``path``, its failures as :class:`InvalidModelFileError`."""
     path = Path(os.fspath(path))
     with open(path, "rb") as f:  # OSError (FileNotFoundError, IsADirectoryError, ...) as is
         head = f.read(4)
@@ -485,7 +493,7 @@ def load_estimator(path):
             )
         try:
             with zipfile.ZipFile(f) as archive:
-                return _load_archive(archive, path)
+                return read(archive, path)
         except InvalidModelFileError as exc:
             raise InvalidModelFileError(f"{path} is not a valid skmfnet model file: {exc}") from None
         except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, KeyError, ValueError,
@@ -496,7 +504,8 @@ def load_estimator(path):
             ) from None
 
 
-def _load_archive(archive, path):
+def _read_header(archive):
+    """``skmfnet.json``, parsed once its size and structure are checked, of a format this skmfnet reads."""
     data = _read_member(archive, _META, _MAX_META_BYTES)
     _check_structure(data, _META)
     meta = _parse_json(data, _META)
@@ -510,9 +519,15 @@ def _load_archive(archive, path):
             f"it has format version {version}, written by skmfnet {meta.get('skmfnet_version')}; "
             f"this skmfnet reads versions up to {FORMAT_VERSION}: upgrade skmfnet to load it"
         )
-    name = meta.get("estimator")
-    if name not in _ESTIMATORS:
-        raise InvalidModelFileError(f"unknown estimator {name!r}")
+    if meta.get("estimator") not in _ESTIMATORS:
+        raise InvalidModelFileError(f"unknown estimator {meta.get('estimator')!r}")
+    return meta
+
+
+def _load_archive(archive, path):
+    meta = _read_header(archive)
+    name = meta["estimator"]
+
     import importlib
 
     from ._quiet import tensorflow_start_up_hidden
@@ -541,20 +556,8 @@ def _load_archive(archive, path):
     arrays = _read_arrays(archive, expected) if _ARRAYS in archive.namelist() else {}
     if name == "EmbeddingMFRegressor":
         _restore_resolved(estimator, fitted)
-        estimator.user_selection_ = estimator.item_selection_ = None
-        if selection_factors:
-            for side in ("user", "item"):
-                if f"{side}_selection" not in arrays:
-                    raise InvalidModelFileError(
-                        f"{_ARRAYS} has no {side}_selection, which selection_factors={selection_factors} needs"
-                    )
-                selection = arrays[f"{side}_selection"]
-                if selection[0].any():
-                    raise InvalidModelFileError(
-                        f"{_ARRAYS}: {side}_selection's row 0 (the row of unknown {side}s) is not zero; "
-                        "it must be zero"
-                    )
-                setattr(estimator, f"{side}_selection_", selection.astype(np.float32))
+        selection = _selection_arrays(arrays, selection_factors)
+        estimator.user_selection_, estimator.item_selection_ = selection or (None, None)
     if name == "BiasBaselineRegressor":
         for side in ("user", "item"):
             if f"{side}_bias" not in arrays:
@@ -566,6 +569,154 @@ def _load_archive(archive, path):
     if "seen_indptr" in arrays:
         estimator.seen_ = _seen_from_arrays(arrays, n_users, n_items)
     return estimator
+
+
+# ---------------------------------------------- a dot model, read light
+#: Parameters of a plain dot model (b_u + b_i + p_u . q_i of four tables), as read_dot_model reads them.
+_PLAIN_DOT = {"interaction": "dot", "implicit": False, "user_features": None, "item_features": None}
+#: EmbeddingMFRegressor's parameters (a test keeps them equal to its get_params()): a file with
+#: others was written by another version, and load_estimator says so.
+_MF_PARAMETERS = frozenset({
+    "activation", "alpha", "alpha_bias", "alpha_implicit", "batch_size", "clip_predictions", "distribution",
+    "early_stopping", "epochs", "hidden_layer_sizes", "implicit", "init_std", "interaction", "item_features",
+    "learning_rate", "loss", "n_factors", "n_iter_no_change", "n_jobs", "negative_rating", "negative_ratio",
+    "negative_weight", "optimizer", "random_state", "regularization", "selection_factors", "user_features",
+    "validation_fraction", "verbose",
+})
+
+
+def read_dot_model(path):
+    """The prediction state of a plain dot model's file, read without TensorFlow or scikit-learn.
+
+    What ``skmfnet predict``, ``recommend`` and ``similar`` use to answer
+    in well under a second (see :mod:`skmfnet._scoring`).  The file is
+    checked as :func:`load_estimator` checks it: member sizes before
+    reading, ``skmfnet.json``'s structure, format version, vocabularies,
+    numbers and history, every array header, the network's declared layers,
+    and every table read finite.  The parameters that prediction does not
+    read are left to :func:`load_estimator`, which validates them against
+    the estimator's constraints.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A model file.
+
+    Returns
+    -------
+    model : skmfnet._scoring.DotModel or None
+        None when the file holds anything else than an
+        :class:`~skmfnet.EmbeddingMFRegressor` with ``interaction="dot"``
+        and neither side information nor implicit feedback, or parameters
+        this reader does not check (load it with :func:`load_estimator`,
+        which also gives the error a damaged file deserves).
+
+    Raises
+    ------
+    InvalidModelFileError
+        As :func:`load_estimator`.
+    OSError
+        If the file cannot be read.
+    """
+    return _read_model_file(path, _read_dot_archive)
+
+
+def _read_dot_archive(archive, path):
+    from types import SimpleNamespace
+
+    from ._scoring import DotModel
+
+    meta = _read_header(archive)
+    params, fitted = meta.get("params"), meta.get("fitted")
+    if meta["estimator"] != "EmbeddingMFRegressor" or not isinstance(params, dict) or not isinstance(fitted, dict):
+        return None
+    if set(params) != _MF_PARAMETERS or any(params[k] != v or type(params[k]) is not type(v) for k, v in _PLAIN_DOT.items()):
+        return None
+    if fitted.get("user_features") or fitted.get("item_features"):
+        return None
+
+    def count(name, low):
+        value = params.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= low else None
+
+    k, selection_factors, epochs = count("n_factors", 1), count("selection_factors", 0), count("epochs", 1)
+    clip = params.get("clip_predictions")
+    if k is None or selection_factors is None or epochs is None or not isinstance(clip, bool):
+        return None  # load_estimator names what is wrong
+    # what the checks below read of an estimator: its parameters (hidden layers only serve "concat")
+    model = SimpleNamespace(
+        **{**params, "hidden_layer_sizes": ()}, fitted_params_=params,
+        user_feature_encoders_=[], item_feature_encoders_=[],
+    )
+    _check_history(fitted.get("history"), epochs)
+    ids = {side: _decode_ids(fitted.get(f"{side}_ids"), side) for side in ("user", "item")}
+    n_users, n_items = len(ids["user"]), len(ids["item"])
+    _restore_numbers(model, fitted)
+    _restore_resolved(model, fitted)
+    expected = _expected_arrays("EmbeddingMFRegressor", {}, n_users, n_items, selection_factors)
+    arrays = _read_arrays(archive, expected) if _ARRAYS in archive.namelist() else {}
+    selection = _selection_arrays(arrays, selection_factors) or (None, None)
+    _, config, weights = _read_keras_archive(archive, model, n_users, n_items, fitted.get("n_train"))
+    tables = _dot_tables(weights, config, {"user": n_users, "item": n_items}, k)
+    if tables is None:
+        return None
+    return DotModel(
+        user_ids=ids["user"], item_ids=ids["item"], mu=model.mu_, rating_range=model.rating_range_,
+        clip_predictions=clip, **tables, user_selection=selection[0], item_selection=selection[1],
+        seen=_seen_arrays(arrays, n_items), feature_names=getattr(model, "feature_names_in_", None),
+    )
+
+
+def _snake_case(name):
+    """A layer class's name as Keras names its group in a weights file (``keras.src.utils.naming``)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _dot_tables(weights, config, sizes, k):
+    """The four tables of a dot network from its HDF5 weights (checked), read with h5py; None if laid out otherwise.
+
+    Keras stores the weights of the i-th layer of a class in the group
+    ``layers/<class in snake case>[_i]``, in the order of the network's
+    layers, and names the layer in the group's ``vars`` attribute: both must
+    agree with the config, else the layout is one this reader does not
+    know, and None sends the file to :func:`load_estimator`.
+    """
+    import h5py
+
+    groups, used = {}, {}
+    for entry in config["config"]["layers"]:
+        base = _snake_case(entry["class_name"])
+        used[base] = used.get(base, -1) + 1
+        groups[entry["name"]] = base if used[base] == 0 else f"{base}_{used[base]}"
+    tables = {}
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as h5:
+            for side, n in sizes.items():
+                for kind, width in (("factors", k), ("bias", 1)):
+                    name = f"{side}_{kind}"
+                    where = f"layers/{groups[name]}/vars"
+                    group = h5.get(where)
+                    if not isinstance(group, h5py.Group) or group.attrs.get("name") != name:
+                        return None
+                    dataset = group.get("0")
+                    if not isinstance(dataset, h5py.Dataset):
+                        return None
+                    if dataset.shape != (n + 1, width) or dataset.dtype.kind != "f" or dataset.dtype.itemsize > 8:
+                        raise InvalidModelFileError(
+                            f"{_KERAS}: the weights of {name!r} are {dataset.dtype} of shape {dataset.shape}; "
+                            f"expected floats of shape {(n + 1, width)}"
+                        )
+                    table = dataset[()]
+                    if not np.isfinite(table).all():
+                        raise InvalidModelFileError(
+                            f"its network's weight {name} is not finite (it holds NaN or infinite values)"
+                        )
+                    tables[name] = table if kind == "factors" else table[:, 0]
+    except OSError as exc:  # h5py's error for a damaged HDF5 file
+        raise InvalidModelFileError(f"{_KERAS}/{_KERAS_WEIGHTS} cannot be read ({exc})") from None
+    return tables
 
 
 # ------------------------------------------------- checks before allocating
@@ -920,15 +1071,46 @@ def _restore_features(estimator, features, arrays, n_users, n_items):
         setattr(estimator, f"{side}_feature_columns_", list(side_columns))
 
 
-def _seen_from_arrays(arrays, n_users, n_items):
-    indptr, indices = arrays.get("seen_indptr"), arrays.get("seen_indices")
+def _selection_arrays(arrays, selection_factors):
+    """The selection term's (user, item) tables as float32, None without one; row 0 must be zero."""
+    if not selection_factors:
+        return None
+    tables = []
+    for side in ("user", "item"):
+        if f"{side}_selection" not in arrays:
+            raise InvalidModelFileError(
+                f"{_ARRAYS} has no {side}_selection, which selection_factors={selection_factors} needs"
+            )
+        selection = arrays[f"{side}_selection"]
+        if selection[0].any():
+            raise InvalidModelFileError(
+                f"{_ARRAYS}: {side}_selection's row 0 (the row of unknown {side}s) is not zero; "
+                "it must be zero"
+            )
+        tables.append(selection.astype(np.float32))
+    return tuple(tables)
+
+
+def _seen_arrays(arrays, n_items):
+    """The training pairs' CSR ``(indptr, indices)`` (None when the file has none), checked as CSR."""
+    if "seen_indptr" not in arrays:
+        return None
+    indptr, indices = arrays["seen_indptr"].astype(np.int64), arrays.get("seen_indices")
     if indices is None:
         raise InvalidModelFileError(f"{_ARRAYS} has seen_indptr but no seen_indices")
-    seen = sp.csr_matrix(
-        (np.ones(len(indices), dtype=bool), indices, indptr), shape=(n_users + 1, n_items + 1)
-    )
-    seen.check_format(full_check=True)  # ValueError on out-of-range indices
-    return seen
+    indices = indices.astype(np.int64)
+    if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
+        raise InvalidModelFileError(f"{_ARRAYS}: seen_indptr is not the row pointer of seen_indices")
+    if len(indices) and not 0 <= indices.min() <= indices.max() <= n_items:
+        raise InvalidModelFileError(f"{_ARRAYS}: seen_indices holds item rows out of 0..{n_items}")
+    return indptr, indices
+
+
+def _seen_from_arrays(arrays, n_users, n_items):
+    import scipy.sparse as sp
+
+    indptr, indices = _seen_arrays(arrays, n_items)
+    return sp.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr), shape=(n_users + 1, n_items + 1))
 
 
 def _network_layers(estimator, n_users, n_items, n_train):
@@ -1075,15 +1257,44 @@ def _read_keras_archive(archive, estimator, n_users, n_items, n_train):
             )
         where = f"{_KERAS}/{_KERAS_CONFIG}"
         config = _parse_json(_read_member(inner, _KERAS_CONFIG, _MAX_KERAS_CONFIG_BYTES, where), where)
+        weights = inner.read(_KERAS_WEIGHTS)  # its size is checked above
     n_columns = 2 + sum(e.width for e in _feature_encoders(estimator))
     _check_keras_config(config, layers, n_columns)
-    return data
+    _check_self_contained(weights)
+    return data, config, weights
+
+
+def _check_self_contained(weights):
+    """Refuse an HDF5 weights file that would read other files: soft or external links, external or virtual data."""
+    import h5py
+
+    def walk(group):
+        for name in group:
+            if not isinstance(group.get(name, getlink=True), h5py.HardLink):
+                raise InvalidModelFileError(
+                    f"{_KERAS}/{_KERAS_WEIGHTS}: {group.name.rstrip('/')}/{name} is a link; weights are stored "
+                    "in the file"
+                )
+            item = group[name]
+            if isinstance(item, h5py.Group):
+                walk(item)
+            elif isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
+                raise InvalidModelFileError(
+                    f"{_KERAS}/{_KERAS_WEIGHTS}: {item.name} reads its data from other files; weights are "
+                    "stored in the file"
+                )
+
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as h5:
+            walk(h5)
+    except OSError as exc:  # h5py's error for a damaged HDF5 file
+        raise InvalidModelFileError(f"{_KERAS}/{_KERAS_WEIGHTS} cannot be read ({exc})") from None
 
 
 def _restore_network(estimator, archive, fitted, n_users, n_items):
     import keras
 
-    data = _read_keras_archive(archive, estimator, n_users, n_items, fitted.get("n_train"))
+    data, _, _ = _read_keras_archive(archive, estimator, n_users, n_items, fitted.get("n_train"))
     with tempfile.TemporaryDirectory() as workdir:
         keras_path = Path(workdir) / _KERAS
         keras_path.write_bytes(data)

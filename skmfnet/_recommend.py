@@ -41,11 +41,9 @@ import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import check_is_fitted
 
+from ._scoring import dot_scores, id_index, leave_out_seen, ranked_blocks
+
 __all__ = ["recommend", "seen_matrix", "seen_matrix_from_rows"]
-
-#: Scores computed per block of users: at most this many (user, item) scores at once.
-_BLOCK_SCORES = 1 << 21
-
 
 def seen_matrix_from_rows(user_rows, item_rows, n_users, n_items):
     """Boolean CSR matrix of the (user row, item row) pairs given.
@@ -172,18 +170,14 @@ class _Scorer:
             self.user_bias = np.asarray(estimator.user_bias_, dtype=np.float64)
             self.item_bias = np.asarray(estimator.item_bias_, dtype=np.float64)
         elif hasattr(estimator, "model_"):
+            from ._network import dot_tables
+
             model = estimator.model_
-            from ._network import ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
-
-            def table(name):
-                return np.asarray(model.get_layer(name).embeddings.numpy(), dtype=np.float64)
-
-            self.user_bias = table(USER_BIAS)[:, 0]
-            self.item_bias = table(ITEM_BIAS)[:, 0]
+            tables = {name: table.astype(np.float64) for name, table in dot_tables(model).items()}
+            self.user_bias, self.item_bias = tables["user_bias"], tables["item_bias"]
             if estimator._plain_dot():
                 self.kind = "dot"
-                self.P = table(USER_FACTORS)
-                self.Q = table(ITEM_FACTORS)
+                self.P, self.Q = tables["user_factors"], tables["item_factors"]
                 selection = getattr(estimator, "item_selection_", None)
                 if selection is not None:
                     # the selection term: + s_u . t_i + c_u + c_i
@@ -213,11 +207,9 @@ class _Scorer:
         """
         if self.kind == "network":
             return self._network(user_rows)
-        items = slice(1, None)
-        scores = self.mu + self.user_bias[user_rows, None] + self.item_bias[None, items]
         if self.kind == "dot":
-            scores += self.P[user_rows] @ self.Q[items].T
-        return scores
+            return dot_scores(self.mu, self.user_bias, self.item_bias, user_rows, self.P, self.Q)
+        return dot_scores(self.mu, self.user_bias, self.item_bias, user_rows)
 
     def _network(self, user_rows):
         from ._network import score_rows
@@ -229,64 +221,6 @@ class _Scorer:
         )
         out = score_rows(self.model, pairs).reshape(len(user_rows), n)
         return out.astype(np.float64) + self.mu
-
-
-def _top_n(scores, n):
-    """Column indices of the n largest finite scores per row, best first.
-
-    Returns (columns, values) of shape (n_rows, min(n, n_columns)); rows with
-    fewer finite scores are padded with -inf values (dropped by the caller).
-    Ties are broken by the lower column, at the cut too: the result equals
-    the first n columns of a stable sort of ``-scores``.  NaN scores count as
-    -inf.
-
-    ``np.argpartition`` keeps the n largest in linear time but picks
-    arbitrary members of a tie that straddles the cut; in the rows where
-    that happens (more than n scores at least the n-th largest), the kept
-    columns are chosen again by value: every column above the n-th largest
-    score, then the lowest columns equal to it until there are n.
-    """
-    n_rows, n_columns = scores.shape
-    n = min(n, n_columns)
-    if np.isnan(scores).any():
-        scores = np.where(np.isnan(scores), -np.inf, scores)
-    if n < n_columns:
-        cols = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-        boundary = np.take_along_axis(scores, cols, axis=1).min(axis=1, keepdims=True)
-        straddle = np.flatnonzero((scores >= boundary).sum(axis=1) > n)
-        if len(straddle):
-            sub, cut = scores[straddle], boundary[straddle]
-            above, at = sub > cut, sub == cut
-            needed = n - above.sum(axis=1, keepdims=True)  # columns equal to the cut still to take
-            keep = above | (at & (np.cumsum(at, axis=1, dtype=np.int32) <= needed))
-            cols[straddle] = np.nonzero(keep)[1].reshape(len(straddle), n)
-    else:
-        cols = np.broadcast_to(np.arange(n_columns), scores.shape).copy()
-    values = np.take_along_axis(scores, cols, axis=1)
-    order = np.lexsort((cols, -values), axis=1)  # by score descending, then column
-    return np.take_along_axis(cols, order, axis=1), np.take_along_axis(values, order, axis=1)
-
-
-def ranked_blocks(query_rows, score, n_columns, n):
-    """The ``n`` best columns of every query row, scored block by block.
-
-    ``score(rows)`` returns the float64 scores of a block of query rows
-    against all ``n_columns`` columns (-inf: left out); blocks hold at most
-    ``_BLOCK_SCORES`` scores.  Returns (query position, rank from 1, column,
-    score), one entry per kept (query, column), queries in order and ranks
-    ascending; left-out columns never appear.
-    """
-    block = max(1, _BLOCK_SCORES // max(n_columns, 1))
-    parts = []
-    for start in range(0, len(query_rows), block):
-        cols, vals = _top_n(score(query_rows[start : start + block]), n)
-        keep = np.isfinite(vals)  # left-out columns sort last, as -inf
-        parts.append((np.nonzero(keep)[0] + start, np.cumsum(keep, axis=1)[keep], cols[keep], vals[keep]))
-    return tuple(
-        np.concatenate([p[k] for p in parts]).astype(np.int64 if k < 3 else np.float64)
-        if parts else np.empty(0, dtype=np.int64 if k < 3 else np.float64)
-        for k in range(4)
-    )
 
 
 @validate_params(
@@ -371,12 +305,7 @@ def recommend(estimator, users=None, n=10, *, exclude_seen=True, seen=None):
 
     def scores(rows):
         out = scorer(rows)
-        if seen_csr is not None:
-            sub = seen_csr[rows]
-            r = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
-            c = sub.indices.astype(np.int64) - 1  # item row -> score column
-            out[r[c >= 0], c[c >= 0]] = -np.inf
-        return out
+        return out if seen_csr is None else leave_out_seen(out, rows, seen_csr.indptr, seen_csr.indices)
 
     pos, rank, col, val = ranked_blocks(user_rows, scores, scorer.n_items, n)
     return pd.DataFrame(
@@ -393,17 +322,4 @@ def _user_index(estimator, users):
     """Requested users as a duplicate-free Index, in the order given."""
     if users is None:
         return pd.Index(estimator.user_encoder_.classes_)
-    return _id_index(users)
-
-
-def _id_index(users):
-    """Requested ids (one id or array-like) as a duplicate-free Index, in the order given."""
-    if np.ndim(users) == 0:
-        users = [users]
-    if hasattr(users, "__array__"):
-        values = np.asarray(users).reshape(-1)
-    else:
-        users = list(users)
-        values = np.empty(len(users), dtype=object)  # keep ints and strings as they are
-        values[:] = users
-    return pd.Index(pd.unique(values))
+    return id_index(users)

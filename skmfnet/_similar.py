@@ -12,7 +12,7 @@ that two items are similar when the model treats them alike:
 They are computed with numpy from the fitted network's tables (the same
 arithmetic as :mod:`skmfnet._network`), then every known row is scored
 against the queries block by block, the query itself left out, and the
-``n`` most similar kept by :func:`skmfnet._recommend.ranked_blocks`, as
+``n`` most similar kept by :func:`skmfnet._scoring.cosine_ranked`, as
 ``recommend`` keeps its ``n`` best items (ties: the row seen first in
 training).
 Biases do not enter: they say how high an item is rated, not what it is like.
@@ -27,7 +27,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted
 
 from ._network import IMPLICIT, ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
-from ._recommend import _id_index, ranked_blocks
+from ._scoring import cosine_ranked, id_index
 
 __all__ = ["factor_vectors", "similar"]
 
@@ -86,7 +86,7 @@ def similar(estimator, ids, side, n=10):
     """
     check_is_fitted(estimator, "model_")
     encoder = getattr(estimator, f"{side}_encoder_")
-    ids = _id_index(ids)
+    ids = id_index(ids)
     rows = encoder.transform(np.asarray(ids)).astype(np.int64)
     unknown = ids[rows == 0]
     if len(unknown):
@@ -96,16 +96,7 @@ def similar(estimator, ids, side, n=10):
             f"{side} has no learned factors to compare: {shown}. Pass ids from "
             f"{side}_encoder_.classes_."
         )
-    vectors = factor_vectors(estimator, side)[1:]  # column j = row j + 1
-    norms = np.linalg.norm(vectors, axis=1)
-    unit = vectors / np.where(norms > 0, norms, 1.0)[:, None]  # a zero vector is similar to nothing (0)
-
-    def scores(query):
-        out = unit[query - 1] @ unit.T
-        out[np.arange(len(query)), query - 1] = -np.inf  # not itself
-        return out
-
-    pos, rank, col, val = ranked_blocks(rows, scores, len(unit), n)
+    pos, rank, col, val = cosine_ranked(factor_vectors(estimator, side)[1:], rows, n)  # column j = row j + 1
     return pd.DataFrame(
         {
             side: ids.take(pos),

@@ -42,6 +42,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from ._quiet import tensorflow_start_up_hidden
@@ -304,13 +305,22 @@ def _check_model_file(path):
 
 
 def _load_model(path, args):
-    from ._persistence import InvalidModelFileError, load_estimator
+    """The model of ``path``: a plain dot model as numpy tables, read in a fraction of a second, else the estimator.
+
+    Both behind :class:`_Model`: a dot model's predictions are a few numpy
+    products (:mod:`skmfnet._scoring`), and loading the estimator imports
+    scikit-learn and TensorFlow first, seconds that every command would pay.
+    """
+    from ._persistence import InvalidModelFileError, load_estimator, read_dot_model
 
     path = Path(path)
     _check_model_file(path)
     try:
+        dot_model = read_dot_model(path)
+        if dot_model is not None:
+            return _Model(dot_model)
         with tensorflow_start_up_hidden(not args.verbose):  # a network's model file imports TensorFlow
-            return load_estimator(path)
+            return _Model(load_estimator(path))
     except InvalidModelFileError as exc:
         raise UsageError(_one_line(exc)) from None
     except OSError as exc:
@@ -319,6 +329,47 @@ def _load_model(path, args):
         raise UsageError(
             f"{path} is not a valid skmfnet model file: {type(exc).__name__}: {_one_line(exc)}"
         ) from None
+
+
+class _Model:
+    """What the commands ask of a model file, from a :class:`~skmfnet._scoring.DotModel` or an estimator."""
+
+    def __init__(self, model):
+        from ._scoring import DotModel
+
+        self.model = model
+        self.light = isinstance(model, DotModel)
+        self.kind = "EmbeddingMFRegressor" if self.light else type(model).__name__
+        self.feature_names = model.feature_names if self.light else getattr(model, "feature_names_in_", None)
+        self.has_seen = (model.seen if self.light else getattr(model, "seen_", None)) is not None
+        self.has_factors = self.light or hasattr(model, "similar_items")
+
+    def ids(self, side):
+        return self.model.ids[side] if self.light else getattr(self.model, f"{side}_encoder_").classes_
+
+    def predict(self, users, items):
+        if self.light:
+            return self.model.predict(users, items)
+        import numpy as np
+        import pandas as pd
+
+        names = self.feature_names
+        X = pd.DataFrame(dict(zip([0, 1] if names is None else list(names), (users, items))))
+        with warnings.catch_warnings():  # "no id seen in fit": the command says it in its own terms
+            warnings.simplefilter("ignore", UserWarning)
+            return self.model.predict(X.to_numpy() if names is None else X).astype(np.float64)
+
+    def recommend(self, users, n, exclude_seen):
+        if self.light:
+            return self.model.recommend(users, n=n, exclude_seen=exclude_seen)
+        from ._recommend import recommend
+
+        return recommend(self.model, users, n=n, exclude_seen=exclude_seen)
+
+    def similar(self, ids, side, n):
+        if self.light:
+            return self.model.similar(ids, side, n=n)
+        return (self.model.similar_items if side == "item" else self.model.similar_users)(ids, n=n)
 
 
 def _log(args, message):
@@ -489,38 +540,40 @@ def _predict(args):
     ]
     if columns[0] == columns[1]:
         raise UsageError(f"the user and item columns must differ; got {columns}")
-    estimator = _load_model(args.model, args)
+    model = _load_model(args.model, args)
     # the file's ids as the model types its ids: "007" stays "007" for string ids, is 7 for integers
     parquet = Path(args.pairs).suffix.lower() in (".parquet", ".pq")
     first_line = 1 if parquet or args.no_header else 2  # the row or line of the file holding row 0
-    ids = [
+    users, items = (
         _ids_like(
             frame[column],
-            getattr(estimator, f"{side}_encoder_").classes_,
+            model.ids(side),
             side,
             lambda i, column=column: f"{'row' if parquet else 'line'} {i + first_line} of "
             f"{args.pairs}, column {column!r}",
         )
         for side, column in zip(("user", "item"), columns)
-    ]
+    )
     # predict checks column names against those of fit; the file's may differ
-    names = getattr(estimator, "feature_names_in_", None)
+    names = model.feature_names
     if names is not None and np.ndim(names) != 1:
         raise UsageError(f"{args.model} is not a valid skmfnet model file: feature_names_in {names!r} is not a list")
-    X = pd.DataFrame(dict(zip([0, 1] if names is None else list(names), ids)))
-    if names is None:
-        X = X.to_numpy()
-    predictions = np.empty(len(X))
+    predictions = np.empty(len(users))
     try:
-        with _progress(args, total=len(X), unit="pair", desc="predict") as bar:
-            for start in range(0, len(X), _PREDICT_CHUNK):
-                chunk = X[start : start + _PREDICT_CHUNK]
-                predictions[start : start + len(chunk)] = estimator.predict(chunk)
-                bar.update(len(chunk))
+        with _progress(args, total=len(users), unit="pair", desc="predict") as bar:
+            for start in range(0, len(users), _PREDICT_CHUNK):
+                chunk = slice(start, start + _PREDICT_CHUNK)
+                predictions[chunk] = model.predict(users[chunk], items[chunk])
+                bar.update(len(users[chunk]))
     except ValueError as exc:  # missing ids
         raise UsageError(_one_line(exc)) from None
     except TypeError as exc:  # a model file whose fitted state is damaged
         raise UsageError(f"cannot predict with {args.model}: {type(exc).__name__}: {_one_line(exc)}") from None
+    known = pd.Index(model.ids("user")).get_indexer(users) >= 0
+    known |= pd.Index(model.ids("item")).get_indexer(items) >= 0
+    if len(users) and not known.any():
+        _log(args, f"warning: no user and no item of {args.pairs} was seen in fit: every prediction is "
+                   "the fallback for unknown ids (the mean rating)")
     _write_table(frame[columns].assign(prediction=predictions), args.output)
     return 0
 
@@ -584,26 +637,24 @@ def _ids_like(values, classes, side, where):
     return out
 
 
-def _user_ids(estimator, texts):
+def _user_ids(model, texts):
     """Convert --user strings to ids of the type of the model's user vocabulary."""
     import pandas as pd
 
-    ids = _ids_like(pd.Series(texts, dtype=object), estimator.user_encoder_.classes_, "user", lambda i: "--user")
+    ids = _ids_like(pd.Series(texts, dtype=object), model.ids("user"), "user", lambda i: "--user")
     return ids.tolist()  # Python scalars: their repr in messages is the id as typed
 
 
 def _recommend(args):
     import pandas as pd
 
-    from ._recommend import recommend
-
     _check_output(args.output)
-    estimator = _load_model(args.model, args)
+    model = _load_model(args.model, args)
     if args.all_users:
-        users = list(estimator.user_encoder_.classes_)
+        users = list(model.ids("user"))
     else:
-        users = _user_ids(estimator, args.user)
-        known = set(estimator.user_encoder_.classes_)
+        users = _user_ids(model, args.user)
+        known = set(model.ids("user"))
         for user in users:
             if user not in known:
                 _log(
@@ -612,7 +663,7 @@ def _recommend(args):
                     "with the highest mu + b_i (popularity-like), the same for every unknown user",
                 )
     exclude_seen = not args.include_seen
-    if exclude_seen and getattr(estimator, "seen_", None) is None:
+    if exclude_seen and not model.has_seen:
         raise UsageError(
             f"{args.model} holds no training pairs, so rated items cannot be left out: pass "
             "--include-seen, or refit the model with 'skmfnet fit'"
@@ -622,7 +673,7 @@ def _recommend(args):
         with _progress(args, total=len(users), unit="user", desc="recommend") as bar:
             for start in range(0, len(users), _RECOMMEND_CHUNK):
                 chunk = users[start : start + _RECOMMEND_CHUNK]
-                parts.append(recommend(estimator, chunk, n=args.n, exclude_seen=exclude_seen))
+                parts.append(model.recommend(chunk, n=args.n, exclude_seen=exclude_seen))
                 bar.update(len(chunk))
     except (ValueError, TypeError) as exc:  # a model file whose fitted state is damaged
         raise UsageError(f"cannot recommend with {args.model}: {type(exc).__name__}: {_one_line(exc)}") from None
@@ -634,15 +685,15 @@ def _similar(args):
     import pandas as pd
 
     _check_output(args.output)
-    estimator = _load_model(args.model, args)
-    if not hasattr(estimator, "similar_items"):
+    model = _load_model(args.model, args)
+    if not model.has_factors:
         raise UsageError(
-            f"{args.model} holds a {type(estimator).__name__}, which has no factors to compare: "
+            f"{args.model} holds a {model.kind}, which has no factors to compare: "
             "'skmfnet similar' needs a model fitted with --estimator mf"
         )
     side, texts = ("item", args.item) if args.item else ("user", args.user)
     option = f"--{side}"
-    classes = getattr(estimator, f"{side}_encoder_").classes_
+    classes = model.ids(side)
     ids = _ids_like(pd.Series(texts, dtype=object), classes, side, lambda i: option).tolist()
     unknown = [i for i, row in zip(ids, pd.Index(classes).get_indexer(ids)) if row < 0]
     if unknown:
@@ -653,7 +704,7 @@ def _similar(args):
             "the model was fitted on"
         )
     try:
-        table = (estimator.similar_items if side == "item" else estimator.similar_users)(ids, n=args.n)
+        table = model.similar(ids, side, args.n)
     except ValueError as exc:
         raise UsageError(f"{option}: {_one_line(exc)}") from None
     _write_table(table, args.output)

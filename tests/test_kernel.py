@@ -324,7 +324,7 @@ def test_blocks_are_four_a_side_from_two_threads_on():
     from skmfnet._training._schedule import resolve_blocks
 
     # (the rule before cut MovieLens 25M's tables with Adam's moments into 16
-    # blocks a side, for cache-sized cells: slower, benchmarks/results/explore_blocks_25m.json)
+    # blocks a side, for cache-sized cells: slower, benchmarks/results/explore/explore_blocks_25m.json)
     assert resolve_blocks(1, 25_000_000, 1024) == 1  # one thread: the Keras path's batches
     assert resolve_blocks(2, 25_000_000, 1024) == 4
     assert resolve_blocks(3, 25_000_000, 1024) == 4  # not a multiple of the threads

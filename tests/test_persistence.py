@@ -14,11 +14,23 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression
 
 from skmfnet import BiasBaselineRegressor, EmbeddingMFRegressor
-from skmfnet._persistence import FORMAT_VERSION, InvalidModelFileError, load_estimator, save_estimator
+from skmfnet._persistence import FORMAT_VERSION, InvalidModelFileError, load_estimator, read_dot_model, save_estimator
 from skmfnet._recommend import recommend, seen_matrix
 from skmfnet.datasets import make_ratings
 
 FAST = dict(n_factors=3, epochs=2, batch_size=64, random_state=0)
+
+
+def read_like_the_cli(path):
+    """What the command line reads: a plain dot model as numpy tables, anything else as the estimator."""
+    model = read_dot_model(path)
+    return load_estimator(path) if model is None else model
+
+
+@pytest.fixture(params=[load_estimator, read_like_the_cli], ids=["load_estimator", "read_dot_model"])
+def read(request):
+    """Every damaged or crafted file is refused by both readers of model files."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -251,11 +263,11 @@ def bad_dtype(meta):
     ids=["newer-version", "unknown-param", "bad-id", "other-format", "vocabulary-mismatch",
          "bad-dtype", "no-json", "no-network", "bad-json", "bad-network"],
 )
-def test_damaged_files_are_refused(saved, tmp_path, change, match):
+def test_damaged_files_are_refused(read, saved, tmp_path, change, match):
     path = tmp_path / "bad.skmf"
     rewrite(saved, path, **change)
     with pytest.raises(InvalidModelFileError, match=match):
-        load_estimator(path)
+        read(path)
 
 
 def test_files_from_before_auto_take_the_resolved_values_from_their_parameters(saved, tmp_path):
@@ -270,16 +282,16 @@ def test_files_from_before_auto_take_the_resolved_values_from_their_parameters(s
     assert (loaded.alpha_, loaded.learning_rate_) == (0.2, 0.01)
 
 
-def test_truncated_file(saved, tmp_path):
+def test_truncated_file(read, saved, tmp_path):
     data = saved.read_bytes()
     for size in (0, 10, len(data) // 2, len(data) - 10):
         path = tmp_path / "truncated.skmf"
         path.write_bytes(data[:size])
         with pytest.raises(InvalidModelFileError, match="not a valid skmfnet model file"):
-            load_estimator(path)
+            read(path)
 
 
-def test_corrupted_member_fails_its_checksum(saved, tmp_path):
+def test_corrupted_member_fails_its_checksum(read, saved, tmp_path):
     data = bytearray(saved.read_bytes())
     with zipfile.ZipFile(saved) as archive:
         info = archive.getinfo("skmfnet.json")
@@ -288,30 +300,30 @@ def test_corrupted_member_fails_its_checksum(saved, tmp_path):
     path = tmp_path / "flipped.skmf"
     path.write_bytes(bytes(data))
     with pytest.raises(InvalidModelFileError):
-        load_estimator(path)
+        read(path)
 
 
-def test_other_files_are_refused(models, tmp_path):
+def test_other_files_are_refused(read, models, tmp_path):
     pickled = tmp_path / "model.pkl"
     pickled.write_bytes(pickle.dumps(models["bias"]))
     with pytest.raises(InvalidModelFileError, match="looks like a pickle.*trust"):
-        load_estimator(pickled)
+        read(pickled)
     text = tmp_path / "ratings.csv"
     text.write_text("user,item,rating\n1,2,3\n")
     with pytest.raises(InvalidModelFileError, match="not a valid skmfnet model file"):
-        load_estimator(text)
+        read(text)
     other_zip = tmp_path / "other.zip"
     with zipfile.ZipFile(other_zip, "w") as archive:
         archive.writestr("hello.txt", "hi")
     with pytest.raises(InvalidModelFileError, match="no skmfnet.json"):
-        load_estimator(other_zip)
+        read(other_zip)
     with pytest.raises(FileNotFoundError):
-        load_estimator(tmp_path / "missing.skmf")
+        read(tmp_path / "missing.skmf")
     with pytest.raises(IsADirectoryError):
-        load_estimator(tmp_path)
+        read(tmp_path)
 
 
-def test_lambda_layer_is_refused_by_safe_mode(saved, tmp_path):
+def test_lambda_layer_is_refused_by_safe_mode(read, saved, tmp_path):
     """A network with serialized Python code (a Lambda layer) is never deserialized."""
     import keras
 
@@ -323,7 +335,7 @@ def test_lambda_layer_is_refused_by_safe_mode(saved, tmp_path):
     path = tmp_path / "evil.skmf"
     rewrite(saved, path, replace={"model.keras": keras_path.read_bytes()})
     with pytest.raises(InvalidModelFileError, match="class Lambda is not part of a skmfnet network"):
-        load_estimator(path)
+        read(path)
 
 
 def test_save_is_a_zip_with_documented_members(saved):
@@ -480,14 +492,14 @@ def keras_never_loads(monkeypatch):
          "huge-n_features_in", "bias-vocabulary-mismatch", "negative-alpha", "zero-learning-rate",
          "alpha-lots", "auto-alpha-unresolved", "auto-results-malformed", "auto-results-epoch-0"],
 )
-def test_crafted_metadata_is_refused(models, tmp_path, kind, change, match):
+def test_crafted_metadata_is_refused(read, models, tmp_path, kind, change, match):
     path, good = tmp_path / "bad.skmf", saved_as(models, tmp_path, kind)
     if "edit" in change:
         with zipfile.ZipFile(good) as archive:
             change = dict(replace={"skmfnet.json": change["edit"](archive.read("skmfnet.json"))})
     rewrite(good, path, **change)
     with pytest.raises(InvalidModelFileError, match=match):
-        load_estimator(path)
+        read(path)
 
 
 @pytest.mark.parametrize(
@@ -513,11 +525,11 @@ def test_crafted_metadata_is_refused(models, tmp_path, kind, change, match):
          "implicit-n_factors", "dense-units", "dense-input-width", "feature-table", "input-width",
          "extra-layer"],
 )
-def test_absurd_keras_sizes_are_refused_before_keras_loads(models, tmp_path, keras_never_loads, kind, change, match):
+def test_absurd_keras_sizes_are_refused_before_keras_loads(read, models, tmp_path, keras_never_loads, kind, change, match):
     path = tmp_path / "bad.skmf"
     rewrite_keras(saved_as(models, tmp_path, kind), path, change)
     with pytest.raises(InvalidModelFileError, match=match):
-        load_estimator(path)
+        read(path)
 
 
 @pytest.mark.parametrize(
@@ -530,16 +542,16 @@ def test_absurd_keras_sizes_are_refused_before_keras_loads(models, tmp_path, ker
     ],
     ids=["npz-shape-1e12", "npz-seen-shape-1e12", "npz-object-array", "npz-nan-bias"],
 )
-def test_crafted_arrays_are_refused_before_reading(models, tmp_path, arrays, match):
+def test_crafted_arrays_are_refused_before_reading(read, models, tmp_path, arrays, match):
     est = models["bias"]
     data = npz_bytes(bias_arrays(est, **arrays.get("changes", {})), arrays.get("declared"))
     path = tmp_path / "bad.skmf"
     rewrite(saved_as(models, tmp_path, "bias"), path, replace={"arrays.npz": data})
     with pytest.raises(InvalidModelFileError, match=match):
-        load_estimator(path)
+        read(path)
 
 
-def test_network_with_nan_weights_is_refused(models, tmp_path):
+def test_network_with_nan_weights_is_refused(read, models, tmp_path):
     import keras
 
     model = keras.models.clone_model(models["dot"].model_)
@@ -548,11 +560,11 @@ def test_network_with_nan_weights_is_refused(models, tmp_path):
     path = tmp_path / "bad.skmf"
     rewrite(saved_as(models, tmp_path, "dot"), path, replace={"model.keras": (tmp_path / "nan.keras").read_bytes()})
     with pytest.raises(InvalidModelFileError, match="user_factors.*not finite"):
-        load_estimator(path)
+        read(path)
 
 
 @pytest.mark.parametrize("member", ["skmfnet.json", "model.keras", "arrays.npz"])
-def test_member_declaring_more_than_its_cap_is_refused_unread(models, tmp_path, member, monkeypatch):
+def test_member_declaring_more_than_its_cap_is_refused_unread(read, models, tmp_path, member, monkeypatch):
     """A member whose header declares 4 GB is refused from the header, whatever its data."""
     path = tmp_path / "bad.skmf"
     rewrite(saved_as(models, tmp_path, "implicit"), path)
@@ -563,10 +575,10 @@ def test_member_declaring_more_than_its_cap_is_refused_unread(models, tmp_path, 
 
     monkeypatch.setattr(zipfile.ZipFile, "read", no_read)
     with pytest.raises(InvalidModelFileError, match=f"{member} declares 4000000000 bytes.*at most"):
-        load_estimator(path)
+        read(path)
 
 
-def test_zip_bomb_is_refused_before_inflating(models, tmp_path):
+def test_zip_bomb_is_refused_before_inflating(read, models, tmp_path):
     """A model.keras that truly inflates to 64 MB (64 KB on disk): far more than the network needs."""
     path = tmp_path / "bomb.skmf"
     with zipfile.ZipFile(saved_as(models, tmp_path, "dot")) as archive:
@@ -578,7 +590,7 @@ def test_zip_bomb_is_refused_before_inflating(models, tmp_path):
             new.writestr(name, old.read(name))
     assert rewritten.stat().st_size < 2**20
     with pytest.raises(InvalidModelFileError, match="model.keras declares [0-9]+ bytes.*at most"):
-        load_estimator(rewritten)
+        read(rewritten)
 
 
 def test_save_after_set_params_writes_the_fitted_model(tmp_path, tiny_ratings):
@@ -615,11 +627,11 @@ def shadowing_user_bias(config):
     layers.insert(0, fake)
 
 
-def test_every_layer_of_the_config_is_checked_not_only_the_last_of_each_name(models, tmp_path, keras_never_loads):
+def test_every_layer_of_the_config_is_checked_not_only_the_last_of_each_name(read, models, tmp_path, keras_never_loads):
     path = tmp_path / "shadow.skmf"
     rewrite_keras(saved_as(models, tmp_path, "dot"), path, shadowing_user_bias)
     with pytest.raises(InvalidModelFileError, match="user_bias.*(twice|400000000)"):
-        load_estimator(path)
+        read(path)
 
 
 def set_history(history):
@@ -640,14 +652,14 @@ def set_history(history):
     ],
     ids=["nested-lists", "longer-than-epochs", "string", "list", "bool", "many-keys", "bracket-flood"],
 )
-def test_history_is_validated(models, tmp_path, change, match):
+def test_history_is_validated(read, models, tmp_path, change, match):
     path, good = tmp_path / "bad.skmf", saved_as(models, tmp_path, "dot")
     if "edit" in change:
         with zipfile.ZipFile(good) as archive:
             change = dict(replace={"skmfnet.json": change["edit"](archive.read("skmfnet.json"))})
     rewrite(good, path, **change)
     with pytest.raises(InvalidModelFileError, match=match):
-        load_estimator(path)
+        read(path)
 
 
 def test_brackets_inside_string_ids_are_not_counted_as_structure(tmp_path):
@@ -681,18 +693,18 @@ def with_huge_integer(field, template="HUGE"):
     ],
     ids=["mu", "alpha", "rating_range", "auto_results"],
 )
-def test_huge_json_integers_are_refused(models, tmp_path, kind, field, template, match):
+def test_huge_json_integers_are_refused(read, models, tmp_path, kind, field, template, match):
     good = saved_as(models, tmp_path, kind)
     with zipfile.ZipFile(good) as archive:
         text = with_huge_integer(field, template)(archive.read("skmfnet.json"))
     path = tmp_path / "bad.skmf"
     rewrite(good, path, replace={"skmfnet.json": text})
     with pytest.raises(InvalidModelFileError, match=match):
-        load_estimator(path)
+        read(path)
 
 
 @pytest.mark.parametrize("kind", ["dot", "side-information", "bias"])
-def test_n_features_in_must_match_the_feature_parameters(models, tmp_path, kind):
+def test_n_features_in_must_match_the_feature_parameters(read, models, tmp_path, kind):
     """A huge n_features_in used to reach range(2, n_features_in) in the loader (memory exhausted)."""
     good = saved_as(models, tmp_path, kind)
     expected = 4 if kind == "side-information" else 2
@@ -701,15 +713,15 @@ def test_n_features_in_must_match_the_feature_parameters(models, tmp_path, kind)
         text = with_huge_integer("n_features_in", "100000000000000000000")(archive.read("skmfnet.json"))
     rewrite(good, path, replace={"skmfnet.json": text})
     with pytest.raises(InvalidModelFileError, match=f"n_features_in is 100000000000000000000; expected {expected}"):
-        load_estimator(path)
+        read(path)
 
 
-def test_float16_vocabulary_is_refused(models, tmp_path):
+def test_float16_vocabulary_is_refused(read, models, tmp_path):
     path = tmp_path / "bad.skmf"
     rewrite(saved_as(models, tmp_path, "bias"), path,
             meta=lambda m: {**m, "fitted": {**m["fitted"], "item_ids": {**m["fitted"]["item_ids"], "dtype": "float16"}}})
     with pytest.raises(InvalidModelFileError, match="item vocabulary has an unusable dtype"):
-        load_estimator(path)
+        read(path)
 
 
 @pytest.fixture(scope="module")
@@ -718,7 +730,7 @@ def selection_model(ratings):
     return EmbeddingMFRegressor(negative_ratio=1.0, selection_factors=2, **FAST).fit(X, y)
 
 
-def test_nonzero_unknown_row_of_the_selection_term_is_refused(selection_model, tmp_path):
+def test_nonzero_unknown_row_of_the_selection_term_is_refused(read, selection_model, tmp_path):
     good = tmp_path / "good.skmf"
     save_estimator(selection_model, good)
     with zipfile.ZipFile(good) as archive:
@@ -728,7 +740,7 @@ def test_nonzero_unknown_row_of_the_selection_term_is_refused(selection_model, t
     path = tmp_path / "bad.skmf"
     rewrite(good, path, replace={"arrays.npz": npz_bytes(arrays)})
     with pytest.raises(InvalidModelFileError, match="user_selection.*row 0.*unknown.*zero"):
-        load_estimator(path)
+        read(path)
 
 
 # save refuses what load would refuse, and writes only to regular files
@@ -792,17 +804,17 @@ def test_save_into_missing_folder_names_the_path_given(models, tmp_path):
     assert str(path) in str(info.value) and ".tmp" not in str(info.value)
 
 
-def test_engine_round_trips_and_a_foreign_engine_is_refused(models, tmp_path):
+def test_engine_round_trips_and_a_foreign_engine_is_refused(read, models, tmp_path):
     est = models["dot"]
     path = saved_as(models, tmp_path, "dot")
     assert load_estimator(path).engine_ == est.engine_
     bad = tmp_path / "bad.skmf"
     rewrite(path, bad, meta=lambda m: {**m, "fitted": {**m["fitted"], "engine": "os.system"}})
     with pytest.raises(InvalidModelFileError, match="engine is 'os.system'; expected null or one of"):
-        load_estimator(bad)
+        read(bad)
 
 
-def test_a_flood_of_numbers_in_the_metadata_is_refused_unparsed(models, tmp_path, monkeypatch):
+def test_a_flood_of_numbers_in_the_metadata_is_refused_unparsed(read, models, tmp_path, monkeypatch):
     """skmfnet.json inflating past its cap (here 65 MB of "0.5,", 200 KB compressed) is never parsed."""
     import skmfnet._persistence as persistence
 
@@ -819,11 +831,11 @@ def test_a_flood_of_numbers_in_the_metadata_is_refused_unparsed(models, tmp_path
     del text, flood
     monkeypatch.setattr(persistence, "_parse_json", lambda *a: pytest.fail("parsed a member over its cap"))
     with pytest.raises(InvalidModelFileError, match=r"skmfnet.json declares \d+ bytes uncompressed"):
-        load_estimator(path)
+        read(path)
 
 
-def test_history_of_an_estimator_without_epochs_is_refused(models, tmp_path):
+def test_history_of_an_estimator_without_epochs_is_refused(read, models, tmp_path):
     path = tmp_path / "bad.skmf"
     rewrite(saved_as(models, tmp_path, "bias"), path, **set_history({"loss": [0.5]}))
     with pytest.raises(InvalidModelFileError, match="history has values, but this estimator records no history"):
-        load_estimator(path)
+        read(path)

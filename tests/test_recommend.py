@@ -194,7 +194,7 @@ def test_search_is_unwrapped(ratings):
 
 
 def test_large_n_scores_in_blocks(fitted, ratings, monkeypatch):
-    import skmfnet._recommend as module
+    import skmfnet._scoring as module
 
     X, _ = ratings
     est = fitted["dot"]
@@ -254,7 +254,7 @@ def stable_top_n(scores, n):
     ids=["two-values", "three-values", "five-values-some-excluded", "one-value-half-excluded"],
 )
 def test_top_n_breaks_ties_by_the_lower_column(n_values, excluded):
-    from skmfnet._recommend import _top_n
+    from skmfnet._scoring import top_n as _top_n
 
     rng = np.random.RandomState(n_values)
     for trial in range(200):
@@ -269,7 +269,7 @@ def test_top_n_breaks_ties_by_the_lower_column(n_values, excluded):
 
 
 def test_recommend_ties_follow_the_training_order(monkeypatch):
-    import skmfnet._recommend as module
+    import skmfnet._scoring as module
 
     rng = np.random.RandomState(0)
     X = pd.DataFrame({"user_id": np.repeat(np.arange(20), 10), "item_id": rng.randint(300, size=200)})

@@ -3,12 +3,12 @@
 One set of numbers does not serve every data set.  ``alpha=0.1`` with
 ``learning_rate=0.005`` was chosen on MovieLens 100K's training ratings: every
 weaker ``alpha`` lost at least 0.003 of validation RMSE there, even at its
-best epoch (``benchmarks/results/tune_defaults.json``).  On synthetic data of
+best epoch (``benchmarks/results/tuning/tune_defaults.json``).  On synthetic data of
 the MovieLens 25M density (other seeds and sizes than the benchmark's), the
 same pair stops 0.04 short of what ``alpha=0.03, learning_rate=0.002``
 reaches by its sixth epoch, and ratings of every density from 350,000 to
 2,750,000 preferred ``alpha`` 0.03 to 0.05 with that learning rate
-(``benchmarks/results/explore_scale.json``, ``explore_scale_density.json``).
+(``benchmarks/results/explore/explore_scale.json``, ``explore_scale_density.json``).
 No rule on the size or the density of the data separates the two cases
 (MovieLens 100K is denser than the synthetic 350,000 ratings that prefer the
 weaker penalty), so on large data the estimator measures instead: it trains

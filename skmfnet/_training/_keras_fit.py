@@ -83,7 +83,7 @@ def training_batches(X, y, *, batch_size, epochs, seed, weights=None):
     batches = batches.map(lambda idx: (tf.gather(X, idx), tf.gather(y, idx)))
     # tf.data's autotuner off: on 2 cores it left the training step on one
     # core for whole epochs in some fits (the tutorial network's epoch took
-    # about 8 s instead of under 4 s: benchmarks/results/speed.md before this
+    # about 8 s instead of under 4 s: benchmarks/results/speed/speed.md before this
     # change, speed_tutorial/ after it)
     options = tf.data.Options()
     options.autotune.enabled = False

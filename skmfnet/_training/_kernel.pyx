@@ -28,8 +28,8 @@ training for ranking) is three passes over its positions:
 
 (The kernel's first form prefetched the batch's rows in a loop of their
 own before scoring them, and summed the user and the item side in two
-loops: ``benchmarks/results/speed_25m_kernel_first`` measured it, and
-``benchmarks/results/speed_25m_kernel`` this one, against Cornac and the
+loops: ``benchmarks/results/speed/speed_25m_kernel_first`` measured it, and
+``benchmarks/results/speed/speed_25m_kernel`` this one, against Cornac and the
 SGD ceiling.)
 
 So a row that occurs several times in a batch gets the rule applied once,

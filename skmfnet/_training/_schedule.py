@@ -366,7 +366,7 @@ def _evaluate_compiled(P, b_u, Q, b_i, users, items, y, n_threads=1):
 #: that preceded the compiled kernel, on this project's
 #: 2-core machine with per-epoch medians of
 #: the defaults at K=64 on ratings of MovieLens 25M's id shape (``python
-#: benchmarks/explore_blocks.py``, two interleaved sweeps; M ratings per
+#: benchmarks/explore/explore_blocks.py``, two interleaved sweeps; M ratings per
 #: second per epoch):
 #:
 #: ============  ==========  ==========  ==========  ==========
@@ -377,7 +377,7 @@ def _evaluate_compiled(P, b_u, Q, b_i, users, items, y, n_threads=1):
 #: 25 million    2.49, 2.30  2.76, 2.71              2.28, 2.40
 #: ============  ==========  ==========  ==========  ==========
 #:
-#: (``benchmarks/results/explore_blocks.json`` and
+#: (``benchmarks/results/explore/explore_blocks.json`` and
 #: ``explore_blocks_25m.json``).  Four blocks were the fastest at 25 million
 #: ratings (1.11 and 1.18 times two) and at 5 million (1.07 and 1.06 times),
 #: but not at 2 million, where two (one per thread) were 1.30 and 1.07 times
@@ -402,8 +402,8 @@ CELL_BATCHES = 16
 #: the block it last met; at 25 million ratings of MovieLens 25M's id shape
 #: (another seed than the benchmark's; K=64, ``alpha=0.03``,
 #: ``learning_rate=0.002``, 10 epochs) the best test RMSE was, on four
-#: blocks a side (``python benchmarks/explore_schedule.py --chunks
-#: 1,2,4,8``, ``benchmarks/results/explore_schedule.json``):
+#: blocks a side (``python benchmarks/explore/explore_schedule.py --chunks
+#: 1,2,4,8``, ``benchmarks/results/explore/explore_schedule.json``):
 #:
 #: ==========  ==========  ==========  ==========  ==========
 #: 1 thread    1 chunk     2 chunks    4 chunks    8 chunks
