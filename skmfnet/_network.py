@@ -63,7 +63,7 @@ def dot_tables(model):
     """The four tables of a dot network as float32 numpy arrays: {"user_factors": P, ..., "item_bias": (n + 1,)}."""
     tables = {}
     for name in (USER_FACTORS, ITEM_FACTORS, USER_BIAS, ITEM_BIAS):
-        table = keras.ops.convert_to_numpy(model.get_layer(name).embeddings)
+        table = model.get_layer(name).embeddings.numpy()
         tables[name] = table[:, 0] if name in (USER_BIAS, ITEM_BIAS) else table
     return tables
 
