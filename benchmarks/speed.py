@@ -75,6 +75,13 @@ Protocols, each measured in one run so that ratios compare like with like:
   backward: 3 x 2 x weights) x ratings / this machine's measured float32
   matmul FLOP/s at the network's shapes (medians of three interleaved
   repetitions of both).
+* ``cli``: seconds of the ``skmfnet`` command on a model file of the
+  defaults fitted on u1.base (a plain dot model), each run a new process,
+  median of three: ``predict`` of 4 pairs and of u1.test's 20,000 pairs,
+  ``recommend`` of 10 items to one user, ``similar`` of 10 items to one;
+  beside them, a new process that loads the estimator
+  (``load_estimator``) and predicts the 4 pairs, what every command cost
+  before the CLI read dot models as numpy tables.
 
 Usage (from the repository root)::
 
@@ -106,7 +113,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.suite.peers import CornacRegressor, SurpriseRegressor  # noqa: E402
 from benchmarks.suite.report import machine_info  # noqa: E402
 
-PROTOCOLS = ("ml100k", "search", "readme_search", "synthetic", "tutorial", "scaling")
+PROTOCOLS = ("ml100k", "search", "readme_search", "synthetic", "tutorial", "scaling", "cli")
+#: cli: runs of each command (new processes), of which the median is reported
+CLI_REPEATS = 3
 #: scaling: training ratings of each run (the 25M id shape), factors, epochs
 SCALING_SIZES = (400_000, 5_000_000)
 SCALING_FACTORS = 32
@@ -216,6 +225,40 @@ def run_ml100k(seed):
     for row in rows.values():
         row["fit_time_vs_surprise"] = row["fit_s"] / reference
     return rows
+
+
+# ------------------------------------------------------------------------ cli
+def run_cli(seed):
+    """The ``skmfnet`` command's seconds on a dot model's file (module docstring)."""
+    from skmfnet import EmbeddingMFRegressor, save_estimator
+
+    X, y, X_test, _ = _u1()
+    script = Path(sys.executable).with_name("skmfnet")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "skmfnet.cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        model, four, many = Path(tmp) / "model.skmf", Path(tmp) / "four.csv", Path(tmp) / "u1test.csv"
+        save_estimator(EmbeddingMFRegressor(random_state=seed).fit(X, y), model)
+        X_test.head(4).to_csv(four, index=False)
+        X_test.to_csv(many, index=False)
+        user, item = str(X_test.iloc[0, 0]), str(X_test.iloc[0, 1])
+        load = ("import pandas as pd, sys; from skmfnet import load_estimator; "
+                "print(load_estimator(sys.argv[1]).predict(pd.read_csv(sys.argv[2])))")
+        runs = {
+            "skmfnet predict (4 pairs)": command + ["predict", str(model), str(four)],
+            f"skmfnet predict ({len(X_test):,} pairs of u1.test)": command + ["predict", str(model), str(many)],
+            "skmfnet recommend (1 user, 10 items)": command + ["recommend", str(model), "--user", user],
+            "skmfnet similar (1 item, 10 items)": command + ["similar", str(model), "--item", item],
+            "load_estimator + predict (4 pairs), for reference": [sys.executable, "-c", load, str(model), str(four)],
+        }
+        rows = {}
+        for name, argv in runs.items():
+            seconds = []
+            for _ in range(CLI_REPEATS):
+                start = time.perf_counter()
+                subprocess.run(argv, capture_output=True, check=True)
+                seconds.append(time.perf_counter() - start)
+            rows[name] = {"median_s": float(np.median(seconds)), "runs_s": seconds}
+    return {"model": "EmbeddingMFRegressor() fitted on u1.base", "repeats": CLI_REPEATS, "commands": rows}
 
 
 # --------------------------------------------------------------------- search
@@ -715,6 +758,13 @@ def markdown(results):
                          f"{pair['sent_bytes_per_epoch'] / 1e6:.1f} | "
                          f"{pair['sent_bytes_per_epoch'] / pair['steps_per_epoch'] / 1e3:.1f} |")
         lines.append("")
+    if "cli" in results:
+        c = results["cli"]
+        lines += [f"## The command line on a dot model ({c['model']}): seconds, new process each, "
+                  f"median of {c['repeats']}", "", "| Command | Median s | Runs s |", "|---|---|---|"]
+        for name, row in c["commands"].items():
+            lines.append(f"| {name} | {row['median_s']:.2f} | {', '.join(f'{v:.2f}' for v in row['runs_s'])} |")
+        lines.append("")
     if "tutorial" in results:
         t = results["tutorial"]
         lines += ["## Tutorial network vs its arithmetic bound", "",
@@ -780,6 +830,8 @@ def main(argv=None):
         results["tutorial"] = run_tutorial(args.seed)
     if "scaling" in args.protocols:
         results["scaling"] = run_scaling(args)
+    if "cli" in args.protocols:
+        results["cli"] = run_cli(args.seed)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.json").write_text(json.dumps(results, indent=2, default=float))
