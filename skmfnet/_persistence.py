@@ -56,8 +56,16 @@ So :func:`load_estimator` checks by hand, before either is called:
   width) equal what the vocabularies and parameters need, for every entry
   (Keras builds unconnected layers too; a name used twice is refused), and
   no layer is foreign to a skmfnet network; the weights file is no larger
-  than those shapes need and not too small to hold them.  After loading, every weight
-  is finite.
+  than those shapes need and not too small to hold them, and holds its data
+  itself (soft and external links, external and virtual datasets, which
+  would read other files of the machine, are refused).  After loading, every
+  weight is finite.
+
+:func:`read_dot_model` reads a plain dot model's tables from the same file
+with h5py, after the same checks, without importing TensorFlow or
+scikit-learn (the command line's fast path, :mod:`skmfnet._scoring`);
+scikit-learn and scipy are imported inside the functions that need them so
+that importing this module stays light.
 
 Anything else is refused with :class:`InvalidModelFileError`.
 """
