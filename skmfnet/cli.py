@@ -23,6 +23,10 @@ own start-up messages, hidden otherwise).
 
 The arguments are parsed before anything imports TensorFlow, so that its
 logging is configured (``TF_CPP_MIN_LOG_LEVEL``) before it starts.
+``predict``, ``recommend`` and ``similar`` on a plain dot model (the
+defaults) import neither TensorFlow nor scikit-learn: they read the model
+file's tables with numpy (:func:`skmfnet._persistence.read_dot_model`) and
+answer in well under a second; other models are loaded as estimators.
 
 Argument and file errors are reported before TensorFlow is imported; ``fit``
 checks that the model file can be written, and that the factor tables fit in

@@ -87,6 +87,15 @@ def test_predict_to_stdout(workdir, mf_model, capsys):
     np.testing.assert_array_equal(out["prediction"].to_numpy(), expected)  # CSV floats round-trip
 
 
+@pytest.mark.parametrize("model", ["mf_model", "bias_model"])
+def test_predict_warns_in_its_own_terms_when_no_id_is_known(tmp_path, model, request, capsys):
+    pairs = tmp_path / "strangers.csv"
+    pd.DataFrame({"user_id": [900, 901], "item_id": [800, 801]}).to_csv(pairs, index=False)
+    assert main(["predict", str(request.getfixturevalue(model)), str(pairs)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no user and no item of" in err and "UserWarning" not in err
+
+
 def test_predict_to_file_with_other_column_names(workdir, bias_model, capsys, monkeypatch):
     import skmfnet.cli
 
