@@ -17,7 +17,8 @@ from sklearn.dummy import DummyRegressor
 from sklearn.ensemble import VotingRegressor
 from sklearn.model_selection import GridSearchCV, KFold
 
-from benchmarks.suite.peers import CornacRanker, CornacRegressor, SurpriseRegressor
+from benchmarks.suite.peers import CornacRanker, CornacRegressor, ImplicitALSRanker, SurpriseRegressor
+from benchmarks.suite.search import HoldoutRankingSearch
 from benchmarks.suite.protocols import ID_COLUMNS, ITEM_FEATURES, USER_FEATURES
 
 
@@ -426,6 +427,59 @@ MODELS["rank_cornac_wmf"] = Model(
     protocol="ranking",
     fallback="no list for an unknown user",
     requires=("cornac",),
+    rates=False,
+)
+
+#: The peers a ranking user would tune (issue 37), tuned inside ``fit`` on each
+#: training fold by HoldoutRankingSearch (benchmarks/suite/search.py): 20% of
+#: each user's training ratings held out (users with 5 or more), scored as the
+#: protocol scores a test fold (NDCG@10, relevant = rating >= 4), the best grid
+#: point refitted on the whole training fold; each fold's choice is recorded.
+#: EASE (Steck 2019) is Cornac's, on the binary matrix (every training rating a
+#: positive), with Steck's unconstrained weights (posB=False; Cornac's default
+#: posB=True sets the negative weights to 0 and scored a little lower).  iALS is
+#: implicit's AlternatingLeastSquares (15 iterations, its default), every training
+#: rating a positive of confidence ``alpha``; implicit's ``regularization`` is not
+#: scaled by the ratings per row, and its usual 0.01..1 scored below 10..30.  Both
+#: grids were placed around the best points of wider grids on holdouts of u1.base
+#: and u2.base (training ratings only): benchmarks/explore/explore_peer_grids.py,
+#: benchmarks/results/explore/explore_peer_grids.json.
+EASE_GRID = {"lamb": [50, 100, 200, 500, 1000, 2000]}
+IALS_GRID = {"factors": [64, 128], "regularization": [10.0, 30.0, 100.0], "alpha": [1.0, 3.0, 10.0]}
+HOLDOUT_TEST_SIZE = 0.2
+HOLDOUT_MIN_RATINGS = 5
+QUICK_IALS_GRID = {"factors": [64], "regularization": [10.0, 30.0], "alpha": [1.0, 3.0]}
+
+
+def _grid_text(grid):
+    return ", ".join(f"{k} in {{{', '.join(f'{v:g}' for v in values)}}}" for k, values in grid.items())
+
+
+def make_holdout_search(estimator, grid, seed):
+    return HoldoutRankingSearch(estimator, grid, test_size=HOLDOUT_TEST_SIZE, min_ratings=HOLDOUT_MIN_RATINGS,
+                                random_state=seed)
+
+
+_HOLDOUT_TEXT = f"chosen per fold on a {HOLDOUT_TEST_SIZE:.0%} holdout of each user's training ratings (NDCG@10)"
+MODELS["rank_ease"] = Model(
+    make=lambda seed: make_holdout_search(
+        CornacRanker("EASE", seed=seed, binary=True),
+        {"params": [dict(lamb=v, posB=False) for v in EASE_GRID["lamb"]]},
+        seed,
+    ),
+    label="Cornac EASE (binary, posB=False), " + _grid_text(EASE_GRID) + ", " + _HOLDOUT_TEXT,
+    protocol="ranking",
+    fallback="no list for an unknown user",
+    requires=("cornac",),
+    rates=False,
+)
+MODELS["rank_ials"] = Model(
+    make=lambda seed: make_holdout_search(ImplicitALSRanker(random_state=seed), IALS_GRID, seed),
+    label="implicit iALS (binary, 15 iterations), " + _grid_text(IALS_GRID) + ", " + _HOLDOUT_TEXT,
+    protocol="ranking",
+    fallback="no list for an unknown user",
+    quick={"param_grid": QUICK_IALS_GRID},
+    requires=("implicit",),
     rates=False,
 )
 

@@ -209,10 +209,25 @@ def ranking_scores(estimator, X_test, y_test):
 
 
 def fit_and_rank(estimator, X_train, y_train, X_test, y_test):
-    """Fit a ranker (no rating predictions) and measure its fit time; ranking scores are added by the caller."""
+    """Fit a ranker (no rating predictions) and measure its fit time; ranking scores are added by the caller.
+
+    A ranker tuned inside ``fit`` (:class:`benchmarks.suite.search.HoldoutRankingSearch`)
+    adds its choice: ``best_params``, its validation NDCG@10, every grid
+    point's, and the seconds of the final fit alone (``fit_seconds`` counts
+    the search and that fit).
+    """
     start = time.perf_counter()
     estimator.fit(X_train, y_train)
-    return {"fit_seconds": time.perf_counter() - start, "n_train": int(len(y_train)), "n_test": int(len(y_test))}
+    result = {"fit_seconds": time.perf_counter() - start, "n_train": int(len(y_train)), "n_test": int(len(y_test))}
+    if hasattr(estimator, "grid_scores_"):
+        result.update(
+            best_params=_jsonable(estimator.best_params_),
+            best_val_ndcg_at_10=float(estimator.best_score_),
+            refit_seconds=float(estimator.refit_seconds_),
+            n_holdout=int(estimator.n_holdout_),
+            grid_scores=_jsonable(estimator.grid_scores_),
+        )
+    return result
 
 
 # ------------------------------------------------------------------ fold-in

@@ -21,6 +21,7 @@ LIBRARIES = {
     "scikeras": "scikeras",
     "surprise": "scikit-surprise",
     "cornac": "cornac",
+    "implicit": "implicit",
     "matplotlib": "matplotlib",
     "tqdm": "tqdm",
 }
@@ -118,6 +119,14 @@ def _pm(mean, std, digits=4):
     if mean is None:
         return ""
     return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+
+def _choice(params):
+    """``name=value, ...`` of chosen parameters, a dict value (a model's ``params``) spelled out."""
+    flat = {}
+    for key, value in params.items():
+        flat.update(value if isinstance(value, dict) else {key: value})
+    return ", ".join(f"{key}={value!r}" for key, value in flat.items())
 
 
 def _secs(mean, std):
@@ -244,6 +253,21 @@ def markdown(results, published):
                 + f" | {rmse} | {entry['fit_seconds_mean']:.2f} |"
             )
         lines.append("")
+        for name, entry in ranking.items():
+            if not any("best_params" in fold for fold in entry["per_fold"]):
+                continue
+            lines += [
+                f"`{name}`: tuned inside fit on a holdout of each training fold (the grid in its label; "
+                "fit s counts the search and the final fit), chosen parameters:",
+                "",
+            ]
+            for fold in entry["per_fold"]:
+                lines.append(
+                    f"- u{fold['fold']}: {_choice(fold['best_params'])} (validation NDCG@10 "
+                    f"{fold['best_val_ndcg_at_10']:.4f} on {fold['n_holdout']} held-out ratings; "
+                    f"final fit {fold['refit_seconds']:.2f} s)"
+                )
+            lines.append("")
         sweep = {name: entry for name, entry in ranking.items() if name.startswith(WEIGHT_SWEEP_PREFIX)}
         if sweep:
             lines += [
