@@ -295,6 +295,11 @@ def save_estimator(estimator, path):
             "engine": getattr(estimator, "engine_", None),
         },
     }
+    if getattr(estimator, "item_item_", None) is not None:  # the item-item term (skmfnet._item_item)
+        meta["fitted"].update(
+            item_item_alpha=estimator.item_item_alpha_, item_item_weight=estimator.item_item_weight_,
+            item_item_size=len(estimator.item_item_items_), item_item_results=estimator.item_item_results_,
+        )
     arrays = {}
     if _feature_encoders(estimator):
         for side in ("user", "item"):
@@ -309,6 +314,9 @@ def save_estimator(estimator, path):
             ]
             if getattr(estimator, f"{side}_feature_encoders_"):  # a side without features has no codes
                 arrays[f"{side}_feature_codes"] = getattr(estimator, f"{side}_feature_codes_").astype(np.int32)
+    if getattr(estimator, "item_item_", None) is not None:
+        arrays["item_item_items"] = np.asarray(estimator.item_item_items_, dtype=np.int64)
+        arrays["item_item"] = np.asarray(estimator.item_item_, dtype=np.float32)
     if getattr(estimator, "item_selection_", None) is not None:
         arrays["user_selection"] = np.asarray(estimator.user_selection_, dtype=np.float32)
         arrays["item_selection"] = np.asarray(estimator.item_selection_, dtype=np.float32)
@@ -560,10 +568,12 @@ def _load_archive(archive, path):
 
     features = {} if name == "BiasBaselineRegressor" else _decode_features(fitted)
     selection_factors = getattr(estimator, "selection_factors", 0)
-    expected = _expected_arrays(name, features, n_users, n_items, selection_factors)
+    item_item = _item_item_size(estimator, fitted, n_items)
+    expected = _expected_arrays(name, features, n_users, n_items, selection_factors, item_item)
     arrays = _read_arrays(archive, expected) if _ARRAYS in archive.namelist() else {}
     if name == "EmbeddingMFRegressor":
         _restore_resolved(estimator, fitted)
+        _restore_item_item(estimator, fitted, arrays, item_item)
         selection = _selection_arrays(arrays, selection_factors)
         estimator.user_selection_, estimator.item_selection_ = selection or (None, None)
     if name == "BiasBaselineRegressor":
@@ -581,7 +591,8 @@ def _load_archive(archive, path):
 
 # ---------------------------------------------- a dot model, read light
 #: Parameters of a plain dot model (b_u + b_i + p_u . q_i of four tables), as read_dot_model reads them.
-_PLAIN_DOT = {"interaction": "dot", "implicit": False, "user_features": None, "item_features": None}
+_PLAIN_DOT = {"interaction": "dot", "implicit": False, "user_features": None, "item_features": None,
+              "item_item_alpha": None}
 #: EmbeddingMFRegressor's parameters (a test keeps them equal to its get_params()): a file with
 #: others was written by another version, and load_estimator says so.
 _MF_PARAMETERS = frozenset({
@@ -589,7 +600,7 @@ _MF_PARAMETERS = frozenset({
     "early_stopping", "epochs", "hidden_layer_sizes", "implicit", "init_std", "interaction", "item_features",
     "learning_rate", "loss", "n_factors", "n_iter_no_change", "n_jobs", "negative_rating", "negative_ratio",
     "negative_weight", "optimizer", "random_state", "regularization", "selection_factors", "user_features",
-    "validation_fraction", "verbose",
+    "validation_fraction", "verbose", "item_item_alpha", "item_item_weight",
 })
 
 
@@ -974,7 +985,59 @@ def _decode_features(fitted):
     return features
 
 
-def _expected_arrays(name, features, n_users, n_items, selection_factors=0):
+def _item_item_size(estimator, fitted, n_items):
+    """Items the item-item term covers (None without one), checked against the vocabulary before any read."""
+    if getattr(estimator, "item_item_alpha", None) is None:
+        return None
+    from ._item_item import MAX_ITEMS
+
+    size = fitted.get("item_item_size")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= min(n_items, MAX_ITEMS):
+        raise InvalidModelFileError(
+            f"item_item_size is {size!r}; expected an integer from 0 to {min(n_items, MAX_ITEMS)} "
+            "(the items of the vocabulary the item-item term covers)"
+        )
+    return size
+
+
+def _restore_item_item(estimator, fitted, arrays, size):
+    """``item_item_`` and its attributes (None without the term)."""
+    estimator.item_item_ = estimator.item_item_items_ = estimator.item_item_results_ = None
+    estimator.item_item_alpha_ = estimator.item_item_weight_ = None
+    if size is None:
+        return
+    for key in ("item_item_items", "item_item"):
+        if key not in arrays:
+            raise InvalidModelFileError(f"{_ARRAYS} has no {key}, which item_item_alpha needs")
+    items = arrays["item_item_items"].astype(np.int64)
+    if len(items) and (items[0] < 1 or items[-1] > estimator.n_items_ or (np.diff(items) <= 0).any()):
+        raise InvalidModelFileError(f"{_ARRAYS}: item_item_items are not increasing item rows of 1..{estimator.n_items_}")
+    estimator.item_item_items_, estimator.item_item_ = items, arrays["item_item"].astype(np.float32)
+    alpha, weight = (_number(fitted.get(f"item_item_{k}"), f"item_item_{k}") for k in ("alpha", "weight"))
+    if alpha <= 0 or weight < 0:
+        raise InvalidModelFileError(
+            f"item_item_alpha {alpha} and item_item_weight {weight}: expected a number > 0 and one >= 0"
+        )
+    estimator.item_item_alpha_, estimator.item_item_weight_ = alpha, weight
+    results = fitted.get("item_item_results")
+    if results is not None:
+        keys = {"alpha", "weight", "ndcg_at_10"}
+        if not isinstance(results, list) or len(results) > _MAX_ITEM_ITEM_RESULTS or not all(
+            isinstance(entry, dict) and set(entry) == keys for entry in results
+        ):
+            raise InvalidModelFileError(
+                f"item_item_results is malformed; expected null or a list of at most {_MAX_ITEM_ITEM_RESULTS} "
+                f"objects with the keys {sorted(keys)}"
+            )
+        results = [{k: _number(v, f"item_item_results' {k}") for k, v in entry.items()} for entry in results]
+    estimator.item_item_results_ = results
+
+
+#: Most (alpha, weight) pairs a file's item_item_results may list (skmfnet._item_item's grids: 25).
+_MAX_ITEM_ITEM_RESULTS = 64
+
+
+def _expected_arrays(name, features, n_users, n_items, selection_factors=0, item_item=None):
     """Name -> (shape, dtype kinds) of every array the file may hold.
 
     A shape ``(None, bound)`` is one-dimensional with at most ``bound`` entries.
@@ -991,6 +1054,9 @@ def _expected_arrays(name, features, n_users, n_items, selection_factors=0):
             expected[f"{side}_selection"] = ((n + 1, selection_factors + 1), "f")
         if features.get(side):
             expected[f"{side}_feature_codes"] = ((n + 1, sum(e.width for e in features[side])), "iu")
+    if item_item is not None:
+        expected["item_item_items"] = ((item_item,), "iu")
+        expected["item_item"] = ((item_item, item_item), "f")
     return expected
 
 

@@ -157,6 +157,11 @@ class _Scorer:
     """Scores of blocks of user rows against every known item (columns = item rows 1..n)."""
 
     def __init__(self, estimator):
+        table = getattr(estimator, "item_item_", None)
+        # the item-item term (skmfnet._item_item): B over some item rows, the weight of the rest
+        self.item_item = None if table is None else (
+            estimator.seen_, estimator.item_item_items_, table, estimator.item_item_weight_
+        )
         if hasattr(estimator, "item_counts_"):  # MostPopularRanker: the same scores for every user
             self.mu = 0.0
             self.kind = "bias"
@@ -206,10 +211,17 @@ class _Scorer:
         are zero, as in ``predict``.
         """
         if self.kind == "network":
-            return self._network(user_rows)
-        if self.kind == "dot":
-            return dot_scores(self.mu, self.user_bias, self.item_bias, user_rows, self.P, self.Q)
-        return dot_scores(self.mu, self.user_bias, self.item_bias, user_rows)
+            out = self._network(user_rows)
+        elif self.kind == "dot":
+            out = dot_scores(self.mu, self.user_bias, self.item_bias, user_rows, self.P, self.Q)
+        else:
+            out = dot_scores(self.mu, self.user_bias, self.item_bias, user_rows)
+        if self.item_item is None:
+            return out
+        from ._item_item import scores
+
+        seen, items, table, weight = self.item_item
+        return weight * out + scores(seen[user_rows], items, table, self.n_items)
 
     def _network(self, user_rows):
         from ._network import score_rows

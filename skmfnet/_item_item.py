@@ -1,0 +1,158 @@
+"""The item-item term of ``recommend``: EASE's closed form, blended with the rating model's score.
+
+With ``item_item_alpha`` set, an :class:`~skmfnet.EmbeddingMFRegressor`
+ranks the items of user u by::
+
+    score(u, i) = sum over the items j u rated in training of B[j, i]  +  w * rating score(u, i)
+
+where ``B`` is EASE's item-item matrix (Steck, "Embarrassingly Shallow
+Autoencoders for Sparse Data", WWW 2019) over the training pairs ``X``
+(users x items, 1 where the user rated the item, whatever the rating)::
+
+    P = (X^T X + alpha I)^-1,    B = -P / diag(P),    diag(B) = 0
+
+and ``w = item_item_weight`` weighs the rating model's score (what
+``recommend`` ranks by without the term).  EASE answers "which items go with
+what this user chose", the rating model "how much would they like it": the
+benchmark's relevant items need both.  ``predict`` is unchanged.
+
+``B`` covers at most :data:`MAX_ITEMS` items, the most rated (ties: the
+first seen in training): a dense inverse of that size takes about 2 GB and
+some seconds; the other items get no item-item score.  ``"auto"`` chooses
+``alpha`` from :data:`ALPHA_GRID` and ``w`` from :data:`WEIGHT_GRID` inside
+``fit``, on held-out training ratings (:func:`choose`).
+
+Written here rather than taken from a library: the closed form is a few
+lines of numpy, and the packages that have it (Cornac) are no dependency of
+skmfnet.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["ALPHA_GRID", "MAX_ITEMS", "WEIGHT_GRID", "choose", "covered_items", "fit_table", "gram", "scores"]
+
+#: Most items the item-item matrix covers (the most rated ones).
+MAX_ITEMS = 10_000
+#: ``item_item_alpha="auto"`` chooses among these.
+ALPHA_GRID = (30.0, 100.0, 300.0, 1000.0, 3000.0)
+#: ``item_item_weight="auto"`` chooses among these.
+WEIGHT_GRID = (0.0, 0.03, 0.1, 0.3, 1.0)
+#: "auto": the fraction of each user's training ratings held out, from users with at least MIN_RATINGS.
+HELD_OUT_FRACTION = 0.2
+MIN_RATINGS = 5
+#: "auto": most held-out users scored (a random sample beyond), and the list length scored (NDCG@K).
+MAX_USERS = 2_000
+K = 10
+
+
+def covered_items(seen, max_items=MAX_ITEMS):
+    """Item rows (ascending) of the ``max_items`` most rated items of ``seen`` (CSR, users x item rows)."""
+    counts = np.bincount(seen.indices, minlength=seen.shape[1])
+    counts[0] = 0  # the unknown-id row is no item
+    order = np.argsort(-counts, kind="stable")[:max_items]
+    return np.sort(order[counts[order] > 0]).astype(np.int64)
+
+
+def gram(seen, items):
+    """``X^T X`` (float64, dense) of the columns ``items`` of ``seen``: co-occurrence counts."""
+    X = sp.csr_matrix(seen[:, items], dtype=np.float64)
+    return (X.T @ X).toarray()
+
+
+def fit_table(gram, alpha):
+    """EASE's ``B`` (float32) from the co-occurrence counts ``gram`` and the penalty ``alpha``."""
+    P = gram.copy()
+    P[np.diag_indices_from(P)] += alpha
+    P = np.linalg.inv(P)
+    B = P / -np.diag(P)
+    B[np.diag_indices_from(B)] = 0.0
+    return B.astype(np.float32)
+
+
+def scores(seen_rows, items, table, n_items):
+    """The item-item scores of users (their CSR rows of ``seen``) against item rows 1..n_items, float64."""
+    out = np.zeros((seen_rows.shape[0], n_items))
+    out[:, items - 1] = sp.csr_matrix(seen_rows[:, items], dtype=np.float32) @ table
+    return out
+
+
+def _held_out(users, rng):
+    """Boolean mask: HELD_OUT_FRACTION of each user's ratings, for users with at least MIN_RATINGS."""
+    codes = np.unique(users, return_inverse=True)[1]
+    order = np.lexsort((rng.random(len(codes)), codes))
+    counts = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.empty(len(codes), dtype=np.int64)
+    position[order] = np.arange(len(codes)) - starts[codes[order]]
+    share = np.where(counts >= MIN_RATINGS, np.floor(HELD_OUT_FRACTION * counts), 0)
+    return position < share[codes]
+
+
+def _ndcg(score, relevant):
+    """Mean NDCG@K of the rows of ``score`` (seen items at -inf) against the boolean matrix ``relevant``."""
+    from ._scoring import top_n
+
+    cols, _ = top_n(score, K)
+    hits = np.take_along_axis(relevant, cols, axis=1)
+    discounts = 1.0 / np.log2(np.arange(2, K + 2))
+    dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
+    ideal = np.cumsum(discounts)[np.minimum(relevant.sum(axis=1), K) - 1]
+    return float(np.mean(dcg / ideal))
+
+
+def choose(estimator, X, y, sample_weight, alphas, weights):
+    """``(alpha, weight, results)``: the pair of best NDCG@10 on held-out training ratings.
+
+    HELD_OUT_FRACTION of the ratings of each user with at least MIN_RATINGS
+    are held out (seeded by ``random_state``); the estimator's rating model
+    (a clone, without the term) and EASE are fitted on the rest; relevant
+    are the held-out items rated at least the rest's mean rating; each
+    (alpha, weight) ranks, for at most MAX_USERS such users, the items they
+    did not rate in the rest, and is scored by NDCG@10 as
+    :func:`skmfnet.metrics.ndcg_at_k` scores it.  ``alphas`` and ``weights``
+    hold one value each when the user fixed it.
+    """
+    from sklearn.base import clone
+    from sklearn.utils import _safe_indexing, check_random_state
+
+    from ._recommend import _Scorer
+
+    rng = check_random_state(estimator.random_state)
+    seed = int(rng.randint(np.iinfo(np.int32).max))
+    users = np.asarray(_safe_indexing(X, 0, axis=1))
+    held = _held_out(users, np.random.default_rng(seed))
+    keep = np.flatnonzero(~held)
+    rest = clone(estimator).set_params(item_item_alpha=None, verbose=0)
+    rest.fit(_safe_indexing(X, keep), np.asarray(y)[keep],
+             sample_weight=None if sample_weight is None else np.asarray(sample_weight)[keep])
+    out = np.flatnonzero(held)
+    X_out, y_out = _safe_indexing(X, out), np.asarray(y, dtype=np.float64)[out]
+    user_rows = rest.user_encoder_.transform(np.asarray(_safe_indexing(X_out, 0, axis=1)))
+    item_rows = rest.item_encoder_.transform(np.asarray(_safe_indexing(X_out, 1, axis=1)))
+    liked = (user_rows > 0) & (item_rows > 0) & (y_out >= rest.mu_)
+    query = np.unique(user_rows[liked])
+    if len(query) == 0:  # nothing to rank against: the first of each grid
+        return alphas[0], weights[0], []
+    if len(query) > MAX_USERS:
+        query = np.sort(np.random.default_rng(seed).choice(query, MAX_USERS, replace=False))
+    n_items = rest.n_items_
+    relevant = np.zeros((len(query), n_items), dtype=bool)
+    position = np.searchsorted(query, user_rows[liked])
+    found = query[np.minimum(position, len(query) - 1)] == user_rows[liked]
+    relevant[position[found], item_rows[liked][found] - 1] = True
+    seen_rows = rest.seen_[query]
+    rating_score = _Scorer(rest)(query)
+    rating_score[np.repeat(np.arange(len(query)), np.diff(seen_rows.indptr)), seen_rows.indices - 1] = -np.inf
+    items = covered_items(rest.seen_)
+    counts = gram(rest.seen_, items)
+    best, results = None, []
+    for alpha in alphas:
+        item_score = scores(seen_rows, items, fit_table(counts, alpha), n_items)
+        for weight in weights:
+            ndcg = _ndcg(item_score + weight * rating_score if weight else
+                         np.where(np.isinf(rating_score), -np.inf, item_score), relevant)
+            results.append({"alpha": float(alpha), "weight": float(weight), "ndcg_at_10": ndcg})
+            if best is None or ndcg > best[0]:
+                best = (ndcg, alpha, weight)
+    return float(best[1]), float(best[2]), results
