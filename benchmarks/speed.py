@@ -82,6 +82,12 @@ Protocols, each measured in one run so that ratios compare like with like:
   beside them, a new process that loads the estimator
   (``load_estimator``) and predicts the 4 pairs, what every command cost
   before the CLI read dot models as numpy tables.
+* ``recommend``: seconds of ``recommend`` for 1,000 users (10 items each,
+  training items left out) over 10,000 items, on
+  ``make_ratings(5000, 10000, 500_000)``: the defaults, and the defaults
+  with the item-item term over all 10,000 items (``item_item_alpha=300``,
+  ``item_item_weight=0.1``, fixed: no "auto" search); best of three calls,
+  with each fit's seconds beside.
 
 Usage (from the repository root)::
 
@@ -113,7 +119,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.suite.peers import CornacRegressor, SurpriseRegressor  # noqa: E402
 from benchmarks.suite.report import machine_info  # noqa: E402
 
-PROTOCOLS = ("ml100k", "search", "readme_search", "synthetic", "tutorial", "scaling", "cli")
+PROTOCOLS = ("ml100k", "search", "readme_search", "synthetic", "tutorial", "scaling", "cli", "recommend")
 #: cli: runs of each command (new processes), of which the median is reported
 CLI_REPEATS = 3
 #: scaling: training ratings of each run (the 25M id shape), factors, epochs
@@ -259,6 +265,31 @@ def run_cli(seed):
                 seconds.append(time.perf_counter() - start)
             rows[name] = {"median_s": float(np.median(seconds)), "runs_s": seconds}
     return {"model": "EmbeddingMFRegressor() fitted on u1.base", "repeats": CLI_REPEATS, "commands": rows}
+
+
+# ------------------------------------------------------------------ recommend
+def run_recommend(seed, repeats=3):
+    """Seconds of recommend for 1,000 users over 10,000 items (module docstring)."""
+    from skmfnet import EmbeddingMFRegressor
+    from skmfnet.datasets import make_ratings
+
+    X, y = make_ratings(5000, 10_000, 500_000, rating_scale=(1, 5), return_X_y=True, random_state=seed)
+    users = X["user_id"].drop_duplicates().head(1000).tolist()
+    rows = {}
+    for name, params in (("EmbeddingMFRegressor()", {}),
+                         ("EmbeddingMFRegressor(item_item_alpha=300, item_item_weight=0.1)",
+                          dict(item_item_alpha=300.0, item_item_weight=0.1))):
+        start = time.perf_counter()
+        est = EmbeddingMFRegressor(random_state=seed, **params).fit(X, y)
+        fit_s = time.perf_counter() - start
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            est.recommend(users, n=10)
+            seconds.append(time.perf_counter() - start)
+        rows[name] = {"fit_s": fit_s, "recommend_s": min(seconds), "runs_s": seconds,
+                      "items_covered": None if est.item_item_ is None else len(est.item_item_items_)}
+    return {"n_users": 1000, "n_items": int(X["item_id"].nunique()), "n_ratings": len(y), "rows": rows}
 
 
 # --------------------------------------------------------------------- search
@@ -765,6 +796,14 @@ def markdown(results):
         for name, row in c["commands"].items():
             lines.append(f"| {name} | {row['median_s']:.2f} | {', '.join(f'{v:.2f}' for v in row['runs_s'])} |")
         lines.append("")
+    if "recommend" in results:
+        r = results["recommend"]
+        lines += [f"## recommend: {r['n_users']:,} users, 10 items each, over {r['n_items']:,} items "
+                  f"({r['n_ratings']:,} training ratings), best of {len(next(iter(r['rows'].values()))['runs_s'])}",
+                  "", "| Model | recommend s | Fit s |", "|---|---|---|"]
+        for name, row in r["rows"].items():
+            lines.append(f"| {name} | {row['recommend_s']:.3f} | {row['fit_s']:.1f} |")
+        lines.append("")
     if "tutorial" in results:
         t = results["tutorial"]
         lines += ["## Tutorial network vs its arithmetic bound", "",
@@ -832,6 +871,8 @@ def main(argv=None):
         results["scaling"] = run_scaling(args)
     if "cli" in args.protocols:
         results["cli"] = run_cli(args.seed)
+    if "recommend" in args.protocols:
+        results["recommend"] = run_recommend(args.seed)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.json").write_text(json.dumps(results, indent=2, default=float))

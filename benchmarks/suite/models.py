@@ -369,6 +369,9 @@ MODELS["rank_mf_default"] = Model(
 #: ("selection_choice"; its rating network is the defaults').
 RANKING_PARAMS = dict(negative_ratio=12.0, epochs=30, n_factors=64)
 BOTH_PARAMS = dict(negative_ratio=1.0, negative_rating=0.0, selection_factors=64)
+#: The defaults plus the item-item term, its penalty and weight chosen inside fit
+#: on held-out training ratings (skmfnet._item_item: grids fixed beforehand).
+ITEM_ITEM_PARAMS = dict(item_item_alpha="auto")
 #: The peers' ranking models, tuned by the same script on the same splits
 #: from the configurations measured before tuning (BPR k=50, 200 iterations,
 #: learning rate 0.01, lambda 0.01: 0.41-0.42 NDCG@10 on u1; WMF: Cornac's
@@ -391,6 +394,13 @@ MODELS["rank_mf_negatives"] = Model(
     fallback="mu + b_i for an unknown user",
     quick={"epochs": QUICK_EPOCHS},
     quick_default=True,
+)
+MODELS["rank_mf_item_item"] = Model(
+    make=lambda seed: _skmfnet()[2](**ITEM_ITEM_PARAMS, random_state=seed),
+    label="EmbeddingMFRegressor(" + _arguments(ITEM_ITEM_PARAMS) + ")",
+    protocol="ranking",
+    fallback="mu + b_i for an unknown user",
+    quick={"epochs": QUICK_EPOCHS},
 )
 MODELS["rank_mf_both"] = Model(
     make=lambda seed: _skmfnet()[2](**BOTH_PARAMS, random_state=seed),
