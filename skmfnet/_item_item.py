@@ -38,6 +38,9 @@ MAX_ITEMS = 10_000
 ALPHA_GRID = (30.0, 100.0, 300.0, 1000.0, 3000.0)
 #: ``item_item_weight="auto"`` chooses among these.
 WEIGHT_GRID = (0.0, 0.03, 0.1, 0.3, 1.0)
+#: "auto" on data with nothing to hold out (no user with MIN_RATINGS ratings, or no held-out
+#: rating at least the mean): the middle of each grid.
+FALLBACK_ALPHA, FALLBACK_WEIGHT = 300.0, 0.1
 #: "auto": the fraction of each user's training ratings held out, from users with at least MIN_RATINGS.
 HELD_OUT_FRACTION = 0.2
 MIN_RATINGS = 5
@@ -111,7 +114,9 @@ def choose(estimator, X, y, sample_weight, alphas, weights):
     (alpha, weight) ranks, for at most MAX_USERS such users, the items they
     did not rate in the rest, and is scored by NDCG@10 as
     :func:`skmfnet.metrics.ndcg_at_k` scores it.  ``alphas`` and ``weights``
-    hold one value each when the user fixed it.
+    hold one value each when the user fixed it.  With nothing to hold out or
+    rank against, the middle of each grid (:data:`FALLBACK_ALPHA`,
+    :data:`FALLBACK_WEIGHT`, or the value the user fixed) and no results.
     """
     from sklearn.base import clone
     from sklearn.utils import _safe_indexing, check_random_state
@@ -122,6 +127,10 @@ def choose(estimator, X, y, sample_weight, alphas, weights):
     seed = int(rng.randint(np.iinfo(np.int32).max))
     users = np.asarray(_safe_indexing(X, 0, axis=1))
     held = _held_out(users, np.random.default_rng(seed))
+    fallback = (alphas[0] if len(alphas) == 1 else FALLBACK_ALPHA,
+                weights[0] if len(weights) == 1 else FALLBACK_WEIGHT, [])
+    if not held.any():
+        return fallback
     keep = np.flatnonzero(~held)
     rest = clone(estimator).set_params(item_item_alpha=None, verbose=0)
     rest.fit(_safe_indexing(X, keep), np.asarray(y)[keep],
@@ -132,8 +141,8 @@ def choose(estimator, X, y, sample_weight, alphas, weights):
     item_rows = rest.item_encoder_.transform(np.asarray(_safe_indexing(X_out, 1, axis=1)))
     liked = (user_rows > 0) & (item_rows > 0) & (y_out >= rest.mu_)
     query = np.unique(user_rows[liked])
-    if len(query) == 0:  # nothing to rank against: the first of each grid
-        return alphas[0], weights[0], []
+    if len(query) == 0:  # no held-out rating at least the mean: nothing to rank against
+        return fallback
     if len(query) > MAX_USERS:
         query = np.sort(np.random.default_rng(seed).choice(query, MAX_USERS, replace=False))
     n_items = rest.n_items_

@@ -87,6 +87,20 @@ def test_auto_chooses_the_best_held_out_pair_of_the_grids(ratings):
     assert EmbeddingMFRegressor(**FAST, item_item_alpha=50.0).fit(X, y).item_item_results_ is not None
 
 
+def test_auto_on_data_too_small_to_hold_out_from_takes_the_middle_of_each_grid():
+    """No user has 5 ratings: nothing is held out, no error, the documented constants."""
+    from skmfnet._item_item import FALLBACK_ALPHA, FALLBACK_WEIGHT
+
+    X = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 3, 3], "item_id": ["a", "b", "b", "c", "a", "c", "d"]})
+    y = [5.0, 4.0, 3.0, 5.0, 1.0, 2.0, 4.0]
+    est = EmbeddingMFRegressor(**FAST, item_item_alpha="auto").fit(X, y)
+    assert (est.item_item_alpha_, est.item_item_weight_, est.item_item_results_) == (FALLBACK_ALPHA, FALLBACK_WEIGHT, [])
+    assert (FALLBACK_ALPHA, FALLBACK_WEIGHT) == (ALPHA_GRID[len(ALPHA_GRID) // 2], WEIGHT_GRID[len(WEIGHT_GRID) // 2])
+    fixed = EmbeddingMFRegressor(**FAST, item_item_alpha="auto", item_item_weight=0.5).fit(X, y)
+    assert fixed.item_item_weight_ == 0.5
+    assert len(est.recommend([1], n=2)) == 2
+
+
 def test_without_the_term_nothing_is_fitted(ratings):
     X, y = ratings
     est = EmbeddingMFRegressor(**FAST).fit(X, y)
