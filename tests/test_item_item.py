@@ -173,3 +173,17 @@ def test_crafted_files_are_refused(saved, tmp_path, change, arrays, match):
     _, path = saved
     with pytest.raises(InvalidModelFileError, match=match):
         load_estimator(rewritten(path, tmp_path, change, arrays))
+
+
+def test_a_folded_in_user_is_ranked_with_the_item_item_term_of_their_ratings(ratings):
+    X, y = ratings
+    est = EmbeddingMFRegressor(**FAST, item_item_alpha=20.0, item_item_weight=0.0).fit(X, y)
+    items = est.item_encoder_.classes_[:3].tolist()
+    est.fold_in(pd.DataFrame({"user_id": [10**6] * 3, "item_id": items}), [5.0, 4.0, 5.0])
+    got = est.recommend([10**6], n=est.n_items_)
+    rows = est.item_encoder_.transform(items)
+    B = np.zeros((est.n_items_ + 1, est.n_items_ + 1))
+    B[np.ix_(est.item_item_items_, est.item_item_items_)] = est.item_item_
+    expected = pd.Series(B[rows].sum(axis=0)[1:], index=est.item_encoder_.classes_)
+    assert not set(got["item"]) & set(items)  # their ratings are seen: left out
+    np.testing.assert_allclose(got["score"].to_numpy(), expected.loc[got["item"]].to_numpy(), atol=1e-6)
