@@ -17,9 +17,9 @@ are scored on three other kinds of data:
   popularity bias, split as the halves are.
 
 Rows: most popular, EASE and iALS tuned inside fit (``rank_ease``,
-``rank_ials``), the ranking configuration (``RANKING_PARAMS``), the defaults
-with a selection term (``BOTH_PARAMS``), and the defaults with the item-item
-term chosen inside fit (``ITEM_ITEM_PARAMS``).  Scores: NDCG@10 and
+``rank_ials``), the sampled-pairs configuration (``NEGATIVES_PARAMS``), the
+defaults with a selection term (``SELECTION_PARAMS``), and the defaults with
+the item-item term chosen inside fit (``ITEM_ITEM_PARAMS``).  Scores: NDCG@10 and
 precision@10 as the protocol computes them (relevant = test rating >= 4,
 training items left out), RMSE where the row predicts ratings, fit seconds.
 

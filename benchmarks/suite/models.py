@@ -364,14 +364,20 @@ MODELS["rank_mf_default"] = Model(
 
 #: Ranking configurations, chosen by benchmarks/tuning/tune_ranking.py on training
 #: ratings only (benchmarks/results/tuning/tune_ranking.json): the best NDCG@10 of
-#: its grid ("ranking"), and the defaults plus the selection term with the
-#: best NDCG@10 among those fitting within 3x the defaults' time
-#: ("selection_choice"; its rating network is the defaults').
-RANKING_PARAMS = dict(negative_ratio=12.0, epochs=30, n_factors=64)
-BOTH_PARAMS = dict(negative_ratio=1.0, negative_rating=0.0, selection_factors=64)
+#: its grid ("ranking", row rank_mf_negatives), and the defaults plus the
+#: selection term with the best NDCG@10 among those fitting within 3x the
+#: defaults' time ("selection_choice", row rank_mf_both; its rating network is
+#: the defaults').
+NEGATIVES_PARAMS = dict(negative_ratio=12.0, epochs=30, n_factors=64)
+SELECTION_PARAMS = dict(negative_ratio=1.0, negative_rating=0.0, selection_factors=64)
 #: The defaults plus the item-item term, its penalty and weight chosen inside fit
 #: on held-out training ratings (skmfnet._item_item: grids fixed beforehand).
 ITEM_ITEM_PARAMS = dict(item_item_alpha="auto")
+#: Issue 37's two rows: the best ranking row and the one model for both (its
+#: predict the defaults'), the same configuration since the item-item term
+#: (benchmarks/results/suite/ranking: 0.4049 NDCG@10 at the defaults' RMSE).
+RANKING_PARAMS = ITEM_ITEM_PARAMS
+BOTH_PARAMS = ITEM_ITEM_PARAMS
 #: The peers' ranking models, tuned by the same script on the same splits
 #: from the configurations measured before tuning (BPR k=50, 200 iterations,
 #: learning rate 0.01, lambda 0.01: 0.41-0.42 NDCG@10 on u1; WMF: Cornac's
@@ -388,8 +394,8 @@ MODELS["rank_popular"] = Model(
     rates=False,
 )
 MODELS["rank_mf_negatives"] = Model(
-    make=lambda seed: _skmfnet()[2](**RANKING_PARAMS, random_state=seed),
-    label="EmbeddingMFRegressor(" + _arguments(RANKING_PARAMS) + ")",
+    make=lambda seed: _skmfnet()[2](**NEGATIVES_PARAMS, random_state=seed),
+    label="EmbeddingMFRegressor(" + _arguments(NEGATIVES_PARAMS) + ")",
     protocol="ranking",
     fallback="mu + b_i for an unknown user",
     quick={"epochs": QUICK_EPOCHS},
@@ -403,8 +409,8 @@ MODELS["rank_mf_item_item"] = Model(
     quick={"epochs": QUICK_EPOCHS},
 )
 MODELS["rank_mf_both"] = Model(
-    make=lambda seed: _skmfnet()[2](**BOTH_PARAMS, random_state=seed),
-    label="EmbeddingMFRegressor(" + _arguments(BOTH_PARAMS) + ")",
+    make=lambda seed: _skmfnet()[2](**SELECTION_PARAMS, random_state=seed),
+    label="EmbeddingMFRegressor(" + _arguments(SELECTION_PARAMS) + ")",
     protocol="ranking",
     fallback="mu + b_i for an unknown user",
     quick={"epochs": QUICK_EPOCHS},
