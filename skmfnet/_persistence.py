@@ -626,7 +626,8 @@ def read_dot_model(path):
     model : skmfnet._scoring.DotModel or None
         None when the file holds anything else than an
         :class:`~skmfnet.EmbeddingMFRegressor` with ``interaction="dot"``
-        and neither side information nor implicit feedback, or parameters
+        and neither side information, implicit feedback nor the item-item
+        term, or parameters
         this reader does not check (load it with :func:`load_estimator`,
         which also gives the error a damaged file deserves).
 
