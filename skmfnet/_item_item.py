@@ -33,7 +33,8 @@ skmfnet.
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ALPHA_GRID", "MAX_ITEMS", "WEIGHT_GRID", "choose", "covered_items", "fit_table", "gram", "scores"]
+__all__ = ["ALPHA_GRID", "MAX_ITEMS", "WEIGHT_GRID", "choose", "column_blocks", "covered_items", "fit_table", "gram",
+           "scores"]
 
 #: Most items the item-item matrix covers (the most rated ones).
 MAX_ITEMS = 10_000
@@ -76,10 +77,30 @@ def fit_table(gram, alpha):
     return B.astype(np.float32)
 
 
-def scores(seen_rows, items, table, n_items):
-    """The item-item scores of users (their CSR rows of ``seen``) against item rows 1..n_items, float64."""
+#: Columns of ``B`` per block when scoring: a block of 10,000 rows (10 MB of float32) stays in cache.
+BLOCK_COLUMNS = 256
+
+
+def column_blocks(table):
+    """``B`` as contiguous blocks of BLOCK_COLUMNS columns, for :func:`scores` (one copy of ``B``)."""
+    return [np.ascontiguousarray(table[:, start : start + BLOCK_COLUMNS])
+            for start in range(0, table.shape[1], BLOCK_COLUMNS)]
+
+
+def scores(seen_rows, items, blocks, n_items):
+    """The item-item scores of users (their CSR rows of ``seen``) against item rows 1..n_items, float64.
+
+    ``blocks``: ``B`` by :func:`column_blocks`.  Each user's score of item i
+    sums the rows of ``B`` of the items the user rated: a sparse-dense
+    product, done block of columns by block of columns so that the rows it
+    reads at random stay in cache (twice as fast as the whole ``B`` at
+    10,000 items).
+    """
+    columns = seen_rows[:, 1:] if len(items) == n_items else seen_rows[:, items]  # every item: a slice
+    X = sp.csr_matrix(columns, dtype=np.float32)
     out = np.zeros((seen_rows.shape[0], n_items))
-    out[:, items - 1] = sp.csr_matrix(seen_rows[:, items], dtype=np.float32) @ table
+    for k, block in enumerate(blocks):
+        out[:, items[k * BLOCK_COLUMNS : (k + 1) * BLOCK_COLUMNS] - 1] = X @ block
     return out
 
 
@@ -160,7 +181,7 @@ def choose(estimator, X, y, sample_weight, alphas, weights):
     counts = gram(rest.seen_, items)
     best, results = None, []
     for alpha in alphas:
-        item_score = scores(seen_rows, items, fit_table(counts, alpha), n_items)
+        item_score = scores(seen_rows, items, column_blocks(fit_table(counts, alpha)), n_items)
         for weight in weights:
             ndcg = _ndcg(item_score + weight * rating_score if weight else
                          np.where(np.isinf(rating_score), -np.inf, item_score), relevant)

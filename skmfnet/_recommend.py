@@ -158,10 +158,12 @@ class _Scorer:
 
     def __init__(self, estimator):
         table = getattr(estimator, "item_item_", None)
-        # the item-item term (skmfnet._item_item): B over some item rows, the weight of the rest
-        self.item_item = None if table is None else (
-            estimator.seen_, estimator.item_item_items_, table, estimator.item_item_weight_
-        )
+        self.item_item = None
+        if table is not None:  # the item-item term (skmfnet._item_item): B over some item rows, the weight of the rest
+            from ._item_item import column_blocks
+
+            self.item_item = (estimator.seen_, estimator.item_item_items_, column_blocks(table),
+                              estimator.item_item_weight_)
         if hasattr(estimator, "item_counts_"):  # MostPopularRanker: the same scores for every user
             self.mu = 0.0
             self.kind = "bias"
@@ -220,8 +222,8 @@ class _Scorer:
             return out
         from ._item_item import scores
 
-        seen, items, table, weight = self.item_item
-        return weight * out + scores(seen[user_rows], items, table, self.n_items)
+        seen, items, blocks, weight = self.item_item
+        return weight * out + scores(seen[user_rows], items, blocks, self.n_items)
 
     def _network(self, user_rows):
         from ._network import score_rows
