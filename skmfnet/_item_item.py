@@ -19,8 +19,8 @@ benchmark's relevant items need both.  ``predict`` is unchanged.
 ``B`` covers at most :data:`MAX_ITEMS` items, the most rated (ties: the
 first seen in training): a dense inverse of that size takes about 2 GB and
 half a minute on 2 cores, and ranking 1,000 users over 10,000 items takes
-about 1.4 s against 0.26 s without the term (a sparse-dense product of
-each user's items with ``B``; ``benchmarks/results/speed/speed_recommend``);
+about 1 s against 0.2 s without the term (a sparse-dense product of each
+user's items with ``B``; ``benchmarks/results/speed/speed_recommend``);
 the other items get no item-item score.  ``"auto"`` chooses
 ``alpha`` from :data:`ALPHA_GRID` and ``w`` from :data:`WEIGHT_GRID` inside
 ``fit``, on held-out training ratings (:func:`choose`).
