@@ -68,13 +68,25 @@ def gram(seen, items):
 
 
 def fit_table(gram, alpha):
-    """EASE's ``B`` (float32) from the co-occurrence counts ``gram`` and the penalty ``alpha``."""
+    """EASE's ``B`` (float32) from the co-occurrence counts ``gram`` and the penalty ``alpha``.
+
+    Raises a ValueError naming ``item_item_alpha`` when ``alpha`` is too
+    small for ``X^T X + alpha I`` to be inverted into finite float32 weights.
+    """
     P = gram.copy()
     P[np.diag_indices_from(P)] += alpha
-    P = np.linalg.inv(P)
-    B = P / -np.diag(P)
+    problem = f"item_item_alpha={alpha!r} is too small for these ratings: X^T X + alpha I is "
+    advice = "; use a larger penalty (the 'auto' grid starts at 30) or item_item_alpha='auto'."
+    try:
+        P = np.linalg.inv(P)
+    except np.linalg.LinAlgError:
+        raise ValueError(problem + "singular" + advice) from None
+    with np.errstate(all="ignore"):
+        B = (P / -np.diag(P)).astype(np.float32)
     B[np.diag_indices_from(B)] = 0.0
-    return B.astype(np.float32)
+    if not np.isfinite(B).all():
+        raise ValueError(problem + "too close to singular for finite weights" + advice)
+    return B
 
 
 #: Columns of ``B`` per block when scoring: a block of 10,000 rows (10 MB of float32) stays in cache.

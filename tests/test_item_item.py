@@ -117,6 +117,17 @@ def test_bad_parameters_are_refused(ratings, params):
         EmbeddingMFRegressor(**FAST, **params).fit(X, y)
 
 
+@pytest.mark.parametrize("alpha", [1e-300])
+def test_a_penalty_too_small_to_invert_is_a_clear_error_and_leaves_the_estimator(ratings, alpha):
+    X, y = ratings
+    est = EmbeddingMFRegressor(**FAST).fit(X, y)
+    before = est.predict(X)
+    with pytest.raises(ValueError, match=r"item_item_alpha=1e-.* is too small for these ratings.*'auto'"):
+        est.set_params(item_item_alpha=alpha).fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), before)
+    assert est.item_item_ is None
+
+
 @pytest.fixture(scope="module")
 def saved(ratings, tmp_path_factory):
     X, y = ratings
