@@ -31,6 +31,7 @@ skmfnet.
 """
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 __all__ = ["ALPHA_GRID", "MAX_ITEMS", "WEIGHT_GRID", "choose", "column_blocks", "covered_items", "fit_table", "gram",
@@ -118,7 +119,7 @@ def scores(seen_rows, items, blocks, n_items):
 
 def _held_out(users, rng):
     """Boolean mask: HELD_OUT_FRACTION of each user's ratings, for users with at least MIN_RATINGS."""
-    codes = np.unique(users, return_inverse=True)[1]
+    codes = pd.factorize(users)[0]  # any hashable ids, mixed types included
     order = np.lexsort((rng.random(len(codes)), codes))
     counts = np.bincount(codes)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -161,6 +162,8 @@ def choose(estimator, X, y, sample_weight, alphas, weights):
 
     rng = check_random_state(estimator.random_state)
     seed = int(rng.randint(np.iinfo(np.int32).max))
+    if not hasattr(X, "iloc") and not hasattr(X, "__array__"):
+        X = np.asarray(X, dtype=object)  # a list of rows: ids of any type, kept as they are
     users = np.asarray(_safe_indexing(X, 0, axis=1))
     held = _held_out(users, np.random.default_rng(seed))
     fallback = (alphas[0] if len(alphas) == 1 else FALLBACK_ALPHA,

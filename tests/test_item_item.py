@@ -101,6 +101,16 @@ def test_auto_on_data_too_small_to_hold_out_from_takes_the_middle_of_each_grid()
     assert len(est.recommend([1], n=2)) == 2
 
 
+def test_auto_takes_lists_of_rows_with_ids_of_mixed_types():
+    rng = np.random.default_rng(3)
+    users = [f"u{k}" if k % 2 else k for k in range(30)]
+    rows = [[user, item] for user in users for item in rng.choice(12, size=6, replace=False).tolist()]
+    y = rng.integers(1, 6, size=len(rows)).astype(float)
+    est = EmbeddingMFRegressor(**FAST, item_item_alpha="auto").fit(rows, y)
+    assert len(est.item_item_results_) == len(ALPHA_GRID) * len(WEIGHT_GRID)
+    assert len(est.recommend(["u1", 2], n=3)) == 6
+
+
 def test_without_the_term_nothing_is_fitted(ratings):
     X, y = ratings
     est = EmbeddingMFRegressor(**FAST).fit(X, y)
