@@ -309,6 +309,19 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         rating: ``r_hat(u, i) + s_u . t_i + c_u + c_i`` (what a user would
         rate, plus how likely they are to choose the item at all).  Both
         fitted in one model, on the same batches.
+    n_estimators : int, default=1
+        Rating models fitted with different seeds and averaged (the plain
+        dot model: ``interaction="dot"``, no side information, implicit
+        term or sampled pairs, one process).  The average of dot models is
+        a dot model: the fitted network's factor tables are the members'
+        side by side, each scaled by ``1 / sqrt(n_estimators)``, and its
+        biases and ``mu_`` the members' means, so that it predicts the mean
+        of the members' predictions (then clipped) and serves ``predict``,
+        ``recommend``, ``similar_items``, ``fold_in`` and model files like
+        any dot model of ``n_factors * n_estimators`` factors.  Member k is
+        fitted with ``random_state + k`` (an int ``random_state``; None:
+        unseeded) and the ``alpha_`` and ``learning_rate_`` the first chose.
+        Costs ``n_estimators`` fits.
     item_item_alpha : float, "auto" or None, default=None
         None (the default): :meth:`recommend` ranks by the rating model
         alone.  A number > 0 adds an item-item term to its ranking, EASE's
@@ -489,6 +502,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         "negative_rating": [numbers.Real, None],
         "negative_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "selection_factors": [Interval(numbers.Integral, 0, None, closed="left")],
+        "n_estimators": [Interval(numbers.Integral, 1, None, closed="left")],
         "item_item_alpha": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"}), None],
         "item_item_weight": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"})],
         "distribution": [StrOptions(set(DISTRIBUTIONS)), None],
@@ -530,6 +544,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         negative_rating=None,
         negative_weight=1.0,
         selection_factors=0,
+        n_estimators=1,
         item_item_alpha=None,
         item_item_weight="auto",
         distribution=None,
@@ -562,6 +577,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         self.negative_rating = negative_rating
         self.negative_weight = negative_weight
         self.selection_factors = selection_factors
+        self.n_estimators = n_estimators
         self.item_item_alpha = item_item_alpha
         self.item_item_weight = item_item_weight
         self.distribution = distribution
@@ -633,8 +649,36 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         # estimator as it was: still fitted with its previous model, or unfitted
         with restore_on_failure(self):
             self._fit_ratings(X, y, sample_weight, validation_data)
+            if self.n_estimators > 1:
+                self._average_members(X, y, sample_weight, validation_data)
             self._fit_item_item(X, y, sample_weight)
             return self
+
+    def _average_members(self, X, y, sample_weight, validation_data):
+        """Fit ``n_estimators - 1`` more members and make the network their average (see ``n_estimators``)."""
+        from sklearn.base import clone
+
+        members = [self]
+        for k in range(1, self.n_estimators):
+            seed = None if self.random_state is None else self._seed() + k
+            member = clone(self).set_params(n_estimators=1, item_item_alpha=None, random_state=seed, verbose=0,
+                                            alpha=self.alpha_, learning_rate=self.learning_rate_)
+            members.append(member.fit(X, y, sample_weight=sample_weight, validation_data=validation_data))
+        tables = {name: [] for name in ("user_factors", "item_factors", "user_bias", "item_bias")}
+        for member in members:  # each member's rows in this estimator's vocabularies (0: an id it never saw)
+            own = dot_tables(member.model_)
+            for side in ("user", "item"):
+                encoder = getattr(self, f"{side}_encoder_")
+                rows = np.r_[0, getattr(member, f"{side}_encoder_").transform(encoder.classes_)]
+                tables[f"{side}_factors"].append(own[f"{side}_factors"][rows])
+                tables[f"{side}_bias"].append(own[f"{side}_bias"][rows])
+        scale = np.float32(1.0 / np.sqrt(self.n_estimators))
+        model = self._build_and_compile(n_factors=self.fitted_params_["n_factors"] * self.n_estimators)
+        for side in ("user", "item"):
+            model.get_layer(f"{side}_factors").embeddings.assign(np.hstack(tables[f"{side}_factors"]) * scale)
+            model.get_layer(f"{side}_bias").embeddings.assign(np.mean(tables[f"{side}_bias"], axis=0)[:, None])
+        self.model_ = model
+        self.mu_ = float(np.mean([member.mu_ for member in members]))
 
     def _fit_item_item(self, X, y, sample_weight):
         """``item_item_`` and its attributes (see :mod:`skmfnet._item_item`), after the rating model."""
@@ -797,6 +841,18 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             )
         if self.negative_ratio > 0:
             self._require_compiled_path(f"negative_ratio={self.negative_ratio!r}", "Set negative_ratio=0")
+        if self.n_estimators > 1:
+            blockers = [name for name, value in (
+                ("interaction='concat'", self.interaction != "dot"), ("implicit=True", self.implicit),
+                ("user_features", self.user_features), ("item_features", self.item_features),
+                (f"negative_ratio={self.negative_ratio!r}", self.negative_ratio > 0),
+                (f"distribution={self.distribution!r}", self.distribution is not None)) if value]
+            if blockers:
+                raise ValueError(
+                    f"n_estimators={self.n_estimators!r} averages plain dot models (interaction='dot', no "
+                    "side information, implicit term or sampled pairs, one process); got "
+                    f"{', '.join(blockers)}. Set n_estimators=1."
+                )
 
         if self.distribution == "parameter_server":
             # (its loop implements LazyAdam's and SGD's rules, not Adagrad's)
@@ -884,13 +940,17 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         with strategy.scope():
             return self._build_and_compile()
 
-    def _build_and_compile(self):
-        """The compiled network of the fitted parameters and vocabularies (fit, and fold_in)."""
+    def _build_and_compile(self, n_factors=None):
+        """The compiled network of the fitted parameters and vocabularies (fit, and fold_in).
+
+        ``n_factors``: the width of the factor tables when not the parameter's
+        (fold_in of averaged members: ``n_factors * n_estimators``).
+        """
         params = self.fitted_params_
         model = build_network(
             self.n_users_,
             self.n_items_,
-            n_factors=params["n_factors"],
+            n_factors=params["n_factors"] if n_factors is None else n_factors,
             interaction=params["interaction"],
             hidden_layer_sizes=tuple(params["hidden_layer_sizes"]),
             activation=params["activation"],

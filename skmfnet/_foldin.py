@@ -172,7 +172,8 @@ def _grow(estimator, new, users, items, extras):
         combined.sort_indices()
         estimator._implicit_history = (combined.indptr, combined.indices)
     try:
-        network = estimator._build_and_compile()
+        # the width of the fitted tables (n_factors * n_estimators when members were averaged)
+        network = estimator._build_and_compile(n_factors=old.get_layer("user_factors").embeddings.shape[1])
     finally:
         estimator.__dict__.pop("_implicit_history", None)
     for layer in old.layers:

@@ -600,7 +600,7 @@ _MF_PARAMETERS = frozenset({
     "early_stopping", "epochs", "hidden_layer_sizes", "implicit", "init_std", "interaction", "item_features",
     "learning_rate", "loss", "n_factors", "n_iter_no_change", "n_jobs", "negative_rating", "negative_ratio",
     "negative_weight", "optimizer", "random_state", "regularization", "selection_factors", "user_features",
-    "validation_fraction", "verbose", "item_item_alpha", "item_item_weight",
+    "validation_fraction", "verbose", "item_item_alpha", "item_item_weight", "n_estimators",
 })
 
 
@@ -660,9 +660,10 @@ def _read_dot_archive(archive, path):
         return value if isinstance(value, int) and not isinstance(value, bool) and value >= low else None
 
     k, selection_factors, epochs = count("n_factors", 1), count("selection_factors", 0), count("epochs", 1)
-    clip = params.get("clip_predictions")
-    if k is None or selection_factors is None or epochs is None or not isinstance(clip, bool):
+    members, clip = count("n_estimators", 1), params.get("clip_predictions")
+    if None in (k, selection_factors, epochs, members) or not isinstance(clip, bool):
         return None  # load_estimator names what is wrong
+    k *= members  # averaged members' factors side by side
     # what the checks below read of an estimator: its parameters (hidden layers only serve "concat")
     model = SimpleNamespace(
         **{**params, "hidden_layer_sizes": ()}, fitted_params_=params,
@@ -1195,7 +1196,7 @@ def _network_layers(estimator, n_users, n_items, n_train):
     expected value ``(None, bound)`` is an integer from 0 to ``bound``.
     A Dense layer's ``input_width`` is the last entry of its build input shape.
     """
-    k = estimator.n_factors
+    k = estimator.n_factors * getattr(estimator, "n_estimators", 1)  # averaged members: side by side
     layers = {}
     for side, n in (("user", n_users), ("item", n_items)):
         layers[f"{side}_factors"] = (_EMBEDDING_LAYERS, {"input_dim": n + 1, "output_dim": k})
