@@ -331,6 +331,9 @@ ABLATIONS = {
         dict(FORMER_DEFAULTS),
     ),
     "abl_no_clip": ("clip_predictions=False", dict(clip_predictions=False)),
+    # averaging seeds inside one estimator (issue 38); the counts fixed beforehand
+    "abl_average_4": ("n_estimators=4 (4 seeds averaged into one dot model)", dict(n_estimators=4)),
+    "abl_average_8": ("n_estimators=8 (8 seeds averaged into one dot model)", dict(n_estimators=8)),
     "abl_mlp": (
         "interaction='concat', hidden_layer_sizes=(64, 32), ReLU (non-linear interaction)",
         dict(interaction="concat", hidden_layer_sizes=(64, 32), activation="relu"),
