@@ -677,6 +677,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         for side in ("user", "item"):
             model.get_layer(f"{side}_factors").embeddings.assign(np.hstack(tables[f"{side}_factors"]) * scale)
             model.get_layer(f"{side}_bias").embeddings.assign(np.mean(tables[f"{side}_bias"], axis=0)[:, None])
+        model.optimizer.build(model.trainable_variables)  # its (zero) state, as a trained network's file has
         self.model_ = model
         self.mu_ = float(np.mean([member.mu_ for member in members]))
 

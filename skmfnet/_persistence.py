@@ -591,8 +591,7 @@ def _load_archive(archive, path):
 
 # ---------------------------------------------- a dot model, read light
 #: Parameters of a plain dot model (b_u + b_i + p_u . q_i of four tables), as read_dot_model reads them.
-_PLAIN_DOT = {"interaction": "dot", "implicit": False, "user_features": None, "item_features": None,
-              "item_item_alpha": None}
+_PLAIN_DOT = {"interaction": "dot", "implicit": False, "user_features": None, "item_features": None}
 #: EmbeddingMFRegressor's parameters (a test keeps them equal to its get_params()): a file with
 #: others was written by another version, and load_estimator says so.
 _MF_PARAMETERS = frozenset({
@@ -626,8 +625,9 @@ def read_dot_model(path):
     model : skmfnet._scoring.DotModel or None
         None when the file holds anything else than an
         :class:`~skmfnet.EmbeddingMFRegressor` with ``interaction="dot"``
-        and neither side information, implicit feedback nor the item-item
-        term, or parameters
+        and neither side information nor implicit feedback (averaged
+        members, the selection term and the item-item term are read), or
+        parameters
         this reader does not check (load it with :func:`load_estimator`,
         which also gives the error a damaged file deserves).
 
@@ -664,6 +664,9 @@ def _read_dot_archive(archive, path):
     if None in (k, selection_factors, epochs, members) or not isinstance(clip, bool):
         return None  # load_estimator names what is wrong
     k *= members  # averaged members' factors side by side
+    alpha = params.get("item_item_alpha")
+    if not (alpha is None or alpha == "auto" or _is_positive_number(alpha)):
+        return None
     # what the checks below read of an estimator: its parameters (hidden layers only serve "concat")
     model = SimpleNamespace(
         **{**params, "hidden_layer_sizes": ()}, fitted_params_=params,
@@ -672,11 +675,14 @@ def _read_dot_archive(archive, path):
     _check_history(fitted.get("history"), epochs)
     ids = {side: _decode_ids(fitted.get(f"{side}_ids"), side) for side in ("user", "item")}
     n_users, n_items = len(ids["user"]), len(ids["item"])
+    model.n_items_ = n_items
     _restore_numbers(model, fitted)
     _restore_resolved(model, fitted)
-    expected = _expected_arrays("EmbeddingMFRegressor", {}, n_users, n_items, selection_factors)
+    item_item = _item_item_size(model, fitted, n_items)
+    expected = _expected_arrays("EmbeddingMFRegressor", {}, n_users, n_items, selection_factors, item_item)
     arrays = _read_arrays(archive, expected) if _ARRAYS in archive.namelist() else {}
     selection = _selection_arrays(arrays, selection_factors) or (None, None)
+    _restore_item_item(model, fitted, arrays, item_item)
     _, config, weights = _read_keras_archive(archive, model, n_users, n_items, fitted.get("n_train"))
     tables = _dot_tables(weights, config, {"user": n_users, "item": n_items}, k)
     if tables is None:
@@ -685,7 +691,13 @@ def _read_dot_archive(archive, path):
         user_ids=ids["user"], item_ids=ids["item"], mu=model.mu_, rating_range=model.rating_range_,
         clip_predictions=clip, **tables, user_selection=selection[0], item_selection=selection[1],
         seen=_seen_arrays(arrays, n_items), feature_names=getattr(model, "feature_names_in_", None),
+        item_item=None if model.item_item_ is None else (
+            model.item_item_items_, model.item_item_, model.item_item_weight_),
     )
+
+
+def _is_positive_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
 
 
 def _snake_case(name):

@@ -184,13 +184,16 @@ class DotModel:
         The selection term (``selection_factors``): its factors, then its bias.
     seen : (indptr, indices) or None
         The training pairs in CSR form over (user row, item row).
+    item_item : (items, B, weight) or None
+        The item-item term of ``recommend`` (:mod:`skmfnet._item_item`): the
+        item rows ``B`` covers, ``B``, and the weight of the rating score.
     feature_names : list of str or None
         The column names of ``X`` in fit (``feature_names_in_``).
     """
 
     def __init__(self, *, user_ids, item_ids, mu, rating_range, clip_predictions, user_factors,
                  item_factors, user_bias, item_bias, user_selection=None, item_selection=None,
-                 seen=None, feature_names=None):
+                 seen=None, feature_names=None, item_item=None):
         self.ids = {"user": user_ids, "item": item_ids}
         self.mu = float(mu)
         self.rating_range = rating_range
@@ -207,6 +210,7 @@ class DotModel:
         }
         self.seen = seen
         self.feature_names = feature_names
+        self.item_item = item_item
 
     def rows(self, side, ids):
         """Rows of raw ids (0 for ids not seen in fit), as ``IdEncoder.transform`` gives them."""
@@ -229,11 +233,25 @@ class DotModel:
             S, T = self.selection["user"], self.selection["item"]
             P, Q = np.concatenate([P, S[:, :-1]], axis=1), np.concatenate([Q, T[:, :-1]], axis=1)
             user_bias, item_bias = user_bias + S[:, -1], item_bias + T[:, -1]
-        if exclude_seen and self.seen is None:
+        if (exclude_seen or self.item_item is not None) and self.seen is None:
             raise ValueError("the model holds no training pairs, so the items each user rated are unknown")
+        item_item = None
+        if self.item_item is not None:  # + the item-item term (scipy: only for a model that has one)
+            import scipy.sparse as sp
+
+            from ._item_item import column_blocks, scores as item_item_scores
+
+            items, table, weight = self.item_item
+            indptr, indices = self.seen
+            seen = sp.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr),
+                                 shape=(len(indptr) - 1, len(Q)))
+            item_item = (seen, items, column_blocks(table), weight)
 
         def scores(rows):
             out = dot_scores(self.mu, user_bias, item_bias, rows, P, Q)
+            if item_item is not None:
+                seen, items, blocks, weight = item_item
+                out = weight * out + item_item_scores(seen[rows], items, blocks, len(Q) - 1)
             return leave_out_seen(out, rows, *self.seen) if exclude_seen else out
 
         pos, rank, col, val = ranked_blocks(user_rows, scores, len(Q) - 1, n)

@@ -113,6 +113,11 @@ def _positive_float(text):
     return value
 
 
+def _auto_or_positive_float(text):
+    """--item-item-alpha: "auto" or a number > 0."""
+    return "auto" if text == "auto" else _positive_float(text)
+
+
 _SEPARATORS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " "}
 
 
@@ -422,6 +427,8 @@ _MF_OPTIONS = {
     "batch_size": "--batch-size",
     "negative_ratio": "--negative-ratio",
     "selection_factors": "--selection-factors",
+    "n_estimators": "--n-estimators",
+    "item_item_alpha": "--item-item-alpha",
 }
 
 
@@ -438,7 +445,7 @@ def _check_table_memory(args, X):
     except (AttributeError, ValueError, OSError):  # not a POSIX system: the fit reports it
         return
     n_users, n_items = (X.iloc[:, i].nunique() for i in (0, 1))
-    width = args.n_factors + 1 + (args.selection_factors or 0)
+    width = args.n_factors * (args.n_estimators or 1) + 1 + (args.selection_factors or 0)
     needed = _TABLE_COPIES * 4 * (n_users + n_items + 2) * width  # float32
     if needed > memory:
         raise UsageError(
@@ -781,6 +788,12 @@ def _parser():
     fit.add_argument("--selection-factors", type=_non_negative_int,
                      help="with --negative-ratio: a separate selection term of this many factors for "
                      "recommend, the rating model trained on ratings alone (default 0: none)")
+    fit.add_argument("--n-estimators", type=_positive_int,
+                     help="seeds averaged into one model (default 1; see n_estimators)")
+    fit.add_argument("--item-item-alpha", type=_auto_or_positive_float, metavar="ALPHA",
+                     help="'auto' or a number > 0: recommend adds an item-item term (EASE) to the rating "
+                     "score, its penalty and weight chosen in fit on held-out ratings with 'auto' "
+                     "(default: none)")
     fit.add_argument("--random-state", type=_int, help="seed, for reproducible fits")
     fit.set_defaults(run=_fit)
 

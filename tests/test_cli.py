@@ -462,6 +462,20 @@ def test_fit_for_ranking_from_the_command_line(workdir):
     assert model.get_params()["negative_ratio"] == 2.0
 
 
+def test_fit_with_the_item_item_term_and_averaged_seeds_from_the_command_line(workdir, tmp_path, capsys):
+    path = tmp_path / "ii.skmf"
+    assert main(["fit", str(workdir / "ratings.csv"), "-m", str(path), "-q", *MF, "--n-estimators", "2",
+                 "--item-item-alpha", "auto"]) == 0
+    est = load_estimator(path)
+    assert est.n_estimators == 2 and est.item_item_alpha_ > 0
+    user = est.user_encoder_.classes_[0]
+    assert main(["recommend", str(path), "--user", str(user), "-n", "3", "-q"]) == 0
+    out = read_csv(capsys.readouterr().out)
+    pd.testing.assert_frame_equal(out, est.recommend([user], n=3), check_dtype=False)
+    assert main(["fit", str(workdir / "ratings.csv"), "-m", str(path), "--item-item-alpha", "lots"]) == 2
+    assert "--item-item-alpha" in capsys.readouterr().err
+
+
 def test_fit_with_a_selection_term_from_the_command_line(workdir):
     path = workdir / "both.skmf"
     assert main(["fit", str(workdir / "ratings.csv"), "--model", str(path), "--quiet", *MF,

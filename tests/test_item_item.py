@@ -153,7 +153,10 @@ def test_round_trip(saved):
     users = est.user_encoder_.classes_
     pd.testing.assert_frame_equal(recommend(loaded, users, n=5), recommend(est, users, n=5))
     assert loaded.item_item_results_ == est.item_item_results_
-    assert read_dot_model(path) is None  # the command line loads the estimator for the term
+    light = read_dot_model(path)  # the command line's reader serves the term too
+    pd.testing.assert_frame_equal(light.recommend(users, n=5), recommend(est, users, n=5))
+    pd.testing.assert_frame_equal(light.recommend(users[:3], n=5, exclude_seen=False),
+                                  recommend(est, users[:3], n=5, exclude_seen=False))
 
 
 def rewritten(path, tmp_path, change_meta=None, arrays=None):

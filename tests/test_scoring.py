@@ -27,7 +27,7 @@ def string_ids(X):
     return X.assign(user_id="u" + X["user_id"].astype(str), item_id="i" + X["item_id"].astype(str))
 
 
-@pytest.fixture(scope="module", params=["plain", "selection", "string-ids", "no-clip"])
+@pytest.fixture(scope="module", params=["plain", "selection", "string-ids", "no-clip", "item-item", "averaged"])
 def dot_file(request, ratings, tmp_path_factory):
     X, y = ratings
     params = dict(FAST)
@@ -37,6 +37,10 @@ def dot_file(request, ratings, tmp_path_factory):
         X = string_ids(X)
     if request.param == "no-clip":
         params.update(clip_predictions=False)
+    if request.param == "item-item":
+        params.update(item_item_alpha=30.0, item_item_weight=0.3)
+    if request.param == "averaged":
+        params.update(n_estimators=2)
     est = EmbeddingMFRegressor(**params).fit(X, y)
     path = tmp_path_factory.mktemp("dot") / "model.skmf"
     save_estimator(est, path)
@@ -171,8 +175,24 @@ def test_crafted_weights_are_refused(plain_file, tmp_path, change, match):
         read_dot_model(path)
 
 
-def test_cli_answers_for_a_dot_model_without_importing_tensorflow_or_scikit_learn(plain_file, ratings, tmp_path):
+@pytest.fixture(scope="module", params=["plain", "item-item, averaged, from the command line"])
+def cli_file(request, plain_file, ratings, tmp_path_factory):
+    if request.param == "plain":
+        return plain_file
+    from skmfnet.cli import main
+
+    X, y = ratings
+    folder = tmp_path_factory.mktemp("cli_item_item")
+    X.assign(rating=y).to_csv(folder / "ratings.csv", index=False)
+    path = folder / "model.skmf"
+    assert main(["fit", str(folder / "ratings.csv"), "-m", str(path), "-q", "--epochs", "2", "--n-factors", "4",
+                 "--n-estimators", "2", "--item-item-alpha", "auto", "--random-state", "0"]) == 0
+    return path
+
+
+def test_cli_answers_for_a_dot_model_without_importing_tensorflow_or_scikit_learn(cli_file, ratings, tmp_path):
     """predict, recommend and similar on a dot model's file read numpy tables: no TensorFlow, no scikit-learn."""
+    plain_file = cli_file
     X, _ = ratings
     pairs = tmp_path / "pairs.csv"
     X.head(5).to_csv(pairs, index=False)
