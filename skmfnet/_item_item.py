@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["ALPHA_GRID", "MAX_ITEMS", "WEIGHT_GRID", "choose", "column_blocks", "covered_items", "fit_table", "gram",
+__all__ = ["ALPHA_GRID", "MAX_ITEMS", "WEIGHT_GRID", "blend", "choose", "column_blocks", "covered_items", "fit_table", "gram",
            "scores"]
 
 #: Most items the item-item matrix covers (the most rated ones).
@@ -115,6 +115,11 @@ def scores(seen_rows, items, blocks, n_items):
     for k, block in enumerate(blocks):
         out[:, items[k * BLOCK_COLUMNS : (k + 1) * BLOCK_COLUMNS] - 1] = X @ block
     return out
+
+
+def blend(rating_scores, seen_rows, items, blocks, weight, n_items):
+    """What ``recommend`` ranks by with the term: ``weight * rating_scores`` plus the item-item scores."""
+    return weight * rating_scores + scores(seen_rows, items, blocks, n_items)
 
 
 def _held_out(users, rng):

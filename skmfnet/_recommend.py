@@ -220,10 +220,10 @@ class _Scorer:
             out = dot_scores(self.mu, self.user_bias, self.item_bias, user_rows)
         if self.item_item is None:
             return out
-        from ._item_item import scores
+        from ._item_item import blend
 
         seen, items, blocks, weight = self.item_item
-        return weight * out + scores(seen[user_rows], items, blocks, self.n_items)
+        return blend(out, seen[user_rows], items, blocks, weight, self.n_items)
 
     def _network(self, user_rows):
         from ._network import score_rows

@@ -239,7 +239,7 @@ class DotModel:
         if self.item_item is not None:  # + the item-item term (scipy: only for a model that has one)
             import scipy.sparse as sp
 
-            from ._item_item import column_blocks, scores as item_item_scores
+            from ._item_item import blend, column_blocks
 
             items, table, weight = self.item_item
             indptr, indices = self.seen
@@ -251,7 +251,7 @@ class DotModel:
             out = dot_scores(self.mu, user_bias, item_bias, rows, P, Q)
             if item_item is not None:
                 seen, items, blocks, weight = item_item
-                out = weight * out + item_item_scores(seen[rows], items, blocks, len(Q) - 1)
+                out = blend(out, seen[rows], items, blocks, weight, len(Q) - 1)
             return leave_out_seen(out, rows, *self.seen) if exclude_seen else out
 
         pos, rank, col, val = ranked_blocks(user_rows, scores, len(Q) - 1, n)
