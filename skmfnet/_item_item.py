@@ -34,8 +34,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["ALPHA_GRID", "MAX_ITEMS", "WEIGHT_GRID", "blend", "choose", "column_blocks", "covered_items", "fit_table", "gram",
-           "scores"]
+__all__ = [
+    "ALPHA_GRID", "MAX_ITEMS", "WEIGHT_GRID", "blend", "choose", "column_blocks", "covered_items", "fit_table",
+    "gram", "scores",
+]
 
 #: Most items the item-item matrix covers (the most rated ones).
 MAX_ITEMS = 10_000

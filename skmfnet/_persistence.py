@@ -650,7 +650,8 @@ def _read_dot_archive(archive, path):
     params, fitted = meta.get("params"), meta.get("fitted")
     if meta["estimator"] != "EmbeddingMFRegressor" or not isinstance(params, dict) or not isinstance(fitted, dict):
         return None
-    if set(params) != _MF_PARAMETERS or any(params[k] != v or type(params[k]) is not type(v) for k, v in _PLAIN_DOT.items()):
+    plain = all(params.get(k) == v and type(params.get(k)) is type(v) for k, v in _PLAIN_DOT.items())
+    if set(params) != _MF_PARAMETERS or not plain:
         return None
     if fitted.get("user_features") or fitted.get("item_features"):
         return None
@@ -1025,7 +1026,9 @@ def _restore_item_item(estimator, fitted, arrays, size):
             raise InvalidModelFileError(f"{_ARRAYS} has no {key}, which item_item_alpha needs")
     items = arrays["item_item_items"].astype(np.int64)
     if len(items) and (items[0] < 1 or items[-1] > estimator.n_items_ or (np.diff(items) <= 0).any()):
-        raise InvalidModelFileError(f"{_ARRAYS}: item_item_items are not increasing item rows of 1..{estimator.n_items_}")
+        raise InvalidModelFileError(
+            f"{_ARRAYS}: item_item_items are not increasing item rows of 1..{estimator.n_items_}"
+        )
     estimator.item_item_items_, estimator.item_item_ = items, arrays["item_item"].astype(np.float32)
     alpha, weight = (_number(fitted.get(f"item_item_{k}"), f"item_item_{k}") for k in ("alpha", "weight"))
     if alpha <= 0 or weight < 0:

@@ -94,7 +94,8 @@ def test_auto_on_data_too_small_to_hold_out_from_takes_the_middle_of_each_grid()
     X = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 3, 3], "item_id": ["a", "b", "b", "c", "a", "c", "d"]})
     y = [5.0, 4.0, 3.0, 5.0, 1.0, 2.0, 4.0]
     est = EmbeddingMFRegressor(**FAST, item_item_alpha="auto").fit(X, y)
-    assert (est.item_item_alpha_, est.item_item_weight_, est.item_item_results_) == (FALLBACK_ALPHA, FALLBACK_WEIGHT, [])
+    chosen = (est.item_item_alpha_, est.item_item_weight_, est.item_item_results_)
+    assert chosen == (FALLBACK_ALPHA, FALLBACK_WEIGHT, [])
     assert (FALLBACK_ALPHA, FALLBACK_WEIGHT) == (ALPHA_GRID[len(ALPHA_GRID) // 2], WEIGHT_GRID[len(WEIGHT_GRID) // 2])
     fixed = EmbeddingMFRegressor(**FAST, item_item_alpha="auto", item_item_weight=0.5).fit(X, y)
     assert fixed.item_item_weight_ == 0.5

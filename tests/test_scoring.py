@@ -64,7 +64,8 @@ def test_predict_recommend_and_similar_equal_the_estimators(dot_file):
             model.recommend(some_users, n=5, exclude_seen=exclude_seen),
             recommend(est, some_users, n=5, exclude_seen=exclude_seen),
         )
-    pd.testing.assert_frame_equal(model.similar([items[0], items[3]], "item", n=4), est.similar_items([items[0], items[3]], n=4))
+    some_items = [items[0], items[3]]
+    pd.testing.assert_frame_equal(model.similar(some_items, "item", n=4), est.similar_items(some_items, n=4))
     pd.testing.assert_frame_equal(model.similar([users[1]], "user", n=4), est.similar_users([users[1]], n=4))
 
 
