@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from ._scoring import dot_scores, id_index, leave_out_seen, ranked_blocks
+from ._scoring import dot_scores, id_index, leave_out_seen, ranked_blocks, ranking_tables
 
 __all__ = ["recommend", "seen_matrix", "seen_matrix_from_rows"]
 
@@ -180,20 +180,13 @@ class _Scorer:
             from ._network import dot_tables
 
             model = estimator.model_
-            tables = {name: table.astype(np.float64) for name, table in dot_tables(model).items()}
+            tables = dot_tables(model)
             self.user_bias, self.item_bias = tables["user_bias"], tables["item_bias"]
             if estimator._plain_dot():
                 self.kind = "dot"
-                self.P, self.Q = tables["user_factors"], tables["item_factors"]
-                selection = getattr(estimator, "item_selection_", None)
-                if selection is not None:
-                    # the selection term: + s_u . t_i + c_u + c_i
-                    S = np.asarray(estimator.user_selection_, dtype=np.float64)
-                    T = np.asarray(selection, dtype=np.float64)
-                    self.P = np.concatenate([self.P, S[:, :-1]], axis=1)
-                    self.Q = np.concatenate([self.Q, T[:, :-1]], axis=1)
-                    self.user_bias = self.user_bias + S[:, -1]
-                    self.item_bias = self.item_bias + T[:, -1]
+                self.P, self.Q, self.user_bias, self.item_bias = ranking_tables(
+                    tables, getattr(estimator, "user_selection_", None), getattr(estimator, "item_selection_", None)
+                )
             else:
                 # side information and implicit feedback live in the network
                 self.kind = "network"

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["DotModel", "cosine_ranked", "dot_scores", "id_index", "leave_out_seen", "pair_scores", "ranked_blocks",
-           "top_n"]
+           "ranking_tables", "top_n"]
 
 #: Scores computed per block of query rows: at most this many scores at once.
 _BLOCK_SCORES = 1 << 21
@@ -41,6 +41,23 @@ def pair_scores(mu, tables, user_rows, item_rows):
     P, Q = tables["user_factors"][user_rows].astype(f64), tables["item_factors"][item_rows].astype(f64)
     return (mu + tables["user_bias"][user_rows].astype(f64) + tables["item_bias"][item_rows].astype(f64)
             + np.einsum("ij,ij->i", P, Q))
+
+
+def ranking_tables(tables, user_selection=None, item_selection=None):
+    """``(P, Q, b_u, b_i)`` in float64 that ``recommend`` scores a dot model with.
+
+    ``tables`` as :func:`pair_scores` takes them; with a selection term
+    (``[factors | bias]`` per row), its factors are appended to ``P`` and
+    ``Q`` and its biases added: ``+ s_u . t_i + c_u + c_i``.
+    """
+    f64 = np.float64
+    P, Q = tables["user_factors"].astype(f64), tables["item_factors"].astype(f64)
+    user_bias, item_bias = tables["user_bias"].astype(f64), tables["item_bias"].astype(f64)
+    if item_selection is not None:
+        S, T = np.asarray(user_selection, dtype=f64), np.asarray(item_selection, dtype=f64)
+        P, Q = np.concatenate([P, S[:, :-1]], axis=1), np.concatenate([Q, T[:, :-1]], axis=1)
+        user_bias, item_bias = user_bias + S[:, -1], item_bias + T[:, -1]
+    return P, Q, user_bias, item_bias
 
 
 def dot_scores(mu, user_bias, item_bias, user_rows, P=None, Q=None):
@@ -200,14 +217,7 @@ class DotModel:
         self.clip_predictions = clip_predictions
         self.tables = {"user_factors": user_factors, "item_factors": item_factors,
                        "user_bias": user_bias, "item_bias": item_bias}
-        self.factors = {"user": np.asarray(user_factors, dtype=np.float64),
-                        "item": np.asarray(item_factors, dtype=np.float64)}
-        self.bias = {"user": np.asarray(user_bias, dtype=np.float64).reshape(-1),
-                     "item": np.asarray(item_bias, dtype=np.float64).reshape(-1)}
-        self.selection = None if item_selection is None else {
-            "user": np.asarray(user_selection, dtype=np.float64),
-            "item": np.asarray(item_selection, dtype=np.float64),
-        }
+        self.selection = (user_selection, item_selection)
         self.seen = seen
         self.feature_names = feature_names
         self.item_item = item_item
@@ -227,12 +237,7 @@ class DotModel:
         """As :func:`skmfnet.recommend`: a DataFrame of user, rank, item, score."""
         users = id_index(users)
         user_rows = self.rows("user", users)
-        P, Q = self.factors["user"], self.factors["item"]
-        user_bias, item_bias = self.bias["user"], self.bias["item"]
-        if self.selection is not None:  # + s_u . t_i + c_u + c_i
-            S, T = self.selection["user"], self.selection["item"]
-            P, Q = np.concatenate([P, S[:, :-1]], axis=1), np.concatenate([Q, T[:, :-1]], axis=1)
-            user_bias, item_bias = user_bias + S[:, -1], item_bias + T[:, -1]
+        P, Q, user_bias, item_bias = ranking_tables(self.tables, *self.selection)
         if (exclude_seen or self.item_item is not None) and self.seen is None:
             raise ValueError("the model holds no training pairs, so the items each user rated are unknown")
         item_item = None
@@ -265,7 +270,7 @@ class DotModel:
         rows = self.rows(side, ids)
         if (rows == 0).any():
             raise ValueError(f"{side}s not seen in fit have no learned factors: {list(ids[rows == 0][:5])}")
-        pos, rank, col, val = cosine_ranked(self.factors[side][1:], rows, n)
+        pos, rank, col, val = cosine_ranked(self.tables[f"{side}_factors"][1:].astype(np.float64), rows, n)
         return pd.DataFrame(
             {side: ids.take(pos), "rank": rank, f"similar_{side}": self.ids[side].take(col), "similarity": val}
         )

@@ -242,11 +242,19 @@ def hit_rate_at_k(recommendations, relevant, k=10):
     return _per_user(recommendations, relevant, k, lambda hits, rel, k: float(hits.any()))
 
 
-def _ndcg(hits, rel, k):
+def _ndcg_rows(hits, n_relevant, k):
+    """NDCG@k of lists given as a boolean matrix of hits (rows: lists, best first) and their relevant counts.
+
+    The arithmetic of :func:`ndcg_at_k`, vectorised over lists (``n_relevant`` >= 1).
+    """
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = discounts[: len(hits)][hits].sum()
-    idcg = discounts[: min(k, len(rel))].sum()
-    return dcg / idcg
+    hits = np.asarray(hits, dtype=bool)[:, :k]
+    dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
+    return dcg / np.cumsum(discounts)[np.minimum(n_relevant, k) - 1]
+
+
+def _ndcg(hits, rel, k):
+    return float(_ndcg_rows(hits[None, :], np.array([len(rel)]), k)[0])
 
 
 @validate_params(_PARAMS, prefer_skip_nested_validation=True)

@@ -193,23 +193,22 @@ def cli_file(request, plain_file, ratings, tmp_path_factory):
 
 def test_cli_answers_for_a_dot_model_without_importing_tensorflow_or_scikit_learn(cli_file, ratings, tmp_path):
     """predict, recommend and similar on a dot model's file read numpy tables: no TensorFlow, no scikit-learn."""
-    plain_file = cli_file
     X, _ = ratings
     pairs = tmp_path / "pairs.csv"
     X.head(5).to_csv(pairs, index=False)
     user, item = str(X.iloc[0, 0]), str(X.iloc[0, 1])
     for command in (
-        ["predict", str(plain_file), str(pairs)],
-        ["recommend", str(plain_file), "--user", user, "-n", "3"],
-        ["similar", str(plain_file), "--item", item, "-n", "3"],
+        ["predict", str(cli_file), str(pairs)],
+        ["recommend", str(cli_file), "--user", user, "-n", "3"],
+        ["similar", str(cli_file), "--item", item, "-n", "3"],
     ):
         code = (
-            "import sys\n"
+            "import json, sys\n"
             "from skmfnet.cli import main\n"
             f"status = main({command!r})\n"
             "print(json.dumps([status, 'tensorflow' in sys.modules, 'sklearn' in sys.modules]), file=sys.stderr)\n"
         )
-        result = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True,
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 timeout=120)
         status, tensorflow, sklearn = json.loads(result.stderr.strip().splitlines()[-1])
         assert (status, tensorflow, sklearn) == (0, False, False), (command, result.stderr)
