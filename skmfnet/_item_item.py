@@ -19,9 +19,8 @@ benchmark's relevant items need both.  ``predict`` is unchanged.
 ``B`` covers at most :data:`MAX_ITEMS` items, the most rated (ties: the
 first seen in training): inverting ``X^T X + alpha I`` of that size holds
 three 10,000 x 10,000 float64 arrays (2.4 GB) and took about half a minute on
-2 cores, and ranking 1,000 users over 10,000 items takes
-about 1 s against 0.2 s without the term (a sparse-dense product of each
-user's items with ``B``; ``benchmarks/results/speed/speed_recommend``);
+2 cores; ranking 1,000 users over 10,000 items with the term is timed
+against the same call without it in ``benchmarks/results/speed/speed_recommend``;
 the other items get no item-item score.  ``"auto"`` chooses
 ``alpha`` from :data:`ALPHA_GRID` and ``w`` from :data:`WEIGHT_GRID` inside
 ``fit``, on held-out training ratings (:func:`choose`).
@@ -36,8 +35,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 __all__ = [
-    "ALPHA_GRID", "MAX_ITEMS", "WEIGHT_GRID", "blend", "choose", "column_blocks", "covered_items", "fit_table",
-    "gram", "scores",
+    "ALPHA_GRID", "MAX_ITEMS", "WEIGHT_GRID", "blend", "choose", "covered_items", "fit_table", "gram", "scores",
 ]
 
 #: Most items the item-item matrix covers (the most rated ones).
@@ -93,38 +91,56 @@ def fit_table(gram, alpha):
     return B
 
 
-#: Columns of ``B`` per block when scoring: a block of 10,000 rows (10 MB of float32) stays in cache.
-BLOCK_COLUMNS = 256
+#: :func:`scores`: floats of a block of the output (users x columns) that should stay in one core's cache
+#: (1 MB of float32: a core's L2 on the machine of the committed runs), and the fewest columns per block
+#: (``B``'s rows are read in segments of a block's width).
+BLOCK_FLOATS = 1 << 18
+MIN_BLOCK_COLUMNS = 256
 
 
-def column_blocks(table):
-    """``B`` as contiguous blocks of BLOCK_COLUMNS columns, for :func:`scores` (one copy of ``B``)."""
-    return [np.ascontiguousarray(table[:, start : start + BLOCK_COLUMNS])
-            for start in range(0, table.shape[1], BLOCK_COLUMNS)]
-
-
-def scores(seen_rows, items, blocks, n_items):
+def scores(seen_rows, items, table, n_items, n_threads=None):
     """The item-item scores of users (their CSR rows of ``seen``) against item rows 1..n_items, float64.
 
-    ``blocks``: ``B`` by :func:`column_blocks`.  Each user's score of item i
-    sums the rows of ``B`` of the items the user rated: a sparse-dense
-    product, done block of columns by block of columns so that the rows it
-    reads at random stay in cache (``recommend`` for 1,000 users over
-    10,000 items: 1.37 s with the whole ``B``, 1.02 s by blocks, in
-    ``benchmarks/results/speed/speed_recommend`` as committed in d92b3e5 and
-    5afd6c9).
+    ``table``: ``B`` over the item rows ``items``.  Each user's score of item
+    i sums the rows of ``B`` of the items the user rated
+    (:func:`skmfnet._row_sums.sum_rows`, which reads ``B`` once per call,
+    on ``n_threads`` threads, each its own columns; None: as many as the
+    process may use); items outside ``items`` score 0.  (``recommend``
+    calls it on one thread per block of users, blocks side by side.)
     """
-    columns = seen_rows[:, 1:] if len(items) == n_items else seen_rows[:, items]  # every item: a slice
-    X = sp.csr_matrix(columns, dtype=np.float32)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ._row_sums import sum_rows
+    from ._training._dispatch import usable_cores
+
+    whole = len(items) == n_items  # every item: a slice
+    columns = seen_rows[:, 1:] if whole else seen_rows[:, items]
+    by_item = sp.csr_matrix(columns.T)  # for each row of B, the users who rated its item
+    indptr = by_item.indptr.astype(np.int32, copy=False)
+    indices = by_item.indices.astype(np.int32, copy=False)
+    table = np.ascontiguousarray(table, dtype=np.float32)  # (no copy for a fitted or loaded B)
+    width = table.shape[1]
+    sums = np.zeros((seen_rows.shape[0], width), dtype=np.float32)
+    block = max(MIN_BLOCK_COLUMNS, BLOCK_FLOATS // max(1, seen_rows.shape[0]))
+    threads = usable_cores() if n_threads is None else n_threads
+    bounds = np.linspace(0, width, max(1, min(threads, -(-width // block))) + 1).astype(np.int64)
+    if len(bounds) <= 2:
+        sum_rows(indptr, indices, table, sums, 0, width, block)
+    else:
+        with ThreadPoolExecutor(max_workers=len(bounds) - 1) as pool:
+            for done in [pool.submit(sum_rows, indptr, indices, table, sums, a, b, block)
+                         for a, b in zip(bounds[:-1], bounds[1:])]:
+                done.result()
+    if whole:
+        return sums.astype(np.float64)
     out = np.zeros((seen_rows.shape[0], n_items))
-    for k, block in enumerate(blocks):
-        out[:, items[k * BLOCK_COLUMNS : (k + 1) * BLOCK_COLUMNS] - 1] = X @ block
+    out[:, items - 1] = sums
     return out
 
 
-def blend(rating_scores, seen_rows, items, blocks, weight, n_items):
+def blend(rating_scores, seen_rows, items, table, weight, n_items, n_threads=None):
     """What ``recommend`` ranks by with the term: ``weight * rating_scores`` plus the item-item scores."""
-    return weight * rating_scores + scores(seen_rows, items, blocks, n_items)
+    return weight * rating_scores + scores(seen_rows, items, table, n_items, n_threads)
 
 
 def _held_out(users, rng):
@@ -203,7 +219,7 @@ def choose(estimator, X, y, sample_weight, alphas, weights):
     counts = gram(rest.seen_, items)
     best, results = None, []
     for alpha in alphas:
-        item_score = scores(seen_rows, items, column_blocks(fit_table(counts, alpha)), n_items)
+        item_score = scores(seen_rows, items, fit_table(counts, alpha), n_items)
         for weight in weights:
             ndcg = _ndcg(item_score + weight * rating_score if weight else
                          np.where(np.isinf(rating_score), -np.inf, item_score), relevant)

@@ -160,10 +160,7 @@ class _Scorer:
         table = getattr(estimator, "item_item_", None)
         self.item_item = None
         if table is not None:  # the item-item term (skmfnet._item_item): B over some item rows, the weight of the rest
-            from ._item_item import column_blocks
-
-            self.item_item = (estimator.seen_, estimator.item_item_items_, column_blocks(table),
-                              estimator.item_item_weight_)
+            self.item_item = (estimator.seen_, estimator.item_item_items_, table, estimator.item_item_weight_)
         if hasattr(estimator, "item_counts_"):  # MostPopularRanker: the same scores for every user
             self.mu = 0.0
             self.kind = "bias"
@@ -215,8 +212,8 @@ class _Scorer:
             return out
         from ._item_item import blend
 
-        seen, items, blocks, weight = self.item_item
-        return blend(out, seen[user_rows], items, blocks, weight, self.n_items)
+        seen, items, table, weight = self.item_item
+        return blend(out, seen[user_rows], items, table, weight, self.n_items, n_threads=1)
 
     def _network(self, user_rows):
         from ._network import score_rows
@@ -314,7 +311,7 @@ def recommend(estimator, users=None, n=10, *, exclude_seen=True, seen=None):
         out = scorer(rows)
         return out if seen_csr is None else leave_out_seen(out, rows, seen_csr.indptr, seen_csr.indices)
 
-    pos, rank, col, val = ranked_blocks(user_rows, scores, scorer.n_items, n)
+    pos, rank, col, val = ranked_blocks(user_rows, scores, scorer.n_items, n, threaded=scorer.kind != "network")
     return pd.DataFrame(
         {
             "user": users.take(pos),

@@ -125,7 +125,7 @@ def top_n(scores, n):
     return np.take_along_axis(cols, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
-def ranked_blocks(query_rows, score, n_columns, n):
+def ranked_blocks(query_rows, score, n_columns, n, threaded=False):
     """The ``n`` best columns of every query row, scored block by block.
 
     ``score(rows)`` returns the float64 scores of a block of query rows
@@ -133,18 +133,40 @@ def ranked_blocks(query_rows, score, n_columns, n):
     ``_BLOCK_SCORES`` scores.  Returns (query position, rank from 1, column,
     score), one entry per kept (query, column), queries in order and ranks
     ascending; left-out columns never appear.
+
+    ``threaded``: ``score`` is numpy or compiled code that may run on
+    several threads at once; blocks are then scored and ranked side by side
+    on as many threads as the process may use (numpy's products, partition
+    and the item-item sums release the GIL).
     """
     block = max(1, _BLOCK_SCORES // max(n_columns, 1))
-    parts = []
-    for start in range(0, len(query_rows), block):
+    starts = range(0, len(query_rows), block)
+
+    def ranked(start):
         cols, vals = top_n(score(query_rows[start : start + block]), n)
         keep = np.isfinite(vals)  # left-out columns sort last, as -inf
-        parts.append((np.nonzero(keep)[0] + start, np.cumsum(keep, axis=1)[keep], cols[keep], vals[keep]))
+        return np.nonzero(keep)[0] + start, np.cumsum(keep, axis=1)[keep], cols[keep], vals[keep]
+
+    threads = _usable_cores() if threaded and len(starts) > 1 else 1
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(threads, len(starts))) as pool:
+            parts = list(pool.map(ranked, starts))
+    else:
+        parts = [ranked(start) for start in starts]
     return tuple(
         np.concatenate([p[k] for p in parts]).astype(np.int64 if k < 3 else np.float64)
         if parts else np.empty(0, dtype=np.int64 if k < 3 else np.float64)
         for k in range(4)
     )
+
+
+def _usable_cores():
+    """:func:`skmfnet._training._dispatch.usable_cores` (imported only here: it imports joblib)."""
+    from ._training._dispatch import usable_cores
+
+    return usable_cores()
 
 
 def cosine_ranked(vectors, query_rows, n):
@@ -162,7 +184,7 @@ def cosine_ranked(vectors, query_rows, n):
         out[np.arange(len(query)), query - 1] = -np.inf  # not itself
         return out
 
-    return ranked_blocks(query_rows, scores, len(unit), n)
+    return ranked_blocks(query_rows, scores, len(unit), n, threaded=True)
 
 
 def id_index(ids):
@@ -244,22 +266,22 @@ class DotModel:
         if self.item_item is not None:  # + the item-item term (scipy: only for a model that has one)
             import scipy.sparse as sp
 
-            from ._item_item import blend, column_blocks
+            from ._item_item import blend
 
             items, table, weight = self.item_item
             indptr, indices = self.seen
             seen = sp.csr_matrix((np.ones(len(indices), dtype=bool), indices, indptr),
                                  shape=(len(indptr) - 1, len(Q)))
-            item_item = (seen, items, column_blocks(table), weight)
+            item_item = (seen, items, table, weight)
 
         def scores(rows):
             out = dot_scores(self.mu, user_bias, item_bias, rows, P, Q)
             if item_item is not None:
-                seen, items, blocks, weight = item_item
-                out = blend(out, seen[rows], items, blocks, weight, len(Q) - 1)
+                seen, items, table, weight = item_item
+                out = blend(out, seen[rows], items, table, weight, len(Q) - 1, n_threads=1)
             return leave_out_seen(out, rows, *self.seen) if exclude_seen else out
 
-        pos, rank, col, val = ranked_blocks(user_rows, scores, len(Q) - 1, n)
+        pos, rank, col, val = ranked_blocks(user_rows, scores, len(Q) - 1, n, threaded=True)
         return pd.DataFrame(
             {"user": users.take(pos), "rank": rank, "item": self.ids["item"].take(col), "score": val}
         )

@@ -212,3 +212,51 @@ def test_a_folded_in_user_is_ranked_with_the_item_item_term_of_their_ratings(rat
     expected = pd.Series(B[rows].sum(axis=0)[1:], index=est.item_encoder_.classes_)
     assert not set(got["item"]) & set(items)  # their ratings are seen: left out
     np.testing.assert_allclose(got["score"].to_numpy(), expected.loc[got["item"]].to_numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("covered", ["every item", "some items"])
+def test_the_item_item_sums_equal_the_dense_product(monkeypatch, n_threads, covered):
+    """The compiled sums (by rows of B, in blocks of columns, on threads) equal X @ B, float32 rounding aside."""
+    import skmfnet._item_item as item_item
+
+    monkeypatch.setattr(item_item, "BLOCK_FLOATS", 64)  # many column blocks, several per thread
+    monkeypatch.setattr(item_item, "MIN_BLOCK_COLUMNS", 3)
+    rng = np.random.default_rng(3)
+    n_items = 40
+    X = rng.random((25, n_items)) < 0.3
+    X[4] = False  # a user with no item
+    seen = sp.csr_matrix(np.hstack([np.zeros((25, 1), dtype=bool), X]))
+    items = np.arange(1, n_items + 1) if covered == "every item" else np.sort(rng.choice(np.arange(1, n_items + 1), 29,
+                                                                                         replace=False))
+    table = rng.standard_normal((len(items), len(items))).astype(np.float32)
+    got = item_item.scores(seen, items, table, n_items, n_threads=n_threads)
+    expected = np.zeros((25, n_items))
+    expected[:, items - 1] = X[:, items - 1].astype(np.float64) @ table.astype(np.float64)
+    assert got.dtype == np.float64 and got.shape == (25, n_items)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert not got[4].any()
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(indices=np.array([0, 9], dtype=np.int32)), "not a row of out"),
+        (dict(indices=np.array([0, -1], dtype=np.int32)), "not a row of out"),
+        (dict(indptr=np.array([0, 2, 1, 2], dtype=np.int32)), "decreases"),
+        (dict(indptr=np.array([0, 1, 2, 5], dtype=np.int32)), "does not fit"),
+        (dict(indptr=np.array([0, 1, 2], dtype=np.int32)), "disagree in shape"),
+        (dict(out=np.zeros((2, 4), dtype=np.float32)), "disagree in shape"),
+        (dict(start=2, stop=4), r"0 <= start <= stop <= 3"),
+        (dict(block=0), "block >= 1"),
+    ],
+)
+def test_the_compiled_sums_refuse_what_would_read_outside_their_arrays(change, match):
+    from skmfnet._row_sums import sum_rows
+
+    args = dict(indptr=np.array([0, 1, 2, 2], dtype=np.int32), indices=np.array([0, 1], dtype=np.int32),
+                table=np.ones((3, 3), dtype=np.float32), out=np.zeros((2, 3), dtype=np.float32), start=0, stop=3,
+                block=2)
+    args.update(change)
+    with pytest.raises(ValueError, match=match):
+        sum_rows(**args)

@@ -213,3 +213,24 @@ def test_cli_answers_for_a_dot_model_without_importing_tensorflow_or_scikit_lear
         status, tensorflow, sklearn = json.loads(result.stderr.strip().splitlines()[-1])
         assert (status, tensorflow, sklearn) == (0, False, False), (command, result.stderr)
         assert len(result.stdout.strip().splitlines()) > 1, command
+
+
+def test_blocks_ranked_on_threads_equal_blocks_ranked_in_turn(monkeypatch):
+    """ranked_blocks(threaded=True) returns what the serial loop returns, in the same order."""
+    import skmfnet._scoring as scoring
+
+    monkeypatch.setattr(scoring, "_BLOCK_SCORES", 30)  # 3 query rows per block: 7 blocks
+    monkeypatch.setattr(scoring, "_usable_cores", lambda: 3)
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((20, 10))
+    table[table < -1.5] = -np.inf  # left out
+
+    def score(rows):
+        return table[rows]
+
+    query = rng.permutation(20)
+    serial = scoring.ranked_blocks(query, score, 10, 4)
+    threaded = scoring.ranked_blocks(query, score, 10, 4, threaded=True)
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
+    assert len(np.unique(serial[0])) == 20
