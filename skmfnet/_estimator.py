@@ -97,7 +97,7 @@ TUTORIAL_PARAMS = dict(
     clip_predictions=False,
 )
 
-_OPTIMIZERS = {"adam", "lazy_adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam"}
+_OPTIMIZERS = {"adam", "lazy_adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam", "gibbs"}
 
 
 def _never(estimator):
@@ -237,7 +237,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     alpha_implicit : float, default=0.5
         Per-rating L2 strength on the implicit-feedback vector :math:`y_i`
         of the rated item.  Used only when ``implicit`` is True.
-    optimizer : {"lazy_adam", "adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam"}, default="lazy_adam"
+    optimizer : {"lazy_adam", "adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam", "gibbs"}, default="lazy_adam"
         Optimizer, by name.  ``"lazy_adam"`` is Adam that updates only the
         embedding rows present in each batch (and their moments), where
         Keras's ``"adam"`` updates whole tables densely every step (its
@@ -246,9 +246,20 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         (``interaction="dot"``, ``regularization="batch"``,
         ``loss="squared_error"``, no side information, implicit feedback or
         distribution), ``"lazy_adam"``, ``"adagrad"`` and ``"sgd"`` train
-        through a compiled row-sparse loop with the same update rule and batches as
-        ``keras.Model.fit``, traced once per process; every other
+        through a compiled row-sparse loop (built at install) with the same
+        update rule and batches as ``keras.Model.fit``; every other
         configuration trains with ``keras.Model.fit``.
+
+        ``"gibbs"`` is no optimizer but Bayesian matrix factorization
+        (Salakhutdinov & Mnih 2008, as libFM's MCMC): ``epochs`` Gibbs
+        sweeps over the plain dot model, with the penalties, the prior means
+        and the noise sampled, not tuned (``alpha``, ``alpha_bias``,
+        ``learning_rate``, ``batch_size`` and ``early_stopping`` are unused);
+        the model is the average of ``n_estimators`` samples taken evenly
+        after the first 20% of the sweeps, folded into one dot model of
+        ``n_factors * n_estimators`` factors as ``n_estimators`` folds seeds
+        (see :mod:`skmfnet._training._gibbs`).  Needs ``epochs`` large
+        enough for the samples kept (e.g. ``epochs=200, n_estimators=32``).
     learning_rate : float or "auto", default="auto"
         Learning rate of the optimizer.  ``"auto"``: see ``alpha``; 0.005
         unless both are ``"auto"`` on large data.
@@ -649,7 +660,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         # estimator as it was: still fitted with its previous model, or unfitted
         with restore_on_failure(self):
             self._fit_ratings(X, y, sample_weight, validation_data)
-            if self.n_estimators > 1:
+            if self.n_estimators > 1 and self.optimizer != "gibbs":  # (gibbs: n_estimators samples, averaged)
                 self._average_members(X, y, sample_weight, validation_data)
             self._fit_item_item(X, y, sample_weight)
             return self
@@ -817,6 +828,25 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         )
         return rows, target, fit_kwargs, candidates, early_stopping
 
+    def _check_gibbs(self, validation_data):
+        """``optimizer="gibbs"`` samples the plain dot model on one machine (skmfnet._training._gibbs)."""
+        from ._training._gibbs import kept_sweeps
+
+        unsupported = [name for name, value in (
+            ("interaction='concat'", self.interaction != "dot"), ("implicit=True", self.implicit),
+            ("user_features", self.user_features), ("item_features", self.item_features),
+            (f"loss={self.loss!r}", self.loss != "squared_error"),
+            (f"negative_ratio={self.negative_ratio!r}", self.negative_ratio > 0),
+            ("early_stopping=True", self.early_stopping is True),
+            (f"distribution={self.distribution!r}", self.distribution is not None)) if value]
+        if unsupported:
+            raise ValueError(
+                "optimizer='gibbs' samples the plain dot model (interaction='dot', loss='squared_error', no side "
+                "information, implicit term or sampled pairs, no early stopping, one process); got "
+                f"{', '.join(unsupported)}."
+            )
+        kept_sweeps(self.epochs, self.n_estimators)  # enough sweeps for the samples kept (or a ValueError)
+
     def _check_combinations(self, validation_data):
         """Refuse parameter combinations that ``_parameter_constraints`` cannot express."""
         if self.interaction == "dot" and len(self.hidden_layer_sizes) > 0:
@@ -855,6 +885,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                     f"{', '.join(blockers)}. Set n_estimators=1."
                 )
 
+        if self.optimizer == "gibbs":
+            self._check_gibbs(validation_data)
         if self.distribution == "parameter_server":
             # (its loop implements LazyAdam's and SGD's rules, not Adagrad's)
             unsupported = self._compiled_path_blockers(self.get_params(deep=False)) + (
@@ -948,10 +980,13 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         (fold_in of averaged members: ``n_factors * n_estimators``).
         """
         params = self.fitted_params_
+        gibbs = params["optimizer"] == "gibbs"  # its samples' tables side by side; no Keras optimizer trains them
+        if n_factors is None:
+            n_factors = params["n_factors"] * (params["n_estimators"] if gibbs else 1)
         model = build_network(
             self.n_users_,
             self.n_items_,
-            n_factors=params["n_factors"] if n_factors is None else n_factors,
+            n_factors=n_factors,
             interaction=params["interaction"],
             hidden_layer_sizes=tuple(params["hidden_layer_sizes"]),
             activation=params["activation"],
@@ -967,7 +1002,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         )
         return compile_network(
             model,
-            optimizer=params["optimizer"],
+            optimizer="sgd" if gibbs else params["optimizer"],
             learning_rate=self.learning_rate_,
             loss=params["loss"],
             n_train=self._n_train,

@@ -27,6 +27,8 @@ Modules (arrows point one way: ``_rules`` -> ``_dispatch``, ``_kernel``;
     strategies, ``TF_CONFIG``, timeouts, the row exchange of multi-worker fits.
 ``_parameter_server``
     tables sharded over parameter servers.
+``_gibbs``
+    ``optimizer="gibbs"``: Gibbs sampling of the dot model, its samples averaged.
 """
 
 import numpy as np
@@ -89,6 +91,12 @@ def train(model, X, y, *, plan, epochs, batch_size, seed, alpha, alpha_bias, neg
         seed = int(np.random.randint(2**31 - 1))
     if plan.engine != "kernel" and (negatives[0] or selection is not None):
         raise ValueError("sampled unobserved pairs and selection tables train on the compiled kernel only")
+    if plan.engine == "gibbs":
+        from ._gibbs import fit_gibbs
+
+        n_factors, n_samples, init_std = plan.gibbs
+        return fit_gibbs(model, X, y, n_factors=n_factors, n_samples=n_samples, init_std=init_std, sweeps=epochs,
+                         seed=seed, weights=weights, validation=validation, verbose=verbose), None
     if plan.engine == "parameter_server":
         from ._parameter_server import fit_parameter_server
 

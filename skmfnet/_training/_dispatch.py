@@ -14,6 +14,10 @@ The engines, by what the parameters ask for:
 ``"keras_multi_worker"``
     Other networks under ``distribution="multi_worker"``:
     :func:`skmfnet._training._keras_fit.fit_multi_worker`.
+``"gibbs"``
+    ``optimizer="gibbs"`` (the plain dot model on one machine only; the
+    estimator refuses the rest): Gibbs sampling, its samples averaged
+    (:mod:`skmfnet._training._gibbs`).
 ``"keras"``
     Everything else: ``keras.Model.fit`` (:func:`skmfnet._training._keras_fit.fit_keras`).
 
@@ -46,7 +50,7 @@ __all__ = ["AUTO_PARALLEL_RATINGS", "COMPILED_OPTIMIZERS", "ENGINES", "Plan", "c
 COMPILED_OPTIMIZERS = ("lazy_adam", "adagrad", "sgd")
 
 #: The engines :func:`plan` chooses from (module docstring).
-ENGINES = ("kernel", "parameter_server", "keras_multi_worker", "keras")
+ENGINES = ("kernel", "parameter_server", "keras_multi_worker", "gibbs", "keras")
 
 #: ``n_jobs=None`` trains on every usable core from this many ratings on
 #: (below it an epoch takes milliseconds and one thread is as fast).
@@ -66,6 +70,8 @@ class Plan(NamedTuple):
     early_stopping: bool
     #: ``distribution="multi_worker"``: the kernel's workers exchange blocks of rows
     multi_worker: bool
+    #: ``"gibbs"``: (factors per sample, samples averaged, standard deviation of the initial factors)
+    gibbs: tuple = None
 
 
 def compiled_path_blockers(params):
@@ -93,6 +99,10 @@ def compiled_path_blockers(params):
 def plan(params, n_ratings):
     """The :class:`Plan` of a fit of ``n_ratings`` training ratings with the estimator's ``params``."""
     distribution = params["distribution"]
+    if params["optimizer"] == "gibbs":  # nothing to tune or stop (alpha_, learning_rate_: recorded, unused)
+        candidates, _ = resolve_auto(params, n_ratings, compiled_path=False)
+        std = 0.01 if params["init_std"] is None else params["init_std"]
+        return Plan("gibbs", 1, candidates, False, False, (params["n_factors"], params["n_estimators"], std))
     if distribution == "parameter_server":
         engine = "parameter_server"
     elif not compiled_path_blockers(params):

@@ -1,0 +1,82 @@
+"""Exploration for #38: ``optimizer="gibbs"`` settings, chosen on held-out training ratings only.
+
+For each of the training files u1.base and u2.base, 10% of each user's
+ratings (users with 5 or more, seeded) are held out; ``EmbeddingMFRegressor(
+optimizer="gibbs", n_factors=K, epochs=E, n_estimators=32)`` is fitted on the
+rest and scored by RMSE on the held-out ratings, for K in 10, 20, 32 and E in
+100, 200 (``n_estimators=32`` samples kept: fixed beforehand, so that a model
+of K = 32 stays 1,024 factors wide).  No test file is read.  The benchmark's
+``mf_record`` row takes the cheapest (K, E) whose mean held-out RMSE is
+within 0.001 of the best, and whose fit of u1.base takes under 60 s.
+
+Usage: ``python benchmarks/explore/explore_gibbs.py`` (about 15 minutes on 2
+cores); writes ``benchmarks/results/explore/explore_gibbs.json``.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository root
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.suite import protocols as P  # noqa: E402
+from benchmarks.suite.report import machine_info  # noqa: E402
+from benchmarks.suite.search import holdout_split  # noqa: E402
+
+FACTORS = (10, 20, 32)
+SWEEPS = (100, 200)
+SAMPLES = 32
+
+
+def main(argv=None):
+    from skmfnet import EmbeddingMFRegressor
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", default="1,2")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "explore" /
+                        "explore_gibbs.json")
+    args = parser.parse_args(argv)
+    data = P.load_movielens_100k()
+    rows = []
+    for fold in [int(f) for f in args.folds.split(",")]:
+        X, y = P.columns(P.fold_split(data, fold), P.ID_COLUMNS)[:2]
+        y = np.asarray(y, dtype=np.float64)
+        held = holdout_split(X, test_size=0.1, min_ratings=5, random_state=args.seed)
+        X_fit, y_fit = X[~held].reset_index(drop=True), y[~held]
+        X_val, y_val = X[held].reset_index(drop=True), y[held]
+        for k in FACTORS:
+            for sweeps in SWEEPS:
+                start = time.perf_counter()
+                est = EmbeddingMFRegressor(optimizer="gibbs", n_factors=k, epochs=sweeps, n_estimators=SAMPLES,
+                                           random_state=args.seed).fit(X_fit, y_fit)
+                fit_s = time.perf_counter() - start
+                rmse = float(np.sqrt(np.mean((est.predict(X_val) - y_val) ** 2)))
+                rows.append({"fold": fold, "n_factors": k, "epochs": sweeps, "held_out_rmse": rmse, "fit_s": fit_s})
+                print(rows[-1], flush=True)
+    summary = {}
+    for k in FACTORS:
+        for sweeps in SWEEPS:
+            mine = [r for r in rows if r["n_factors"] == k and r["epochs"] == sweeps]
+            summary[f"K={k}, epochs={sweeps}"] = {
+                "mean_held_out_rmse": float(np.mean([r["held_out_rmse"] for r in mine])),
+                "mean_fit_s": float(np.mean([r["fit_s"] for r in mine])),
+            }
+    best = min(v["mean_held_out_rmse"] for v in summary.values())
+    chosen = min((v["mean_fit_s"], name) for name, v in summary.items()
+                 if v["mean_held_out_rmse"] <= best + 0.001 and v["mean_fit_s"] < 60)[1]
+    out = {"command": "python benchmarks/explore/explore_gibbs.py", "machine": machine_info(),
+           "n_estimators": SAMPLES, "held_out": "10% of each user's training ratings (users with >= 5), seed "
+           f"{args.seed}", "rows": rows, "summary": summary, "chosen": chosen}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(summary, indent=1), "\nchosen:", chosen)
+
+
+if __name__ == "__main__":
+    main()

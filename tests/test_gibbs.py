@@ -1,0 +1,146 @@
+"""optimizer="gibbs": Bayesian matrix factorization by Gibbs sampling, its samples averaged into one dot model."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from skmfnet import EmbeddingMFRegressor
+from skmfnet._persistence import load_estimator, read_dot_model
+from skmfnet._training._gibbs import _draw_rows, kept_sweeps, sample_tables
+from skmfnet.datasets import make_ratings
+
+GIBBS = dict(optimizer="gibbs", n_factors=3, epochs=30, n_estimators=4, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    return make_ratings(n_users=60, n_items=40, n_ratings=1500, rating_scale=(1, 5), return_X_y=True,
+                        random_state=0)
+
+
+def test_the_kept_sweeps_are_spread_after_the_burn_in_and_end_with_the_last():
+    np.testing.assert_array_equal(kept_sweeps(100, 5), [20, 40, 60, 79, 99])
+    np.testing.assert_array_equal(kept_sweeps(10, 1), [9])
+    with pytest.raises(ValueError, match=r"n_estimators=9 .*epochs=10 leaves 8.*epochs >= 13"):
+        kept_sweeps(10, 9)
+
+
+def test_a_row_is_drawn_from_its_gaussian_posterior():
+    """Mean (A^-1 (tau X^T r + Lambda m)) and covariance (A^-1) of many draws of rows with the same ratings."""
+    rng = np.random.default_rng(0)
+    n_rows, per_row, dims = 20000, 4, 3
+    features = np.tile(rng.normal(size=(per_row, dims)), (n_rows, 1))
+    residual = np.tile(rng.normal(size=per_row), n_rows)
+    group = sp.csr_matrix((np.ones(n_rows * per_row), (np.repeat(np.arange(n_rows), per_row),
+                                                       np.arange(n_rows * per_row))))
+    tau, prior_mean, prior_precision = 2.0, np.array([0.5, -1.0, 0.0]), np.array([1.0, 3.0, 0.5])
+    draws = _draw_rows(group, features, residual, tau, prior_mean, prior_precision, rng)
+    A = tau * features[:per_row].T @ features[:per_row] + np.diag(prior_precision)
+    covariance = np.linalg.inv(A)
+    mean = covariance @ (tau * features[:per_row].T @ residual[:per_row] + prior_precision * prior_mean)
+    np.testing.assert_allclose(draws.mean(axis=0), mean, atol=4 * np.sqrt(np.diag(covariance) / n_rows).max())
+    np.testing.assert_allclose(np.cov(draws.T), covariance, atol=0.05 * np.abs(covariance).max())
+
+
+def test_sampling_learns_a_planted_low_rank_model_better_than_the_biases():
+    rng = np.random.default_rng(1)
+    n_users, n_items, k = 80, 60, 2
+    U, V = rng.normal(size=(n_users, k)), rng.normal(size=(n_items, k))
+    pairs = np.array([(u, i) for u in range(n_users) for i in range(n_items)])
+    rng.shuffle(pairs)
+    y = np.einsum("ij,ij->i", U[pairs[:, 0]], V[pairs[:, 1]]) + rng.normal(0, 0.3, len(pairs))
+    train, test = pairs[:2400], pairs[2400:]
+    X = pd.DataFrame(train, columns=["user_id", "item_id"])
+    X_test = pd.DataFrame(test, columns=["user_id", "item_id"])
+    params = dict(n_factors=2, epochs=60, n_estimators=10, random_state=0, clip_predictions=False)
+    est = EmbeddingMFRegressor(optimizer="gibbs", **params).fit(X, y[:2400])
+    rmse = np.sqrt(np.mean((est.predict(X_test) - y[2400:]) ** 2))
+    spread = np.std(y[2400:])
+    assert est.engine_ == "gibbs"
+    assert rmse < 0.3 * spread  # the biases alone explain next to nothing of a zero-mean product
+    assert est.history_["rmse"][-1] < 0.6 and len(est.history_["rmse"]) == 60
+
+
+def test_the_model_is_a_dot_model_of_n_factors_times_n_estimators(ratings):
+    X, y = ratings
+    est = EmbeddingMFRegressor(**GIBBS).fit(X, y)
+    assert est.model_.get_layer("user_factors").embeddings.shape == (est.n_users_ + 1, 12)
+    assert est._plain_dot()
+    top = est.recommend(X["user_id"].iloc[:2].tolist(), n=3, exclude_seen=False)  # (users here rated every item)
+    assert len(top) == 6 and top["score"].notna().all()
+
+
+def test_a_weight_of_two_is_the_rating_twice():
+    """In the sampler, a rating of weight 2 is the same evidence as the rating given twice."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(1, 21, 300), rng.integers(1, 16, 300)])
+    y = rng.normal(0, 1, 300)
+    weights = np.ones(300)
+    weights[:40] = 2.0
+    common = dict(n_users=20, n_items=15, n_factors=2, n_samples=3, sweeps=10, seed=0)
+    weighted, _ = sample_tables(X, y, weights=weights, **common)
+    copied, _ = sample_tables(np.vstack([X, X[:40]]), np.r_[y, y[:40]], **common)
+    for name in weighted:
+        np.testing.assert_allclose(weighted[name], copied[name], rtol=1e-4, atol=1e-5)
+
+
+def test_the_estimators_weights_are_relative_as_on_the_other_engines(ratings):
+    """fit scales sample_weight to mean 1: constant weights are no weights; others change the model."""
+    X, y = ratings
+    plain = EmbeddingMFRegressor(**GIBBS).fit(X, y)
+    constant = EmbeddingMFRegressor(**GIBBS).fit(X, y, sample_weight=np.full(len(y), 3.0))
+    np.testing.assert_allclose(constant.predict(X), plain.predict(X), rtol=1e-6)
+    weights = np.where(np.arange(len(y)) < 300, 5.0, 1.0)
+    assert not np.allclose(EmbeddingMFRegressor(**GIBBS).fit(X, y, sample_weight=weights).predict(X), plain.predict(X))
+
+
+def test_validation_reports_the_average_of_the_samples_kept(ratings):
+    X, y = ratings
+    # history_ scores the network's output, unclipped, as on the other engines
+    est = EmbeddingMFRegressor(**GIBBS, clip_predictions=False).fit(X.iloc[:1200], y[:1200],
+                                                                   validation_data=(X.iloc[1200:], y[1200:]))
+    assert len(est.history_["val_rmse"]) == 30
+    final = np.sqrt(np.mean((est.predict(X.iloc[1200:]) - y[1200:]) ** 2))
+    assert est.history_["val_rmse"][-1] == pytest.approx(final, rel=1e-4)
+    assert est.history_["val_rmse"][0] != pytest.approx(final, rel=1e-4)
+
+
+def test_round_trip_and_the_command_line_reader(ratings, tmp_path):
+    X, y = ratings
+    est = EmbeddingMFRegressor(**GIBBS).fit(X, y)
+    path = tmp_path / "gibbs.skmf"
+    est.save(path)
+    back = load_estimator(path)
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    assert back.engine_ == "gibbs" and back.get_params()["optimizer"] == "gibbs"
+    model = read_dot_model(path)
+    assert model is not None
+    np.testing.assert_allclose(model.predict(X["user_id"].iloc[:20], X["item_id"].iloc[:20]), est.predict(X.iloc[:20]),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(implicit=True), "implicit=True"),
+        (dict(interaction="concat", hidden_layer_sizes=(4,)), "interaction='concat'"),
+        (dict(early_stopping=True), "early_stopping=True"),
+        (dict(negative_ratio=1.0), "negative_ratio=1.0"),
+        (dict(loss="rmse"), "loss='rmse'"),
+        (dict(epochs=4), "n_estimators=4 .*epochs=4"),
+    ],
+)
+def test_what_gibbs_cannot_sample_is_refused_by_name(ratings, params, match):
+    X, y = ratings
+    est = EmbeddingMFRegressor(**{**GIBBS, **params})
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "model_")
+
+
+def test_ratings_far_off_any_scale_stop_with_a_clear_error():
+    X = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [1, 2, 1, 3, 2]})
+    y = np.array([1e200, -1e200, 1e200, -1e200, 1e200])
+    with pytest.raises(ValueError, match="gibbs.*sweep 1"):
+        sample_tables(X.to_numpy(), y, n_users=3, n_items=3, n_factors=2, n_samples=1, sweeps=5, seed=0)
