@@ -122,6 +122,12 @@ def make_vote(seed, params):
 
 
 @dataclass(frozen=True)
+#: The single-estimator accuracy configuration ("mf_record", issue 38): Bayesian matrix factorization by
+#: Gibbs sampling.  n_factors and epochs chosen by benchmarks/explore/explore_gibbs.py on held-out
+#: ratings of u1.base and u2.base (results/explore/explore_gibbs.json); the 32 samples kept fixed beforehand.
+RECORD_PARAMS = dict(optimizer="gibbs", n_factors=10, epochs=100, n_estimators=32)
+
+
 class Model:
     """One benchmarked configuration.
 
@@ -222,6 +228,13 @@ MODELS = {
         quick={"epochs": QUICK_EPOCHS},
         quick_default=True,
         columns=SIDE_COLUMNS,
+    ),
+    "mf_record": Model(
+        make=lambda seed: _skmfnet()[2](**RECORD_PARAMS, random_state=seed),
+        label="EmbeddingMFRegressor(optimizer='gibbs', n_factors=10, epochs=100, n_estimators=32)",
+        protocol="folds",
+        fallback="mu + known side's bias (the samples' average)",
+        quick={"epochs": 10, "n_estimators": 2},
     ),
     "mf_side_vote": Model(
         make=lambda seed: make_vote(seed, SIDE_IMPLICIT_PARAMS),
