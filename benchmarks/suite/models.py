@@ -121,13 +121,13 @@ def make_vote(seed, params):
     )
 
 
-@dataclass(frozen=True)
 #: The single-estimator accuracy configuration ("mf_record", issue 38): Bayesian matrix factorization by
 #: Gibbs sampling.  n_factors and epochs chosen by benchmarks/explore/explore_gibbs.py on held-out
 #: ratings of u1.base and u2.base (results/explore/explore_gibbs.json); the 32 samples kept fixed beforehand.
 RECORD_PARAMS = dict(optimizer="gibbs", n_factors=10, epochs=100, n_estimators=32)
 
 
+@dataclass(frozen=True)
 class Model:
     """One benchmarked configuration.
 
