@@ -252,7 +252,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
 
         ``"gibbs"`` is no optimizer but Bayesian matrix factorization
         (Salakhutdinov & Mnih 2008, as libFM's MCMC): ``epochs`` Gibbs
-        sweeps over the plain dot model, with the penalties, the prior means
+        sweeps over the dot model (with its side information, if any; no
+        implicit term), with the penalties, the prior means
         and the noise sampled, not tuned (``alpha``, ``alpha_bias``,
         ``learning_rate``, ``batch_size`` and ``early_stopping`` are unused);
         the model is the average of ``n_estimators`` samples taken evenly
@@ -790,6 +791,10 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         del users, items, extras
         for name, value in encoding._asdict().items():
             setattr(self, name, value)
+        if self._plan.engine == "gibbs":  # the features' columns, as the network reads them
+            features = [(side, e.n_known, e.width) for side in ("user", "item")
+                        for e in getattr(self, f"{side}_feature_encoders_")]
+            self._plan = self._plan._replace(gibbs=self._plan.gibbs[:3] + (features,))
         self.mu_ = weighted_mean(y, weights)
         self._train_weights = None
         if sample_weight is not None:
@@ -829,20 +834,19 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         return rows, target, fit_kwargs, candidates, early_stopping
 
     def _check_gibbs(self, validation_data):
-        """``optimizer="gibbs"`` samples the plain dot model on one machine (skmfnet._training._gibbs)."""
+        """``optimizer="gibbs"`` samples the dot model, with or without side information, on one machine."""
         from ._training._gibbs import kept_sweeps
 
         unsupported = [name for name, value in (
             ("interaction='concat'", self.interaction != "dot"), ("implicit=True", self.implicit),
-            ("user_features", self.user_features), ("item_features", self.item_features),
             (f"loss={self.loss!r}", self.loss != "squared_error"),
             (f"negative_ratio={self.negative_ratio!r}", self.negative_ratio > 0),
             ("early_stopping=True", self.early_stopping is True),
             (f"distribution={self.distribution!r}", self.distribution is not None)) if value]
         if unsupported:
             raise ValueError(
-                "optimizer='gibbs' samples the plain dot model (interaction='dot', loss='squared_error', no side "
-                "information, implicit term or sampled pairs, no early stopping, one process); got "
+                "optimizer='gibbs' samples the dot model (interaction='dot', loss='squared_error', side "
+                "information allowed; no implicit term or sampled pairs, no early stopping, one process); got "
                 f"{', '.join(unsupported)}."
             )
         kept_sweeps(self.epochs, self.n_estimators)  # enough sweeps for the samples kept (or a ValueError)
@@ -872,7 +876,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             )
         if self.negative_ratio > 0:
             self._require_compiled_path(f"negative_ratio={self.negative_ratio!r}", "Set negative_ratio=0")
-        if self.n_estimators > 1:
+        if self.n_estimators > 1 and self.optimizer != "gibbs":  # (gibbs: samples, see _check_gibbs)
             blockers = [name for name, value in (
                 ("interaction='concat'", self.interaction != "dot"), ("implicit=True", self.implicit),
                 ("user_features", self.user_features), ("item_features", self.item_features),

@@ -144,3 +144,51 @@ def test_ratings_far_off_any_scale_stop_with_a_clear_error():
     y = np.array([1e200, -1e200, 1e200, -1e200, 1e200])
     with pytest.raises(ValueError, match="gibbs.*sweep 1"):
         sample_tables(X.to_numpy(), y, n_users=3, n_items=3, n_factors=2, n_samples=1, sweeps=5, seed=0)
+
+
+def _with_features(n_users=50, n_items=30, n=1200, seed=0):
+    """Ratings with a single-valued user feature and a multi-valued item feature that both move the rating."""
+    rng = np.random.default_rng(seed)
+    group = {u: "a" if u % 2 else "b" for u in range(n_users)}
+    tags = {i: ["x", "y"][: 1 + i % 2] + (["z"] if i % 3 == 0 else []) for i in range(n_items)}
+    users, items = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    y = (3.0 + np.where([group[u] == "a" for u in users], 0.8, -0.8) + np.array([0.5 * ("z" in tags[i]) for i in items])
+         + rng.normal(0, 0.3, n))
+    X = pd.DataFrame({"user_id": users, "item_id": items, "group": [group[u] for u in users],
+                      "tags": [tags[i] for i in items]})
+    return X, y
+
+
+def test_side_information_is_sampled_and_serves_users_never_seen():
+    X, y = _with_features()
+    est = EmbeddingMFRegressor(**{**GIBBS, "epochs": 40}, user_features=["group"], item_features=["tags"],
+                               clip_predictions=False).fit(X, y)
+    assert est.engine_ == "gibbs"
+    assert est.model_.get_layer("user_feature_0_factors").embeddings.shape[1] == 12  # 3 factors x 4 samples
+    new = pd.DataFrame({"user_id": [10**6, 10**6 + 1], "item_id": [X["item_id"][0]] * 2, "group": ["a", "b"],
+                        "tags": [["x"], ["x"]]})
+    a, b = est.predict(new)
+    assert a - b == pytest.approx(1.6, abs=0.4)  # the planted group effect, from the feature alone
+
+
+def test_with_side_information_the_network_predicts_the_average_of_the_samples():
+    """val_rmse (the samples' average, computed by the sampler) equals the folded network's RMSE."""
+    X, y = _with_features(seed=1)
+    est = EmbeddingMFRegressor(**GIBBS, user_features=["group"], item_features=["tags"], clip_predictions=False)
+    est.fit(X.iloc[:1000], y[:1000], validation_data=(X.iloc[1000:], y[1000:]))
+    final = np.sqrt(np.mean((est.predict(X.iloc[1000:]) - y[1000:]) ** 2))
+    assert est.history_["val_rmse"][-1] == pytest.approx(final, rel=1e-4)
+
+
+def test_a_sampled_model_with_side_information_saves_loads_and_folds_in(tmp_path):
+    X, y = _with_features(seed=2)
+    est = EmbeddingMFRegressor(**GIBBS, user_features=["group"], item_features=["tags"]).fit(X, y)
+    path = tmp_path / "side.skmf"
+    est.save(path)
+    loaded = load_estimator(path)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    assert read_dot_model(path) is None  # side information: the estimator, not the light reader
+    new = pd.DataFrame({"user_id": [10**6] * 3, "item_id": X["item_id"][:3], "group": ["a"] * 3,
+                        "tags": [["x"]] * 3})
+    loaded.fold_in(new, [5.0, 4.0, 5.0])
+    assert np.isfinite(loaded.predict(new)).all()

@@ -94,9 +94,10 @@ def train(model, X, y, *, plan, epochs, batch_size, seed, alpha, alpha_bias, neg
     if plan.engine == "gibbs":
         from ._gibbs import fit_gibbs
 
-        n_factors, n_samples, init_std = plan.gibbs
+        n_factors, n_samples, init_std, features = plan.gibbs
         return fit_gibbs(model, X, y, n_factors=n_factors, n_samples=n_samples, init_std=init_std, sweeps=epochs,
-                         seed=seed, weights=weights, validation=validation, verbose=verbose), None
+                         seed=seed, features=features, weights=weights, validation=validation,
+                         verbose=verbose), None
     if plan.engine == "parameter_server":
         from ._parameter_server import fit_parameter_server
 

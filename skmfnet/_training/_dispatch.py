@@ -70,7 +70,8 @@ class Plan(NamedTuple):
     early_stopping: bool
     #: ``distribution="multi_worker"``: the kernel's workers exchange blocks of rows
     multi_worker: bool
-    #: ``"gibbs"``: (factors per sample, samples averaged, standard deviation of the initial factors)
+    #: ``"gibbs"``: (factors per sample, samples averaged, standard deviation of the initial factors,
+    #: side information as (side, n_labels, width): filled in by the estimator once its encoders exist)
     gibbs: tuple = None
 
 
@@ -102,7 +103,7 @@ def plan(params, n_ratings):
     if params["optimizer"] == "gibbs":  # nothing to tune or stop (alpha_, learning_rate_: recorded, unused)
         candidates, _ = resolve_auto(params, n_ratings, compiled_path=False)
         std = 0.01 if params["init_std"] is None else params["init_std"]
-        return Plan("gibbs", 1, candidates, False, False, (params["n_factors"], params["n_estimators"], std))
+        return Plan("gibbs", 1, candidates, False, False, (params["n_factors"], params["n_estimators"], std, ()))
     if distribution == "parameter_server":
         engine = "parameter_server"
     elif not compiled_path_blockers(params):

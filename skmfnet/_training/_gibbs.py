@@ -1,6 +1,6 @@
 """``optimizer="gibbs"``: Bayesian matrix factorization by Gibbs sampling, its samples averaged into one dot model.
 
-The model is the estimator's plain dot model, ``y = mu + b_u + b_i + p_u . q_i + noise``,
+The model is the estimator's dot model, ``y = mu + b_u + b_i + p_u . q_i + noise``,
 with the Bayesian treatment of Salakhutdinov & Mnih ("Bayesian Probabilistic
 Matrix Factorization using Markov Chain Monte Carlo", ICML 2008) in the form
 libFM's MCMC uses (Rendle, "Factorization Machines with libFM", 2012):
@@ -10,10 +10,16 @@ libFM's MCMC uses (Rendle, "Factorization Machines with libFM", 2012):
   ``m_d`` and precision ``lambda_d`` per dimension, with the conjugate
   Normal-Gamma hyperprior (``m_d ~ N(0, 1 / lambda_d)``, ``lambda_d ~ Gamma(1, 1)``).
 
-A sweep draws each side's hyperparameters given its rows, then every user
-row given the item rows (a ``K + 1``-dimensional Gaussian per user: its
-ratings' outer products, solved for all users at once), then every item row
-given the user rows, then ``tau``.  Nothing is tuned: the penalties are
+where, with side information, ``[b_u, p_u]`` also holds the mean of the rows
+of the user's labels of each user feature (and ``[b_i, q_i]`` of the item's),
+as in the network (:mod:`skmfnet._network`).
+
+A sweep draws, for each table of the user side in turn (the ids', then each
+feature's), its hyperparameters given its rows and then its rows given
+everything else: a ``K + 1``-dimensional Gaussian per row (its ratings'
+outer products, solved for all rows at once; a multi-valued feature's
+labels share ratings, so they are drawn one label at a time); then the item
+side likewise, then ``tau``.  Nothing is tuned: the penalties are
 sampled, which is what Rendle, Zhang & Koren (2019) found worth 0.009 RMSE
 on MovieLens 10M against SGD with its penalty searched.
 
@@ -90,20 +96,78 @@ def _draw_rows(group, other, residual, tau, prior_mean, prior_precision, rng):
     return mean + noise
 
 
+def _contribution(table, codes):
+    """Per rating, the mean of ``table``'s rows of its known codes (code 0: none): shape (n, dims)."""
+    known = codes > 0
+    counts = np.maximum(known.sum(axis=1), 1)
+    return np.einsum("nw,nwd->nd", known / counts[:, None], table[codes])
+
+
+def _row_dot(a, x):
+    """``a[:, 0] + a[:, 1:] . x[:, 1:]`` per row (``x[:, 0]`` is 1): a side's share of the score."""
+    return np.einsum("nd,nd->n", a, x)
+
+
+class _Table:
+    """One sampled table: a side's ids (``codes`` of one column) or one of its features (several for multi-valued)."""
+
+    def __init__(self, name, side, n_rows, codes, dims):
+        self.name, self.side, self.codes = name, side, codes
+        self.table = np.zeros((n_rows, dims))
+        self.labels = None  # multi-valued: (rating positions, averaging weights) of each label, drawn in turn
+        if codes.shape[1] > 1:
+            known = codes > 0
+            share = known / np.maximum(known.sum(axis=1), 1)[:, None]
+            by_label = sp.csr_matrix((share[known], (codes[known], np.nonzero(known)[0])), shape=(n_rows, len(codes)))
+            by_label.sum_duplicates()
+            self.labels = [(by_label.indices[by_label.indptr[l] : by_label.indptr[l + 1]],
+                            by_label.data[by_label.indptr[l] : by_label.indptr[l + 1]]) for l in range(n_rows)]
+
+    def draw(self, x, target, contribution, w, tau, rng):
+        """Draw the table given the other side's ``x`` and ``target`` (the rating less every other table's share)."""
+        prior_mean, prior_precision = _draw_hyper(self.table[1:], rng)
+        if self.labels is None:  # one code per rating: rows independent given the rest, drawn at once
+            first = self.codes[:, 0]
+            group = _grouping(first, len(self.table), w * (first > 0))
+            self.table[:] = _draw_rows(group, x, target, tau, prior_mean, prior_precision, rng)
+        else:  # several codes per rating: one label at a time, the others' shares as they stand
+            contribution = contribution.copy()
+            for label in range(1, len(self.table)):
+                at, share = self.labels[label]
+                if not len(at):
+                    self.table[label] = _draw_rows(sp.csr_matrix((1, 0)), np.zeros((0, x.shape[1])), np.zeros(0),
+                                                   tau, prior_mean, prior_precision, rng)[0]
+                    continue
+                old = self.table[label].copy()
+                own = share[:, None] * x[at]
+                rest = target[at] - _row_dot(contribution[at], x[at]) + own @ old
+                group = sp.csr_matrix(w[at][None, :])
+                self.table[label] = _draw_rows(group, own, rest, tau, prior_mean, prior_precision, rng)[0]
+                contribution[at] += share[:, None] * (self.table[label] - old)
+        self.table[0] = 0.0  # the unknown id, the missing label
+        return _contribution(self.table, self.codes)
+
+
 def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed, init_std=0.01, weights=None,
-                  validation=None, verbose=0, on_sweep=None):
+                  features=(), validation=None, verbose=0, on_sweep=None):
     """Gibbs sweeps over the encoded ratings; returns (tables, history).
 
     Parameters
     ----------
-    X : int ndarray of shape (n, 2)
-        Encoded user and item rows (from 1; row 0 is the unknown id and stays zero).
+    X : int ndarray of shape (n, 2 + feature columns)
+        Encoded user and item rows (from 1; row 0 is the unknown id and
+        stays zero), then the codes of each feature (``features``).
     y : ndarray of shape (n,)
         Ratings minus ``mu``.
     n_samples : int
         Samples averaged (:func:`kept_sweeps`).
     weights : ndarray of shape (n,) or None
         Per-rating weights (mean 1).
+    features : sequence of (side, n_labels, width)
+        Side information as :func:`skmfnet._network.build_network` takes it
+        (user features, then item features, in the columns' order): each adds
+        to its side's ``[b, p]`` the mean of its labels' rows, drawn like the
+        ids' rows (a multi-valued feature's labels one at a time).
     validation : tuple (X_val, y_val) or None
         Encoded, centred ratings: ``val_rmse`` of the average of the samples
         kept so far (of the current sample before the first is kept).
@@ -113,9 +177,11 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
     Returns
     -------
     tables : dict
-        ``user_factors`` (n_users + 1, n_factors * n_samples), ``item_factors``,
-        ``user_bias`` (n_users + 1,), ``item_bias``: float32, as the dot model's
-        layers hold them.
+        Per table of the network (``user_factors``, ``user_bias``,
+        ``item_factors``, ``item_bias``, then ``{side}_feature_{k}_factors``
+        and ``_bias``): the kept samples' factors side by side, each scaled by
+        ``1 / sqrt(n_samples)`` (float32, ``n_factors * n_samples`` wide), and
+        their mean bias (float32, one column).
     history : dict of list of float
         Per sweep ``loss`` (weighted mean squared error of the sweep's sample on
         the training ratings) and ``rmse`` (its root), and ``val_rmse``.
@@ -123,31 +189,51 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
     from ._schedule import TrainingDivergedError
 
     rng = np.random.default_rng(seed)
-    users, items = X[:, 0].astype(np.int64), X[:, 1].astype(np.int64)
+    X = np.asarray(X)
     y = np.asarray(y, dtype=np.float64)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
-    by_user, by_item = _grouping(users, n_users + 1, w), _grouping(items, n_items + 1, w)
     dims = n_factors + 1  # [bias, factors]
-    P, Q = np.zeros((n_users + 1, dims)), np.zeros((n_items + 1, dims))
-    P[1:, 1:] = rng.normal(0.0, init_std, (n_users, n_factors))
-    Q[1:, 1:] = rng.normal(0.0, init_std, (n_items, n_factors))
+
+    def layout(rows):
+        """(name, side, n_rows, codes) of every table, for encoded rows."""
+        out = [("user", "user", n_users + 1, rows[:, 0:1]), ("item", "item", n_items + 1, rows[:, 1:2])]
+        start = 2
+        for k, (side, n_labels, width) in enumerate(features):
+            out.append((f"{side}_feature_{k}", side, int(n_labels) + 1, rows[:, start : start + int(width)]))
+            start += int(width)
+        return out
+
+    tables = [_Table(name, side, n_rows, codes.astype(np.int64), dims) for name, side, n_rows, codes in layout(X)]
+    for t in tables[:2]:  # the ids' factors start small and random (biases and features at zero)
+        t.table[1:, 1:] = rng.normal(0.0, init_std, (len(t.table) - 1, n_factors))
+    shares = {t.name: _contribution(t.table, t.codes) for t in tables}
     tau = 1.0
     keep = set(kept_sweeps(sweeps, n_samples).tolist())
-    kept = {"user_factors": [], "item_factors": [], "user_bias": [], "item_bias": []}
+    kept = {t.name: [] for t in tables}
     history = {"loss": [], "rmse": []}
     if validation is not None:
         history["val_rmse"] = []
-        val_users, val_items = (np.asarray(validation[0][:, k], dtype=np.int64) for k in (0, 1))
+        val_codes = [codes.astype(np.int64) for _, _, _, codes in layout(np.asarray(validation[0]))]
         val_y, val_sum = np.asarray(validation[1], dtype=np.float64), None
+
+    def side_total(side, share_of):
+        return sum(share_of[t.name] for t in tables if t.side == side)
+
+    def score(share_of):
+        user, item = side_total("user", share_of), side_total("item", share_of)
+        return _row_dot(user, np.column_stack([np.ones(len(item)), item[:, 1:]])) + item[:, 0]
+
     for sweep in range(sweeps):
-        for table, group, other_table, rows, others in ((P, by_user, Q, users, items), (Q, by_item, P, items, users)):
-            prior_mean, prior_precision = _draw_hyper(table[1:], rng)
-            features = np.column_stack([np.ones(len(y)), other_table[others, 1:]])
-            table[:] = _draw_rows(group, features, y - other_table[others, 0], tau, prior_mean, prior_precision, rng)
-            table[0] = 0.0  # the unknown id
-        error = y - (P[users, 0] + Q[items, 0] + np.einsum("ij,ij->i", P[users, 1:], Q[items, 1:]))
+        for side, other in (("user", "item"), ("item", "user")):
+            total = side_total(other, shares)
+            x = np.column_stack([np.ones(len(y)), total[:, 1:]])
+            target = y - total[:, 0]
+            for t in (t for t in tables if t.side == side):
+                rest = side_total(side, shares) - shares[t.name]
+                shares[t.name] = t.draw(x, target - _row_dot(rest, x), shares[t.name], w, tau, rng)
+        error = y - score(shares)
         squared = float(np.sum(w * error**2))
-        if not (np.isfinite(squared) and np.isfinite(P).all() and np.isfinite(Q).all()):
+        if not (np.isfinite(squared) and all(np.isfinite(t.table).all() for t in tables)):
             raise TrainingDivergedError(
                 f"optimizer='gibbs': sweep {sweep + 1} drew non-finite values (ratings far off any usual scale?)"
             )
@@ -155,15 +241,13 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         history["loss"].append(squared / w.sum())
         history["rmse"].append(float(np.sqrt(squared / w.sum())))
         if sweep in keep:
-            kept["user_factors"].append(P[:, 1:].astype(np.float32))
-            kept["item_factors"].append(Q[:, 1:].astype(np.float32))
-            kept["user_bias"].append(P[:, 0].copy())
-            kept["item_bias"].append(Q[:, 0].copy())
+            for t in tables:
+                kept[t.name].append(t.table.copy())
         if validation is not None:
-            current = P[val_users, 0] + Q[val_items, 0] + np.einsum("ij,ij->i", P[val_users, 1:], Q[val_items, 1:])
+            current = score({t.name: _contribution(t.table, codes) for t, codes in zip(tables, val_codes)})
             if sweep in keep:
                 val_sum = current if val_sum is None else val_sum + current
-            average = current if val_sum is None else val_sum / len(kept["user_bias"])
+            average = current if val_sum is None else val_sum / len(kept["user"])
             history["val_rmse"].append(float(np.sqrt(np.mean((average - val_y) ** 2))))
         if verbose:
             line = f"sweep {sweep + 1}/{sweeps}: rmse {history['rmse'][-1]:.4f}"
@@ -171,31 +255,29 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         if on_sweep is not None:
             on_sweep(sweep)
     scale = np.float32(1.0 / np.sqrt(n_samples))
-    tables = {
-        "user_factors": np.hstack(kept["user_factors"]) * scale,
-        "item_factors": np.hstack(kept["item_factors"]) * scale,
-        "user_bias": np.mean(kept["user_bias"], axis=0).astype(np.float32),
-        "item_bias": np.mean(kept["item_bias"], axis=0).astype(np.float32),
-    }
-    return tables, history
+    out = {}
+    for t in tables:
+        out[f"{t.name}_factors"] = np.hstack([s[:, 1:] for s in kept[t.name]]).astype(np.float32) * scale
+        out[f"{t.name}_bias"] = np.mean([s[:, 0] for s in kept[t.name]], axis=0).astype(np.float32)
+    return out, history
 
 
-def fit_gibbs(model, X, y, *, n_factors, n_samples, init_std, sweeps, seed, weights=None, validation=None,
-              verbose=0):
-    """:func:`sample_tables` for a compiled dot model, whose four tables then hold the average; returns the history.
+def fit_gibbs(model, X, y, *, n_factors, n_samples, init_std, sweeps, seed, features=(), weights=None,
+              validation=None, verbose=0):
+    """:func:`sample_tables` for a compiled dot model, whose tables then hold the average; returns the history.
 
-    The estimator builds the model's factor tables ``n_factors * n_samples`` wide.
+    The estimator builds the model's factor tables ``n_factors * n_samples``
+    wide; ``features`` as :func:`sample_tables` (and the network) take them.
     """
-    layers = {name: model.get_layer(name) for name in ("user_factors", "item_factors", "user_bias", "item_bias")}
-    n_users, width = layers["user_factors"].embeddings.shape
-    n_items = layers["item_factors"].embeddings.shape[0]
+    width = model.get_layer("user_factors").embeddings.shape[1]
     if n_factors * n_samples != width:
         raise ValueError(f"the network's factor tables are {width} wide, not n_factors * n_estimators")
     tables, history = sample_tables(
-        np.asarray(X), y, n_users=n_users - 1, n_items=n_items - 1, n_factors=n_factors, n_samples=n_samples,
-        sweeps=sweeps, seed=seed, init_std=init_std, weights=weights, validation=validation, verbose=verbose,
+        X, y, n_users=model.get_layer("user_factors").embeddings.shape[0] - 1,
+        n_items=model.get_layer("item_factors").embeddings.shape[0] - 1, n_factors=n_factors,
+        n_samples=n_samples, sweeps=sweeps, seed=seed, init_std=init_std, weights=weights, features=features,
+        validation=validation, verbose=verbose,
     )
-    for name, layer in layers.items():
-        table = tables[name]
-        layer.embeddings.assign(table if table.ndim == 2 else table[:, None])
+    for name, table in tables.items():
+        model.get_layer(name).embeddings.assign(table if table.ndim == 2 else table[:, None])
     return history
