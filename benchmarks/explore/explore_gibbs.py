@@ -11,8 +11,13 @@ in the first grid and dropped: on fold 1 one fit of 100 sweeps took 76 s
 ``mf_record`` row takes the cheapest (K, E) whose mean held-out RMSE is
 within 0.001 of the best, and whose fit of u1.base takes under 60 s.
 
+With ``--side``, the same grid and rule with the side information of the
+benchmark's side-information rows (``SIDE_PARAMS``), for ``mf_record``.
+
 Usage: ``python benchmarks/explore/explore_gibbs.py`` (about 3 minutes on 2
-cores); writes ``benchmarks/results/explore/explore_gibbs.json``.
+cores; writes ``benchmarks/results/explore/explore_gibbs.json``) and
+``python benchmarks/explore/explore_gibbs.py --side`` (about 10 minutes;
+``explore_gibbs_side.json``).
 """
 
 import argparse
@@ -26,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]  # the repository root
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.suite import models as M  # noqa: E402
 from benchmarks.suite import protocols as P  # noqa: E402
 from benchmarks.suite.report import machine_info  # noqa: E402
 from benchmarks.suite.search import holdout_split  # noqa: E402
@@ -41,13 +47,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", default="1,2")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "explore" /
-                        "explore_gibbs.json")
+    parser.add_argument("--side", action="store_true", help="with SIDE_PARAMS (the mf_record row)")
+    parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
+    name = "explore_gibbs_side.json" if args.side else "explore_gibbs.json"
+    output = args.output or ROOT / "benchmarks" / "results" / "explore" / name
+    columns, extra = (M.SIDE_COLUMNS, M.SIDE_PARAMS) if args.side else (P.ID_COLUMNS, {})
     data = P.load_movielens_100k()
     rows = []
     for fold in [int(f) for f in args.folds.split(",")]:
-        X, y = P.columns(P.fold_split(data, fold), P.ID_COLUMNS)[:2]
+        X, y = P.columns(P.fold_split(data, fold), columns)[:2]
         y = np.asarray(y, dtype=np.float64)
         held = holdout_split(X, test_size=0.1, min_ratings=5, random_state=args.seed)
         X_fit, y_fit = X[~held].reset_index(drop=True), y[~held]
@@ -56,7 +65,7 @@ def main(argv=None):
             for sweeps in SWEEPS:
                 start = time.perf_counter()
                 est = EmbeddingMFRegressor(optimizer="gibbs", n_factors=k, epochs=sweeps, n_estimators=SAMPLES,
-                                           random_state=args.seed).fit(X_fit, y_fit)
+                                           random_state=args.seed, **extra).fit(X_fit, y_fit)
                 fit_s = time.perf_counter() - start
                 rmse = float(np.sqrt(np.mean((est.predict(X_val) - y_val) ** 2)))
                 rows.append({"fold": fold, "n_factors": k, "epochs": sweeps, "held_out_rmse": rmse, "fit_s": fit_s})
@@ -72,11 +81,12 @@ def main(argv=None):
     best = min(v["mean_held_out_rmse"] for v in summary.values())
     chosen = min((v["mean_fit_s"], name) for name, v in summary.items()
                  if v["mean_held_out_rmse"] <= best + 0.001 and v["mean_fit_s"] < 60)[1]
-    out = {"command": "python benchmarks/explore/explore_gibbs.py", "machine": machine_info(),
+    command = "python benchmarks/explore/explore_gibbs.py" + (" --side" if args.side else "")
+    out = {"command": command, "machine": machine_info(), "side_information": extra,
            "n_estimators": SAMPLES, "held_out": "10% of each user's training ratings (users with >= 5), seed "
            f"{args.seed}", "rows": rows, "summary": summary, "chosen": chosen}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(out, indent=1) + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(summary, indent=1), "\nchosen:", chosen)
 
 
