@@ -255,12 +255,13 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         sweeps over the dot model (with its side information, if any; no
         implicit term), with the penalties, the prior means
         and the noise sampled, not tuned (``alpha``, ``alpha_bias``,
-        ``learning_rate``, ``batch_size`` and ``early_stopping`` are unused);
+        ``learning_rate``, ``batch_size``, ``early_stopping`` and ``n_jobs``
+        are unused);
         the model is the average of ``n_estimators`` samples taken evenly
         after the first 20% of the sweeps, folded into one dot model of
         ``n_factors * n_estimators`` factors as ``n_estimators`` folds seeds
         (see :mod:`skmfnet._training._gibbs`).  Needs ``epochs`` large
-        enough for the samples kept (e.g. ``epochs=200, n_estimators=32``).
+        enough for the samples kept (e.g. ``epochs=100, n_estimators=32``).
     learning_rate : float or "auto", default="auto"
         Learning rate of the optimizer.  ``"auto"``: see ``alpha``; 0.005
         unless both are ``"auto"`` on large data.
@@ -333,7 +334,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         any dot model of ``n_factors * n_estimators`` factors.  Member k is
         fitted with ``random_state + k`` (an int ``random_state``; None:
         unseeded) and the ``alpha_`` and ``learning_rate_`` the first chose.
-        Costs ``n_estimators`` fits.
+        Costs ``n_estimators`` fits.  With ``optimizer="gibbs"``: the
+        number of posterior samples averaged, from one chain (side
+        information allowed; see ``optimizer``).
     item_item_alpha : float, "auto" or None, default=None
         None (the default): :meth:`recommend` ranks by the rating model
         alone.  A number > 0 adds an item-item term to its ranking, EASE's
@@ -833,7 +836,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         )
         return rows, target, fit_kwargs, candidates, early_stopping
 
-    def _check_gibbs(self, validation_data):
+    def _check_gibbs(self):
         """``optimizer="gibbs"`` samples the dot model, with or without side information, on one machine."""
         from ._training._gibbs import kept_sweeps
 
@@ -890,7 +893,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 )
 
         if self.optimizer == "gibbs":
-            self._check_gibbs(validation_data)
+            self._check_gibbs()
         if self.distribution == "parameter_server":
             # (its loop implements LazyAdam's and SGD's rules, not Adagrad's)
             unsupported = self._compiled_path_blockers(self.get_params(deep=False)) + (

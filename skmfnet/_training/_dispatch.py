@@ -15,8 +15,8 @@ The engines, by what the parameters ask for:
     Other networks under ``distribution="multi_worker"``:
     :func:`skmfnet._training._keras_fit.fit_multi_worker`.
 ``"gibbs"``
-    ``optimizer="gibbs"`` (the plain dot model on one machine only; the
-    estimator refuses the rest): Gibbs sampling, its samples averaged
+    ``optimizer="gibbs"`` (the dot model, side information allowed, on one
+    machine; the estimator refuses the rest): Gibbs sampling, its samples averaged
     (:mod:`skmfnet._training._gibbs`).
 ``"keras"``
     Everything else: ``keras.Model.fit`` (:func:`skmfnet._training._keras_fit.fit_keras`).
