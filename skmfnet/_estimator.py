@@ -45,7 +45,7 @@ from ._mixins import RecommenderMixin, restore_on_failure
 from ._network import build_network, dot_tables, score_rows
 from ._preparation import encode, fit_encoding, pair_inputs
 from ._recommend import seen_matrix_from_rows
-from ._scoring import pair_scores
+from ._scoring import fold_members, pair_scores
 from ._training import compile_network, compiled_path_blockers, plan, train
 from ._training._cluster import DISTRIBUTIONS, get_strategy
 
@@ -687,11 +687,11 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
                 rows = np.r_[0, getattr(member, f"{side}_encoder_").transform(encoder.classes_)]
                 tables[f"{side}_factors"].append(own[f"{side}_factors"][rows])
                 tables[f"{side}_bias"].append(own[f"{side}_bias"][rows])
-        scale = np.float32(1.0 / np.sqrt(self.n_estimators))
         model = self._build_and_compile(n_factors=self.fitted_params_["n_factors"] * self.n_estimators)
         for side in ("user", "item"):
-            model.get_layer(f"{side}_factors").embeddings.assign(np.hstack(tables[f"{side}_factors"]) * scale)
-            model.get_layer(f"{side}_bias").embeddings.assign(np.mean(tables[f"{side}_bias"], axis=0)[:, None])
+            factors, bias = fold_members(tables[f"{side}_factors"], tables[f"{side}_bias"])
+            model.get_layer(f"{side}_factors").embeddings.assign(factors)
+            model.get_layer(f"{side}_bias").embeddings.assign(bias[:, None])
         model.optimizer.build(model.trainable_variables)  # its (zero) state, as a trained network's file has
         self.model_ = model
         self.mu_ = float(np.mean([member.mu_ for member in members]))
@@ -836,16 +836,25 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         )
         return rows, target, fit_kwargs, candidates, early_stopping
 
+    def _present(self, *conditions):
+        """Which of these conditions the parameters meet, each as the errors name it ("implicit=True", ...)."""
+        named = {
+            "concat": ("interaction='concat'", self.interaction != "dot"),
+            "implicit": ("implicit=True", self.implicit),
+            "user_features": ("user_features", self.user_features),
+            "item_features": ("item_features", self.item_features),
+            "loss": (f"loss={self.loss!r}", self.loss != "squared_error"),
+            "negatives": (f"negative_ratio={self.negative_ratio!r}", self.negative_ratio > 0),
+            "early_stopping": ("early_stopping=True", self.early_stopping is True),
+            "distribution": (f"distribution={self.distribution!r}", self.distribution is not None),
+        }
+        return [named[c][0] for c in conditions if named[c][1]]
+
     def _check_gibbs(self):
         """``optimizer="gibbs"`` samples the dot model, with or without side information, on one machine."""
         from ._training._gibbs import kept_sweeps
 
-        unsupported = [name for name, value in (
-            ("interaction='concat'", self.interaction != "dot"), ("implicit=True", self.implicit),
-            (f"loss={self.loss!r}", self.loss != "squared_error"),
-            (f"negative_ratio={self.negative_ratio!r}", self.negative_ratio > 0),
-            ("early_stopping=True", self.early_stopping is True),
-            (f"distribution={self.distribution!r}", self.distribution is not None)) if value]
+        unsupported = self._present("concat", "implicit", "loss", "negatives", "early_stopping", "distribution")
         if unsupported:
             raise ValueError(
                 "optimizer='gibbs' samples the dot model (interaction='dot', loss='squared_error', side "
@@ -880,11 +889,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         if self.negative_ratio > 0:
             self._require_compiled_path(f"negative_ratio={self.negative_ratio!r}", "Set negative_ratio=0")
         if self.n_estimators > 1 and self.optimizer != "gibbs":  # (gibbs: samples, see _check_gibbs)
-            blockers = [name for name, value in (
-                ("interaction='concat'", self.interaction != "dot"), ("implicit=True", self.implicit),
-                ("user_features", self.user_features), ("item_features", self.item_features),
-                (f"negative_ratio={self.negative_ratio!r}", self.negative_ratio > 0),
-                (f"distribution={self.distribution!r}", self.distribution is not None)) if value]
+            blockers = self._present("concat", "implicit", "user_features", "item_features", "negatives",
+                                     "distribution")
             if blockers:
                 raise ValueError(
                     f"n_estimators={self.n_estimators!r} averages plain dot models (interaction='dot', no "

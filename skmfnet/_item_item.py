@@ -182,6 +182,7 @@ def choose(estimator, X, y, sample_weight, alphas, weights):
     from sklearn.utils import _safe_indexing, check_random_state
 
     from ._recommend import _Scorer
+    from ._scoring import leave_out_seen
 
     rng = check_random_state(estimator.random_state)
     seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -213,8 +214,7 @@ def choose(estimator, X, y, sample_weight, alphas, weights):
     found = query[np.minimum(position, len(query) - 1)] == user_rows[liked]
     relevant[position[found], item_rows[liked][found] - 1] = True
     seen_rows = rest.seen_[query]
-    rating_score = _Scorer(rest)(query)
-    rating_score[np.repeat(np.arange(len(query)), np.diff(seen_rows.indptr)), seen_rows.indices - 1] = -np.inf
+    rating_score = leave_out_seen(_Scorer(rest)(query), query, rest.seen_.indptr, rest.seen_.indices)
     items = covered_items(rest.seen_)
     counts = gram(rest.seen_, items)
     best, results = None, []

@@ -23,8 +23,8 @@ arithmetic on the float32 weights), ``recommend`` scores with
 import numpy as np
 import pandas as pd
 
-__all__ = ["DotModel", "cosine_ranked", "dot_scores", "id_index", "leave_out_seen", "pair_scores", "ranked_blocks",
-           "ranking_tables", "top_n"]
+__all__ = ["DotModel", "cosine_ranked", "dot_scores", "fold_members", "id_index", "leave_out_seen", "pair_scores",
+           "ranked_blocks", "ranking_tables", "top_n"]
 
 #: Scores computed per block of query rows: at most this many scores at once.
 _BLOCK_SCORES = 1 << 21
@@ -41,6 +41,20 @@ def pair_scores(mu, tables, user_rows, item_rows):
     P, Q = tables["user_factors"][user_rows].astype(f64), tables["item_factors"][item_rows].astype(f64)
     return (mu + tables["user_bias"][user_rows].astype(f64) + tables["item_bias"][item_rows].astype(f64)
             + np.einsum("ij,ij->i", P, Q))
+
+
+def fold_members(factors, biases):
+    """The average of dot models as one dot model: ``(factors, bias)`` of one side, float32.
+
+    ``factors``: each member's factor table of the side (same rows); ``biases``:
+    each member's bias vector.  The members' factors go side by side, each
+    scaled by ``1 / sqrt(n)``, and their biases are averaged, so that
+    ``b_u + b_i + p_u . q_i`` of the result is the mean of the members'
+    (``n_estimators``' seeds, ``optimizer="gibbs"``'s samples).
+    """
+    scale = np.float32(1.0 / np.sqrt(len(factors)))
+    return (np.hstack(factors).astype(np.float32) * scale,
+            np.mean(biases, axis=0).astype(np.float32))
 
 
 def ranking_tables(tables, user_selection=None, item_selection=None):

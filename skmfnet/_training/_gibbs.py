@@ -42,6 +42,8 @@ model object; the sweep is a few numpy products over the encoded rows.
 import numpy as np
 import scipy.sparse as sp
 
+from .._scoring import fold_members
+
 __all__ = ["BURN_IN_FRACTION", "fit_gibbs", "kept_sweeps", "sample_tables"]
 
 #: The sweeps before the first kept sample: this fraction of ``epochs`` (at least one).
@@ -86,8 +88,7 @@ def _draw_rows(group, other, residual, tau, prior_mean, prior_precision, rng):
 
     ``group``: CSR (rows, ratings) of weights; each row's precision sums
     ``w x x^T`` over its ratings (one small matrix product per row, on its
-    ratings gathered in the group's order: four times faster on MovieLens
-    100K than one sparse product per feature column), plus the prior's.
+    ratings gathered in the group's order), plus the prior's.
     """
     n_rows, dims = group.shape[0], other.shape[1]
     gathered = other[group.indices]
@@ -147,9 +148,8 @@ class _Table:
             contribution = contribution.copy()
             for label in range(1, len(self.table)):
                 at, share = self.labels[label]
-                if not len(at):
-                    self.table[label] = _draw_rows(sp.csr_matrix((1, 0)), np.zeros((0, x.shape[1])), np.zeros(0),
-                                                   tau, prior_mean, prior_precision, rng)[0]
+                if not len(at):  # a label no training rating has: a draw from the prior
+                    self.table[label] = prior_mean + rng.standard_normal(len(prior_mean)) / np.sqrt(prior_precision)
                     continue
                 old = self.table[label].copy()
                 own = share[:, None] * x[at]
@@ -241,9 +241,11 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
             total = side_total(other, shares)
             x = np.column_stack([np.ones(len(y)), total[:, 1:]])
             target = y - total[:, 0]
+            own = side_total(side, shares)
             for t in (t for t in tables if t.side == side):
-                rest = side_total(side, shares) - shares[t.name]
+                rest = own - shares[t.name]
                 shares[t.name] = t.draw(x, target - _row_dot(rest, x), shares[t.name], w, tau, rng)
+                own = rest + shares[t.name]
         error = y - score(shares)
         squared = float(np.sum(w * error**2))
         if not (np.isfinite(squared) and all(np.isfinite(t.table).all() for t in tables)):
@@ -267,11 +269,10 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
             print(line + (f", val_rmse {history['val_rmse'][-1]:.4f}" if validation is not None else ""))
         if on_sweep is not None:
             on_sweep(sweep)
-    scale = np.float32(1.0 / np.sqrt(n_samples))
     out = {}
     for t in tables:
-        out[f"{t.name}_factors"] = np.hstack([s[:, 1:] for s in kept[t.name]]).astype(np.float32) * scale
-        out[f"{t.name}_bias"] = np.mean([s[:, 0] for s in kept[t.name]], axis=0).astype(np.float32)
+        out[f"{t.name}_factors"], out[f"{t.name}_bias"] = fold_members([s[:, 1:] for s in kept[t.name]],
+                                                                      [s[:, 0] for s in kept[t.name]])
     return out, history
 
 
