@@ -252,8 +252,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
 
         ``"gibbs"`` is no optimizer but Bayesian matrix factorization
         (Salakhutdinov & Mnih 2008, as libFM's MCMC): ``epochs`` Gibbs
-        sweeps over the dot model (with its side information, if any; no
-        implicit term), with the penalties, the prior means
+        sweeps over the dot model (with its side information and SVD++'s
+        implicit term, if any), with the penalties, the prior means
         and the noise sampled, not tuned (``alpha``, ``alpha_bias``,
         ``learning_rate``, ``batch_size``, ``early_stopping`` and ``n_jobs``
         are unused);
@@ -851,14 +851,14 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         return [named[c][0] for c in conditions if named[c][1]]
 
     def _check_gibbs(self):
-        """``optimizer="gibbs"`` samples the dot model, with or without side information, on one machine."""
+        """``optimizer="gibbs"`` samples the dot model, with or without side information and implicit term, on one machine."""
         from ._training._gibbs import kept_sweeps
 
-        unsupported = self._present("concat", "implicit", "loss", "negatives", "early_stopping", "distribution")
+        unsupported = self._present("concat", "loss", "negatives", "early_stopping", "distribution")
         if unsupported:
             raise ValueError(
                 "optimizer='gibbs' samples the dot model (interaction='dot', loss='squared_error', side "
-                "information allowed; no implicit term or sampled pairs, no early stopping, one process); got "
+                "information and implicit term allowed; no sampled pairs, no early stopping, one process); got "
                 f"{', '.join(unsupported)}."
             )
         kept_sweeps(self.epochs, self.n_estimators)  # enough sweeps for the samples kept (or a ValueError)

@@ -12,10 +12,12 @@ libFM's MCMC uses (Rendle, "Factorization Machines with libFM", 2012):
 
 where, with side information, ``[b_u, p_u]`` also holds the mean of the rows
 of the user's labels of each user feature (and ``[b_i, q_i]`` of the item's),
-as in the network (:mod:`skmfnet._network`).
+as in the network (:mod:`skmfnet._network`); with ``implicit=True``, ``p_u``
+also holds SVD++'s term ``|N(u)|^-1/2 sum_{j in N(u)} y_j``, whose rows ``y_j``
+have a prior of their own like every table's (:class:`_ImplicitTable`).
 
 A sweep draws, for each table of the user side in turn (the ids', then each
-feature's), its hyperparameters given its rows and then its rows given
+feature's, then the implicit term's), its hyperparameters given its rows and then its rows given
 everything else: a ``K + 1``-dimensional Gaussian per row (its ratings'
 outer products, solved for all rows at once; a multi-valued feature's
 labels share ratings, so they are drawn one label at a time); then the item
@@ -45,6 +47,9 @@ import scipy.sparse as sp
 from .._scoring import fold_members
 
 __all__ = ["BURN_IN_FRACTION", "fit_gibbs", "kept_sweeps", "sample_tables"]
+
+#: The implicit term's key in :func:`sample_tables`'s tables.
+IMPLICIT = "implicit"
 
 #: The sweeps before the first kept sample: this fraction of ``epochs`` (at least one).
 BURN_IN_FRACTION = 0.2
@@ -90,19 +95,32 @@ def _draw_rows(group, other, residual, tau, prior_mean, prior_precision, rng):
     ``w x x^T`` over its ratings (one small matrix product per row, on its
     ratings gathered in the group's order), plus the prior's.
     """
-    n_rows, dims = group.shape[0], other.shape[1]
+    precision = tau * _grams(group, other)
+    precision[:, np.arange(other.shape[1]), np.arange(other.shape[1])] += prior_precision
+    rhs = tau * (group @ (other * residual[:, None])) + prior_precision * prior_mean
+    return _draw_gaussians(precision, rhs, rng)
+
+
+def _grams(group, other):
+    """Per row of ``group`` (CSR (rows, ratings) of weights), ``sum w x x^T`` over its ratings' ``other`` rows.
+
+    One small matrix product per row, on its ratings gathered in the group's order.
+    """
+    dims = other.shape[1]
     gathered = other[group.indices]
     weighted = gathered * group.data[:, None]
-    gram = np.zeros((n_rows, dims, dims))
+    gram = np.zeros((group.shape[0], dims, dims))
     bounds = group.indptr
     for row in np.flatnonzero(np.diff(bounds)):
         gram[row] = weighted[bounds[row] : bounds[row + 1]].T @ gathered[bounds[row] : bounds[row + 1]]
-    precision = tau * gram
-    precision[:, np.arange(dims), np.arange(dims)] += prior_precision
-    rhs = tau * (group @ (other * residual[:, None])) + prior_precision * prior_mean
+    return gram
+
+
+def _draw_gaussians(precision, rhs, rng):
+    """One draw of each ``N(precision^-1 rhs, precision^-1)``: precision (n, d, d), rhs (n, d)."""
     lower = np.linalg.cholesky(precision)
     mean = np.linalg.solve(precision, rhs[..., None])[..., 0]
-    noise = np.linalg.solve(np.swapaxes(lower, 1, 2), rng.standard_normal((n_rows, dims))[..., None])[..., 0]
+    noise = np.linalg.solve(np.swapaxes(lower, 1, 2), rng.standard_normal(rhs.shape)[..., None])[..., 0]
     return mean + noise
 
 
@@ -158,11 +176,70 @@ class _Table:
                 self.table[label] = _draw_rows(group, own, rest, tau, prior_mean, prior_precision, rng)[0]
                 contribution[at] += share[:, None] * (self.table[label] - old)
         self.table[0] = 0.0  # the unknown id, the missing label
-        return _contribution(self.table, self.codes)
+        return self.contribution(self.codes)
+
+    def contribution(self, codes):
+        """Per rating (``codes``: its codes of this table), the table's share: see :func:`_contribution`."""
+        return _contribution(self.table, codes)
+
+
+class _ImplicitTable:
+    """SVD++'s implicit term, ``|N(u)|^-1/2 sum_{j in N(u)} y_j`` added to the factors of each rating's user.
+
+    ``history``: CSR (user rows, item rows) of the training pairs, ``N(u)``
+    per user row.  The table holds one ``[0, y_j]`` row per item row (the
+    term has no bias; row 0, the unknown item, stays zero).
+
+    The rows ``y_j`` share ratings (every rating of every user who rated
+    ``j``), so they are drawn one at a time, each given the others (a Gibbs
+    step per row), without going back to the ratings: with ``G_u`` the
+    weighted sum of ``q_i q_i^T`` over ``u``'s ratings and ``g_u`` that of
+    ``q_i e_ui`` (``e`` the residuals), ``y_j``'s conditional has precision
+    ``Lambda + tau sum_u c_u^2 G_u`` and linear term
+    ``Lambda m + tau sum_u c_u (g_u + c_u G_u y_j)`` over the users ``u`` who
+    rated ``j`` (``c_u = |N(u)|^-1/2``), and a new draw moves ``g_u`` by
+    ``-c_u G_u (y_j' - y_j)``.  A sweep costs ``K^2`` per training pair,
+    as Rendle's relation blocks do (libFM, "Scaling factorization machines
+    to relational data", VLDB 2013) for the same features.
+    """
+
+    def __init__(self, name, side, history, n_labels, codes, dims):
+        self.name, self.side, self.codes = name, side, codes  # codes: (n, 1), each rating's user row
+        counts = np.diff(history.indptr)
+        scale = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts)
+        self.history = sp.csr_matrix((scale, history.indices, history.indptr), shape=(history.shape[0], n_labels))
+        self.by_label = self.history.T.tocsr()
+        self.table = np.zeros((n_labels, dims))
+
+    def contribution(self, codes):
+        """Per rating (``codes``: its user row), the term's ``[0, sum]`` row."""
+        return (self.history @ self.table)[codes[:, 0]]
+
+    def draw(self, x, target, contribution, w, tau, rng):
+        """Draw the table given the items' ``x`` and ``target`` (the rating less every other table's share)."""
+        factors = x[:, 1:]
+        group = _grouping(self.codes[:, 0], self.history.shape[0], w)
+        gram = _grams(group, factors)
+        g = group @ (factors * (target - _row_dot(contribution, x))[:, None])
+        prior_mean, prior_precision = _draw_hyper(self.table[1:, 1:], rng)
+        y, bounds = self.table[:, 1:], self.by_label.indptr
+        for label in range(1, len(y)):
+            users, c = self.by_label.indices[bounds[label] : bounds[label + 1]], self.by_label.data[bounds[label] : bounds[label + 1]]
+            if not len(users):  # an item no training user rated: a draw from the prior
+                y[label] = prior_mean + rng.standard_normal(len(prior_mean)) / np.sqrt(prior_precision)
+                continue
+            grams = gram[users]
+            summed = np.tensordot(c * c, grams, axes=1)
+            precision = tau * summed + np.diag(prior_precision)
+            rhs = tau * (c @ g[users] + summed @ y[label]) + prior_precision * prior_mean
+            new = _draw_gaussians(precision[None], rhs[None], rng)[0]
+            g[users] -= c[:, None] * (grams @ (new - y[label]))
+            y[label] = new
+        return self.contribution(self.codes)
 
 
 def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed, init_std=0.01, weights=None,
-                  features=(), validation=None, verbose=0, on_sweep=None):
+                  features=(), implicit=None, validation=None, verbose=0, on_sweep=None):
     """Gibbs sweeps over the encoded ratings; returns (tables, history).
 
     Parameters
@@ -181,6 +258,10 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         (user features, then item features, in the columns' order): each adds
         to its side's ``[b, p]`` the mean of its labels' rows, drawn like the
         ids' rows (a multi-valued feature's labels one at a time).
+    implicit : tuple (indptr, indices) or None
+        ``N(u)`` of SVD++'s implicit term (CSR over the ``n_users + 1`` user
+        rows, of item rows), as the network's implicit layer holds it; None:
+        no implicit term.  Drawn by :class:`_ImplicitTable`.
     validation : tuple (X_val, y_val) or None
         Encoded, centred ratings: ``val_rmse`` of the average of the samples
         kept so far (of the current sample before the first is kept).
@@ -194,7 +275,8 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         ``item_factors``, ``item_bias``, then ``{side}_feature_{k}_factors``
         and ``_bias``): the kept samples' factors side by side, each scaled by
         ``1 / sqrt(n_samples)`` (float32, ``n_factors * n_samples`` wide), and
-        their mean bias (float32, one column).
+        their mean bias (float32, one column); with ``implicit``, also
+        ``implicit``: the kept samples' ``y`` side by side, scaled so.
     history : dict of list of float
         Per sweep ``loss`` (weighted mean squared error of the sweep's sample on
         the training ratings) and ``rmse`` (its root), and ``val_rmse``.
@@ -217,9 +299,12 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         return out
 
     tables = [_Table(name, side, n_rows, codes.astype(np.int64), dims) for name, side, n_rows, codes in layout(X)]
+    if implicit is not None:
+        history = sp.csr_matrix((np.ones(len(implicit[1])), implicit[1], implicit[0]), shape=(n_users + 1, n_items + 1))
+        tables.append(_ImplicitTable(IMPLICIT, "user", history, n_items + 1, X[:, 0:1].astype(np.int64), dims))
     for t in tables[:2]:  # the ids' factors start small and random (biases and features at zero)
         t.table[1:, 1:] = rng.normal(0.0, init_std, (len(t.table) - 1, n_factors))
-    shares = {t.name: _contribution(t.table, t.codes) for t in tables}
+    shares = {t.name: t.contribution(t.codes) for t in tables}
     tau = 1.0
     keep = set(kept_sweeps(sweeps, n_samples).tolist())
     kept = {t.name: [] for t in tables}
@@ -227,6 +312,7 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
     if validation is not None:
         history["val_rmse"] = []
         val_codes = [codes.astype(np.int64) for _, _, _, codes in layout(np.asarray(validation[0]))]
+        val_codes += [np.asarray(validation[0])[:, 0:1].astype(np.int64)] * (implicit is not None)
         val_y, val_sum = np.asarray(validation[1], dtype=np.float64), None
 
     def side_total(side, share_of):
@@ -259,7 +345,7 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
             for t in tables:
                 kept[t.name].append(t.table.copy())
         if validation is not None:
-            current = score({t.name: _contribution(t.table, codes) for t, codes in zip(tables, val_codes)})
+            current = score({t.name: t.contribution(codes) for t, codes in zip(tables, val_codes)})
             if sweep in keep:
                 val_sum = current if val_sum is None else val_sum + current
             average = current if val_sum is None else val_sum / len(kept["user"])
@@ -271,8 +357,11 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
             on_sweep(sweep)
     out = {}
     for t in tables:
-        out[f"{t.name}_factors"], out[f"{t.name}_bias"] = fold_members([s[:, 1:] for s in kept[t.name]],
-                                                                      [s[:, 0] for s in kept[t.name]])
+        factors, bias = fold_members([s[:, 1:] for s in kept[t.name]], [s[:, 0] for s in kept[t.name]])
+        if t.name == IMPLICIT:
+            out[IMPLICIT] = factors
+        else:
+            out[f"{t.name}_factors"], out[f"{t.name}_bias"] = factors, bias
     return out, history
 
 
@@ -282,16 +371,29 @@ def fit_gibbs(model, X, y, *, n_factors, n_samples, init_std, sweeps, seed, feat
 
     The estimator builds the model's factor tables ``n_factors * n_samples``
     wide; ``features`` as :func:`sample_tables` (and the network) take them.
+    With the implicit layer, its ``N(u)`` is the term's history and its
+    ``y`` receives the average.
     """
+    from .._network import IMPLICIT as IMPLICIT_LAYER
+
     width = model.get_layer("user_factors").embeddings.shape[1]
     if n_factors * n_samples != width:
         raise ValueError(f"the network's factor tables are {width} wide, not n_factors * n_estimators")
+    layers = {layer.name: layer for layer in model.layers}
+    implicit = None
+    if IMPLICIT_LAYER in layers:
+        layer = layers[IMPLICIT_LAYER]
+        indptr = layer.indptr.numpy().astype(np.int64)
+        implicit = (indptr, layer.indices.numpy()[: indptr[-1]].astype(np.int64))
     tables, history = sample_tables(
         X, y, n_users=model.get_layer("user_factors").embeddings.shape[0] - 1,
         n_items=model.get_layer("item_factors").embeddings.shape[0] - 1, n_factors=n_factors,
         n_samples=n_samples, sweeps=sweeps, seed=seed, init_std=init_std, weights=weights, features=features,
-        validation=validation, verbose=verbose,
+        implicit=implicit, validation=validation, verbose=verbose,
     )
     for name, table in tables.items():
-        model.get_layer(name).embeddings.assign(table if table.ndim == 2 else table[:, None])
+        if name == IMPLICIT:
+            layers[IMPLICIT_LAYER].y.assign(table)
+        else:
+            model.get_layer(name).embeddings.assign(table if table.ndim == 2 else table[:, None])
     return history
