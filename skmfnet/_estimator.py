@@ -42,7 +42,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._encoding import check_sample_weight, validate_user_item, warn_if_no_id_known, weighted_mean
 from ._mixins import RecommenderMixin, restore_on_failure
-from ._network import build_network, dot_tables, score_rows
+from ._network import IMPLICIT_SIDES, build_network, dot_tables, score_rows
 from ._preparation import encode, fit_encoding, pair_inputs
 from ._recommend import seen_matrix_from_rows
 from ._scoring import fold_members, pair_scores
@@ -174,9 +174,13 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     :math:`|N(u)|^{-1/2} \sum_{j \in N(u)} y_j` to :math:`p_u`, where
     :math:`N(u)` is the set of items ``u`` rated in the training data and
     :math:`y_j` a learned K-vector per item (penalty ``alpha_implicit`` per
-    rating on :math:`y_i` of the rated item).  Each step gathers the
-    training histories of the batch's users, so a step costs more the more
-    ratings those users have.
+    rating on :math:`y_i` of the rated item).  ``implicit="item"`` adds its
+    item-side twin (Koren's "flipped" SVD++, as in Rendle, Zhang & Koren
+    2019), :math:`|N(i)|^{-1/2} \sum_{v \in N(i)} z_v` to :math:`q_i`, where
+    :math:`N(i)` is the set of users who rated ``i`` in the training data;
+    ``implicit="both"`` adds the two (``True`` is ``"user"``).  Each step
+    gathers the training histories of the batch's users (items), so a step
+    costs more the more ratings those users (items) have.
 
     **Unknown ids.**  A user or item that did not occur in ``fit`` is mapped
     to a reserved embedding row that is zero and stays zero in training (no
@@ -232,11 +236,14 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         column names when ``X`` is a DataFrame, or positions (2, 3, ...).
         Every column after the ids must be named in exactly one of the two.
         None: no side information (``X`` has 2 columns).
-    implicit : bool, default=False
-        Add SVD++'s implicit feedback term to the user factors (see above).
+    implicit : bool or {"user", "item", "both"}, default=False
+        Add SVD++'s implicit feedback term to the user factors (``True`` or
+        ``"user"``), its item-side twin to the item factors (``"item"``), or
+        both (see above).
     alpha_implicit : float, default=0.5
         Per-rating L2 strength on the implicit-feedback vector :math:`y_i`
-        of the rated item.  Used only when ``implicit`` is True.
+        of the rated item (and :math:`z_u` of the rating user).  Used only
+        with ``implicit``; unused with ``optimizer="gibbs"``.
     optimizer : {"lazy_adam", "adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam", "gibbs"}, default="lazy_adam"
         Optimizer, by name.  ``"lazy_adam"`` is Adam that updates only the
         embedding rows present in each batch (and their moments), where
@@ -511,7 +518,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         "clip_predictions": ["boolean"],
         "user_features": [list, tuple, None],
         "item_features": [list, tuple, None],
-        "implicit": ["boolean"],
+        "implicit": ["boolean", StrOptions({"user", "item", "both"})],
         "alpha_implicit": [Interval(numbers.Real, 0, None, closed="left")],
         "negative_ratio": [Interval(numbers.Real, 0, None, closed="left")],
         "negative_rating": [numbers.Real, None],
@@ -830,17 +837,19 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             )
         else:
             self.seen_ = training_pairs
-        # N(u) of the implicit term: the training pairs only (not the held-out ones)
-        self._implicit_history = (
-            (training_pairs.indptr, training_pairs.indices) if self.implicit else None
-        )
+        # N(u) (N(i)) of the implicit term: the training pairs only (not the held-out ones)
+        self._implicit_history = {}
+        for side in IMPLICIT_SIDES[self.implicit]:
+            pairs = training_pairs if side == "user" else training_pairs.T.tocsr()
+            pairs.sort_indices()
+            self._implicit_history[side] = (pairs.indptr, pairs.indices)
         return rows, target, fit_kwargs, candidates, early_stopping
 
     def _present(self, *conditions):
         """Which of these conditions the parameters meet, each as the errors name it ("implicit=True", ...)."""
         named = {
             "concat": ("interaction='concat'", self.interaction != "dot"),
-            "implicit": ("implicit=True", self.implicit),
+            "implicit": (f"implicit={self.implicit!r}", bool(self.implicit)),
             "user_features": ("user_features", self.user_features),
             "item_features": ("item_features", self.item_features),
             "loss": (f"loss={self.loss!r}", self.loss != "squared_error"),
@@ -1009,7 +1018,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             init_std=params["init_std"],
             user_features=[(e.name, e.n_known, e.width) for e in self.user_feature_encoders_],
             item_features=[(e.name, e.n_known, e.width) for e in self.item_feature_encoders_],
-            implicit=getattr(self, "_implicit_history", None),  # set during fit only
+            implicit=getattr(self, "_implicit_history", {}).get("user"),  # set during fit (and fold_in) only
+            item_implicit=getattr(self, "_implicit_history", {}).get("item"),
             alpha_implicit=params["alpha_implicit"],
             seed=self._seed(),
         )

@@ -30,7 +30,9 @@ the same objective on the fold-in ratings, with the gradient of every other
 row and every other weight set to zero.  A new user's features are those of
 their first fold-in rating (as ``fit`` does), and with implicit feedback
 their items ``N(u)`` are their fold-in items; a new item joins no known
-user's ``N(u)`` (that would change known predictions).
+user's ``N(u)`` (that would change known predictions).  The item-side
+term likewise: a new item's ``N(i)`` are its fold-in users, and a new user
+joins no known item's ``N(i)``.
 
 The fitted state grows in place (optimizer state is not carried over), and
 the new pairs join ``seen_`` so that ``recommend`` leaves them out.  Save the
@@ -49,7 +51,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._encoding import IdEncoder, validate_user_item
 from ._features import first_rows_table
-from ._network import IMPLICIT, ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
+from ._network import IMPLICIT, ITEM_BIAS, ITEM_FACTORS, ITEM_IMPLICIT, USER_BIAS, USER_FACTORS
 from ._preparation import encode, id_rows
 from ._recommend import seen_matrix_from_rows
 
@@ -158,19 +160,24 @@ def _grow(estimator, new, users, items, extras):
         table = first_rows_table(inputs[:, column], inputs[:, offset : offset + width], getattr(estimator, f"n_{side}s_"))
         table[: len(codes)] = codes  # known rows keep the codes of fit
         setattr(estimator, f"{side}_feature_codes_", table)
-    if IMPLICIT in {layer.name for layer in old.layers}:
-        # N(u) of the new users: their fold-in items; known users' histories unchanged
-        layer = old.get_layer(IMPLICIT)
+    names = {layer.name for layer in old.layers}
+    estimator._implicit_history = {}
+    for side, name, owner, other in (("user", IMPLICIT, 0, 1), ("item", ITEM_IMPLICIT, 1, 0)):
+        if name not in names:
+            continue
+        # N(u) of the new users (N(i) of the new items): their fold-in pairs; known rows' histories unchanged
+        layer = old.get_layer(name)
         indptr = layer.indptr.numpy().astype(np.int64)
+        shape = (getattr(estimator, f"n_{('user', 'item')[owner]}s_") + 1,
+                 getattr(estimator, f"n_{('user', 'item')[other]}s_") + 1)
         history = sp.csr_matrix((np.ones(indptr[-1]), layer.indices.numpy()[: indptr[-1]], indptr),
-                                shape=(len(indptr) - 1, estimator.n_items_ + 1))
-        mine = inputs[:, 0] > old_sizes["user"]
-        added = sp.csr_matrix((np.ones(mine.sum()), (inputs[mine, 0], inputs[mine, 1])),
-                              shape=(estimator.n_users_ + 1, estimator.n_items_ + 1))
-        history.resize(estimator.n_users_ + 1, estimator.n_items_ + 1)
+                                shape=(len(indptr) - 1, shape[1]))
+        mine = inputs[:, owner] > old_sizes[side]
+        added = sp.csr_matrix((np.ones(mine.sum()), (inputs[mine, owner], inputs[mine, other])), shape=shape)
+        history.resize(*shape)
         combined = (history + added).tocsr()
         combined.sort_indices()
-        estimator._implicit_history = (combined.indptr, combined.indices)
+        estimator._implicit_history[side] = (combined.indptr, combined.indices)
     try:
         # the width of the fitted tables (n_factors * n_estimators when members were averaged)
         network = estimator._build_and_compile(n_factors=old.get_layer("user_factors").embeddings.shape[1])
@@ -182,7 +189,7 @@ def _grow(estimator, new, users, items, extras):
         target = network.get_layer(layer.name)
         for source, variable in zip(layer.weights, target.weights):
             values = source.numpy()
-            if layer.name == IMPLICIT and variable.path.endswith(("indptr", "indices")):
+            if layer.name in (IMPLICIT, ITEM_IMPLICIT) and variable.path.endswith(("indptr", "indices")):
                 continue  # set from the history above
             if values.shape != tuple(variable.shape):  # a per-id table: its new rows keep their initial values
                 values = np.concatenate([values, variable.numpy()[len(values):]], axis=0)

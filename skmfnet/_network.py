@@ -25,7 +25,9 @@ and ``b_i`` are, not how they meet:
   item features likewise to ``q_i`` and ``b_i``;
 * ``implicit`` adds the SVD++ term ``|N(u)|^-1/2 sum_{j in N(u)} y_j`` to
   ``p_u``, where ``N(u)`` is the set of items ``u`` rated in training
-  (:class:`ImplicitFeedback`).
+  (:class:`ImplicitFeedback`), and its item-side twin
+  ``|N(i)|^-1/2 sum_{v in N(i)} z_v`` (``N(i)``: the users who rated ``i``) to
+  ``q_i``: the same layer with the roles of users and items swapped.
 """
 
 import keras
@@ -38,6 +40,10 @@ __all__ = ["build_network", "dot_tables", "score_rows", "RowL2Embedding", "Featu
 USER_FACTORS, ITEM_FACTORS = "user_factors", "item_factors"
 USER_BIAS, ITEM_BIAS = "user_bias", "item_bias"
 IMPLICIT = "implicit_feedback"
+#: The item-side ("flipped") twin of the implicit term: ``|N(i)|^-1/2 sum_{v in N(i)} z_v`` added to ``q_i``.
+ITEM_IMPLICIT = "item_implicit_feedback"
+#: The sides of the implicit term for each value of the estimator's ``implicit`` parameter.
+IMPLICIT_SIDES = {False: (), True: ("user",), "user": ("user",), "item": ("item",), "both": ("user", "item")}
 
 #: Rows per call when scoring without gradients (large is cheap).
 SCORE_BATCH = 1 << 16
@@ -128,6 +134,8 @@ class ImplicitFeedback(keras.layers.Layer):
     rated item.
 
     Called on ``(user_rows, item_rows)``; returns ``(batch, n_factors)``.
+    The item-side twin is the same layer called on ``(item_rows, user_rows)``,
+    with the users of every item as its history.
     """
 
     def __init__(self, n_users, n_items, n_pairs, n_factors, *, row_alpha=0.0,
@@ -239,6 +247,7 @@ def build_network(
     item_features=(),
     implicit=None,
     alpha_implicit=0.0,
+    item_implicit=None,
     seed=None,
 ):
     """Build the (uncompiled) rating network.
@@ -279,7 +288,12 @@ def build_network(
         ``n_users + 1`` rows of item rows; None for no implicit feedback term.
     alpha_implicit : float
         Per-rating L2 strength on the implicit-feedback row ``y_i`` of the
-        rated item.
+        rated item (and ``z_u`` of the rating user, with ``item_implicit``).
+    item_implicit : tuple (indptr, indices) or None
+        The item-side twin (Koren's "flipped" SVD++, as in Rendle, Zhang &
+        Koren 2019): the training users of every item row, CSR arrays over
+        ``n_items + 1`` rows of user rows; the layer ``item_implicit_feedback``
+        adds ``|N(i)|^-1/2 sum_{v in N(i)} z_v`` to ``q_i``.  None: no such term.
     seed : int or None
         Seed of every initializer.
 
@@ -338,6 +352,14 @@ def build_network(
             embeddings_initializer=ZeroFirstRow(init("factors", 4)), name=IMPLICIT,
         )
         p_u = p_u + layer(users, items)
+        layer.set_history(indptr, indices)
+    if item_implicit is not None:
+        indptr, indices = item_implicit
+        layer = ImplicitFeedback(
+            n_items + 1, n_users + 1, len(indices), n_factors, row_alpha=alpha_implicit,
+            embeddings_initializer=ZeroFirstRow(init("factors", 5)), name=ITEM_IMPLICIT,
+        )
+        q_i = q_i + layer(items, users)
         layer.set_history(indptr, indices)
 
     if interaction == "dot":

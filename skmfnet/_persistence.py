@@ -1223,11 +1223,15 @@ def _network_layers(estimator, n_users, n_items, n_train):
             layers[f"{side}_feature_{index}_{kind}"] = (
                 _EMBEDDING_LAYERS, {"input_dim": encoder.n_known + 1, "output_dim": dim}
             )
-    if estimator.implicit:
-        pairs = (n_users + 1) * (n_items + 1)
-        layers["implicit_feedback"] = (
+    pairs = (n_users + 1) * (n_items + 1)
+    if estimator.implicit:  # (the network's module, TensorFlow with it, only for a model that loads it anyway)
+        from ._network import IMPLICIT, IMPLICIT_SIDES, ITEM_IMPLICIT
+    for side in IMPLICIT_SIDES.get(estimator.implicit, ()) if estimator.implicit else ():
+        # the item-side twin: the same layer with users and items swapped
+        owners, labels = (n_users, n_items) if side == "user" else (n_items, n_users)
+        layers[IMPLICIT if side == "user" else ITEM_IMPLICIT] = (
             {"ImplicitFeedback"},
-            {"n_users": n_users + 1, "n_items": n_items + 1, "n_factors": k,
+            {"n_users": owners + 1, "n_items": labels + 1, "n_factors": k,
              "n_pairs": (None, pairs if n_train is None else min(pairs, n_train))},
         )
     if estimator.interaction == "concat":

@@ -4,7 +4,8 @@ The vectors compared are those that meet in the network's interaction, so
 that two items are similar when the model treats them alike:
 
 * ``q_i``, the item's factor row, plus the mean factor rows of its feature
-  labels when the model has item side information;
+  labels when the model has item side information, plus the item-side
+  implicit term ``|N(i)|^-1/2 sum_{v in N(i)} z_v`` when it has it;
 * ``p_u``, the user's factor row, plus the mean factor rows of its feature
   labels, plus SVD++'s implicit term ``|N(u)|^-1/2 sum_{j in N(u)} y_j``
   when the model has them.
@@ -26,7 +27,7 @@ import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted
 
-from ._network import IMPLICIT, ITEM_BIAS, ITEM_FACTORS, USER_BIAS, USER_FACTORS
+from ._network import IMPLICIT, ITEM_BIAS, ITEM_FACTORS, ITEM_IMPLICIT, USER_BIAS, USER_FACTORS
 from ._scoring import cosine_ranked, id_index
 
 __all__ = ["factor_vectors", "similar"]
@@ -57,8 +58,9 @@ def factor_vectors(estimator, side, kind="factors"):
         known = block > 0  # code 0: unknown label, missing value, padding
         summed = (table[block] * known[..., None]).sum(axis=1)
         vectors = vectors + summed / np.maximum(known.sum(axis=1), 1)[:, None]
-    if side == "user" and kind == "factors" and IMPLICIT in {layer.name for layer in model.layers}:
-        layer = model.get_layer(IMPLICIT)
+    implicit = {"user": IMPLICIT, "item": ITEM_IMPLICIT}[side]
+    if kind == "factors" and implicit in {layer.name for layer in model.layers}:
+        layer = model.get_layer(implicit)
         indptr = layer.indptr.numpy().astype(np.int64)
         indices = layer.indices.numpy()[: indptr[-1]].astype(np.int64)
         history = sp.csr_matrix(

@@ -127,9 +127,9 @@ def test_fold_in_refuses_bad_input(planted, fitted):
 
 @pytest.mark.parametrize(
     "params",
-    [dict(implicit=True), dict(user_features=["segment"]),
+    [dict(implicit=True), dict(implicit="both"), dict(user_features=["segment"]),
      dict(interaction="concat", hidden_layer_sizes=(16,), optimizer="adam", learning_rate=0.01)],
-    ids=["implicit", "side-information", "concat"],
+    ids=["implicit", "implicit-both", "side-information", "concat"],
 )
 def test_other_networks_fold_in_by_gradient_steps_on_the_new_rows_only(planted, params, tmp_path):
     train, held = planted

@@ -202,8 +202,7 @@ def test_an_implicit_row_is_drawn_from_its_gaussian_posterior_given_the_others()
     """
     rng = np.random.default_rng(0)
     k, tau = 2, 1.5
-    users = np.array([1, 1, 1, 2, 2])  # user rows of the ratings; item rows below
-    items = np.array([1, 3, 4, 2, 4])
+    users = np.array([1, 1, 1, 2, 2])  # user rows of the five ratings (their items' rows: x below)
     history = sp.csr_matrix((np.ones(3), ([1, 2, 2], [1, 1, 2])), shape=(3, 5))  # N(1)={1}, N(2)={1,2}
     x = np.column_stack([np.ones(5), rng.normal(size=(5, k))])  # [1, q_i] per rating
     target = rng.normal(size=5)
@@ -245,23 +244,28 @@ def _with_taste(n_users=60, n_items=40, n=1500, seed=0):
     return pd.DataFrame({"user_id": users, "item_id": items}), y
 
 
-def test_the_implicit_term_is_sampled_and_the_network_predicts_the_average():
-    """Before: optimizer='gibbs' refused implicit=True.  Now y is sampled; val_rmse (the sampler's own average)
-    equals the folded network's RMSE, and the term is really used (its table is not zero)."""
+@pytest.mark.parametrize("implicit", [True, "item", "both"])
+def test_the_implicit_term_is_sampled_and_the_network_predicts_the_average(implicit):
+    """Before: optimizer='gibbs' refused implicit=True.  Now y (and the item side's z) is sampled; val_rmse (the
+    sampler's own average) equals the folded network's RMSE, and each term is really used (its table is not zero)."""
     X, y = _with_taste()
-    est = EmbeddingMFRegressor(**GIBBS, implicit=True, clip_predictions=False)
+    est = EmbeddingMFRegressor(**GIBBS, implicit=implicit, clip_predictions=False)
     est.fit(X.iloc[:1200], y[:1200], validation_data=(X.iloc[1200:], y[1200:]))
     assert est.engine_ == "gibbs"
-    implicit = est.model_.get_layer("implicit_feedback")
-    assert implicit.y.shape == (est.n_items_ + 1, 12) and np.abs(implicit.y.numpy()[1:]).max() > 0
-    np.testing.assert_array_equal(implicit.y.numpy()[0], 0)
+    layers = {"implicit_feedback": est.n_items_, "item_implicit_feedback": est.n_users_}
+    sides = {True: ["implicit_feedback"], "item": ["item_implicit_feedback"], "both": list(layers)}[implicit]
+    assert {layer.name for layer in est.model_.layers} & set(layers) == set(sides)
+    for name in sides:
+        table = est.model_.get_layer(name).y.numpy()
+        assert table.shape == (layers[name] + 1, 12) and np.abs(table[1:]).max() > 0
+        np.testing.assert_array_equal(table[0], 0)
     final = np.sqrt(np.mean((est.predict(X.iloc[1200:]) - y[1200:]) ** 2))
     assert est.history_["val_rmse"][-1] == pytest.approx(final, rel=1e-4)
 
 
-def test_a_sampled_model_with_the_implicit_term_saves_loads_and_folds_in(tmp_path):
+def test_a_sampled_model_with_the_implicit_terms_saves_loads_and_folds_in(tmp_path):
     X, y = _with_taste(seed=3)
-    est = EmbeddingMFRegressor(**GIBBS, implicit=True).fit(X, y)
+    est = EmbeddingMFRegressor(**GIBBS, implicit="both").fit(X, y)
     path = tmp_path / "implicit.skmf"
     est.save(path)
     loaded = load_estimator(path)

@@ -50,6 +50,7 @@ def models(ratings):
         ).fit(X, y),
         "lazy-adam": EmbeddingMFRegressor(optimizer="lazy_adam", **FAST).fit(X, y),
         "implicit": EmbeddingMFRegressor(implicit=True, **FAST).fit(X, y),
+        "implicit-both": EmbeddingMFRegressor(implicit="both", **FAST).fit(X, y),
         "side-information": EmbeddingMFRegressor(
             user_features=["group"], item_features=["tags"], **FAST
         ).fit(with_features(X), y),
@@ -72,7 +73,8 @@ def queries(X):
     return pd.concat([X, extra], ignore_index=True)
 
 
-@pytest.mark.parametrize("kind", ["dot", "concat-table", "lazy-adam", "implicit", "side-information", "bias"])
+@pytest.mark.parametrize("kind", ["dot", "concat-table", "lazy-adam", "implicit", "implicit-both", "side-information",
+                                  "bias"])
 def test_round_trip_gives_identical_predictions(models, ratings, tmp_path, kind):
     X, _ = ratings
     if kind == "side-information":

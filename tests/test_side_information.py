@@ -12,7 +12,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from skmfnet import EmbeddingMFRegressor
 from skmfnet._features import FeatureEncoder, first_rows_table, resolve_feature_columns
-from skmfnet._network import IMPLICIT, ImplicitFeedback
+from skmfnet._network import IMPLICIT, ITEM_IMPLICIT, ImplicitFeedback
 
 FAST = dict(n_factors=3, epochs=2, batch_size=32, random_state=0)
 SIDE = dict(user_features=["group"], item_features=["tags"])
@@ -203,6 +203,26 @@ def test_implicit_history_is_the_training_pairs(tiny_ratings):
     nobody = pd.DataFrame({"user_id": ["nobody"], "item_id": ["nothing"]})
     with pytest.warns(UserWarning, match="None of the 1"):
         assert np.isclose(est.predict(nobody)[0], est.mu_)
+
+
+def test_the_item_side_term_holds_the_users_of_each_item(tiny_ratings):
+    """implicit="item" (Koren's flipped SVD++): N(i) is the training users of item i, and the term moves
+    predictions; "both" has the two layers; an unknown implicit side is refused by name."""
+    X, y = tiny_ratings
+    est = EmbeddingMFRegressor(**FAST, implicit="item").fit(X, y)
+    assert IMPLICIT not in {layer.name for layer in est.model_.layers}
+    layer = est.model_.get_layer(ITEM_IMPLICIT)
+    by_item = est.seen_.T.tocsr()
+    by_item.sort_indices()
+    indptr = np.asarray(layer.indptr.numpy())
+    np.testing.assert_array_equal(indptr, by_item.indptr)
+    np.testing.assert_array_equal(np.asarray(layer.indices.numpy())[: indptr[-1]], by_item.indices)
+    assert layer.y.shape == (est.n_users_ + 1, FAST["n_factors"])
+    assert not np.allclose(est.predict(X), EmbeddingMFRegressor(**FAST).fit(X, y).predict(X))
+    both = EmbeddingMFRegressor(**FAST, implicit="both").fit(X, y)
+    assert {IMPLICIT, ITEM_IMPLICIT} <= {layer.name for layer in both.model_.layers}
+    with pytest.raises(ValueError, match="'implicit' parameter .* Got 'items' instead"):
+        EmbeddingMFRegressor(**FAST, implicit="items").fit(X, y)
 
 
 def test_implicit_adds_the_penalty_of_the_rated_items_rows():

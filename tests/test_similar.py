@@ -89,9 +89,10 @@ def test_unknown_ids_are_refused_by_name(planted):
         est.similar_items("i0", n=0)
 
 
-def test_the_vectors_compared_are_those_the_network_multiplies():
-    # side information on both sides and SVD++'s implicit term: the network's
-    # centred output is p_u . q_i + b_u + b_i with the same vectors
+@pytest.mark.parametrize("implicit", [True, "both"])
+def test_the_vectors_compared_are_those_the_network_multiplies(implicit):
+    # side information on both sides and SVD++'s implicit term (with "both" its item-side twin in q_i):
+    # the network's centred output is p_u . q_i + b_u + b_i with the same vectors
     rng = np.random.default_rng(1)
     n = 300
     X = pd.DataFrame({"user": rng.integers(0, 30, n), "item": rng.integers(0, 20, n)})
@@ -99,7 +100,7 @@ def test_the_vectors_compared_are_those_the_network_multiplies():
     X["genres"] = [["x", "y"] if i % 2 else ["z"] for i in X["item"]]
     y = rng.integers(1, 6, n).astype(float)
     est = EmbeddingMFRegressor(n_factors=4, epochs=2, user_features=["group"], item_features=["genres"],
-                               implicit=True, clip_predictions=False, random_state=0).fit(X, y)
+                               implicit=implicit, clip_predictions=False, random_state=0).fit(X, y)
     P, Q = factor_vectors(est, "user"), factor_vectors(est, "item")
     b_u, b_i = factor_vectors(est, "user", "bias")[:, 0], factor_vectors(est, "item", "bias")[:, 0]
     u, i = est.user_encoder_.transform(X["user"]), est.item_encoder_.transform(X["item"])

@@ -14,6 +14,12 @@ within 0.001 of the best, and whose fit of u1.base takes under 60 s.
 With ``--side``, the same grid and rule with the side information of the
 benchmark's side-information rows (``SIDE_PARAMS``), for ``mf_record``.
 
+With ``--implicit``, at the chosen K and sweeps (``GIBBS_PARAMS``, with the
+side information too for ``mf_record``), the implicit terms and the samples
+kept: ``implicit`` in False, "user", "item" and "both", ``n_estimators`` in 32 and 64, the
+same held-out ratings; the rows take the lowest mean held-out RMSE whose
+fit of u1.base takes under 60 s (``explore_gibbs_implicit.json``).
+
 With ``--other-data``, no choice: ``GIBBS_PARAMS`` as fixed above and the
 defaults are scored by test RMSE on the data sets of
 ``explore_item_item.py`` (a temporal split of ML-100K, two user halves of
@@ -24,7 +30,8 @@ holds on data the settings were not chosen on
 Usage: ``python benchmarks/explore/explore_gibbs.py`` (about 3 minutes on 2
 cores; writes ``benchmarks/results/explore/explore_gibbs.json``) and
 ``python benchmarks/explore/explore_gibbs.py --side`` (about 10 minutes;
-``explore_gibbs_side.json``); ``--other-data`` (about 2 minutes).
+``explore_gibbs_side.json``); ``--implicit`` (about 20 minutes);
+``--other-data`` (about 2 minutes).
 """
 
 import argparse
@@ -46,6 +53,49 @@ from benchmarks.suite.search import holdout_split  # noqa: E402
 FACTORS = (10, 20)
 SWEEPS = (100, 200)
 SAMPLES = 32
+#: ``--implicit``'s grid, on top of GIBBS_PARAMS (with and without the side information).
+IMPLICIT_GRID = [dict(implicit=implicit, n_estimators=samples) for implicit in (False, "user", "item", "both")
+                 for samples in (32, 64)]
+
+
+def held_out_folds(data, folds, columns, seed):
+    """Per training file: (fold, X_fit, y_fit, X_val, y_val), 10% of each user's ratings held out."""
+    for fold in folds:
+        X, y = P.columns(P.fold_split(data, fold), columns)[:2]
+        y = np.asarray(y, dtype=np.float64)
+        held = holdout_split(X, test_size=0.1, min_ratings=5, random_state=seed)
+        yield fold, X[~held].reset_index(drop=True), y[~held], X[held].reset_index(drop=True), y[held]
+
+
+def implicit_choice(data, folds, seed, output):
+    """The implicit term and the samples kept, with and without side information, on held-out training ratings."""
+    from skmfnet import EmbeddingMFRegressor
+
+    out = {"command": "python benchmarks/explore/explore_gibbs.py --implicit", "machine": machine_info(),
+           "base": M.GIBBS_PARAMS, "held_out": f"10% of each user's training ratings (users with >= 5), seed {seed}"}
+    for label, columns, extra in (("ratings", P.ID_COLUMNS, {}), ("side", M.SIDE_COLUMNS, M.SIDE_PARAMS)):
+        rows = []
+        for fold, X_fit, y_fit, X_val, y_val in held_out_folds(data, folds, columns, seed):
+            for setting in IMPLICIT_GRID:
+                start = time.perf_counter()
+                est = EmbeddingMFRegressor(**{**M.GIBBS_PARAMS, **extra, **setting}, random_state=seed)
+                est.fit(X_fit, y_fit)
+                fit_s = time.perf_counter() - start
+                rmse = float(np.sqrt(np.mean((est.predict(X_val) - y_val) ** 2)))
+                rows.append({"fold": fold, **setting, "held_out_rmse": rmse, "fit_s": fit_s})
+                print(label, rows[-1], flush=True)
+        summary = {}
+        for setting in IMPLICIT_GRID:
+            mine = [r for r in rows if all(r[k] == v for k, v in setting.items())]
+            summary[json.dumps(setting)] = {
+                "mean_held_out_rmse": float(np.mean([r["held_out_rmse"] for r in mine])),
+                "fold_1_fit_s": float(np.mean([r["fit_s"] for r in mine if r["fold"] == 1] or [np.nan])),
+            }
+        chosen = min((v["mean_held_out_rmse"], name) for name, v in summary.items() if not v["fold_1_fit_s"] >= 60)[1]
+        out[label] = {"side_information": extra, "rows": rows, "summary": summary, "chosen": json.loads(chosen)}
+        print(label, json.dumps(summary, indent=1), "\nchosen:", chosen, flush=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(out, indent=1) + "\n")
 
 
 def other_data(seed, output):
@@ -75,23 +125,24 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--folds", default="1,2")
     parser.add_argument("--side", action="store_true", help="with SIDE_PARAMS (the mf_record row)")
+    parser.add_argument("--implicit", action="store_true", help="the implicit term and the samples kept")
     parser.add_argument("--other-data", action="store_true", help="GIBBS_PARAMS and the defaults on other data")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.other_data:
         other_data(args.seed, args.output or ROOT / "benchmarks" / "results" / "explore" / "explore_gibbs_other.json")
         return
+    if args.implicit:
+        implicit_choice(P.load_movielens_100k(), [int(f) for f in args.folds.split(",")], args.seed,
+                        args.output or ROOT / "benchmarks" / "results" / "explore" / "explore_gibbs_implicit.json")
+        return
     name = "explore_gibbs_side.json" if args.side else "explore_gibbs.json"
     output = args.output or ROOT / "benchmarks" / "results" / "explore" / name
     columns, extra = (M.SIDE_COLUMNS, M.SIDE_PARAMS) if args.side else (P.ID_COLUMNS, {})
     data = P.load_movielens_100k()
     rows = []
-    for fold in [int(f) for f in args.folds.split(",")]:
-        X, y = P.columns(P.fold_split(data, fold), columns)[:2]
-        y = np.asarray(y, dtype=np.float64)
-        held = holdout_split(X, test_size=0.1, min_ratings=5, random_state=args.seed)
-        X_fit, y_fit = X[~held].reset_index(drop=True), y[~held]
-        X_val, y_val = X[held].reset_index(drop=True), y[held]
+    for fold, X_fit, y_fit, X_val, y_val in held_out_folds(data, [int(f) for f in args.folds.split(",")], columns,
+                                                            args.seed):
         for k in FACTORS:
             for sweeps in SWEEPS:
                 start = time.perf_counter()

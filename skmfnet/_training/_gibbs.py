@@ -48,8 +48,8 @@ from .._scoring import fold_members
 
 __all__ = ["BURN_IN_FRACTION", "fit_gibbs", "kept_sweeps", "sample_tables"]
 
-#: The implicit term's key in :func:`sample_tables`'s tables.
-IMPLICIT = "implicit"
+#: The implicit term's key in :func:`sample_tables`'s tables, and its item-side twin's.
+IMPLICIT, ITEM_IMPLICIT = "implicit", "item_implicit"
 
 #: The sweeps before the first kept sample: this fraction of ``epochs`` (at least one).
 BURN_IN_FRACTION = 0.2
@@ -201,6 +201,10 @@ class _ImplicitTable:
     ``-c_u G_u (y_j' - y_j)``.  A sweep costs ``K^2`` per training pair,
     as Rendle's relation blocks do (libFM, "Scaling factorization machines
     to relational data", VLDB 2013) for the same features.
+
+    The item-side twin (``|N(i)|^-1/2 sum_{v in N(i)} z_v`` added to ``q_i``)
+    is the same table with users and items swapped: ``history`` over item
+    rows of user rows, ``codes`` each rating's item row, ``x`` the users'.
     """
 
     def __init__(self, name, side, history, n_labels, codes, dims):
@@ -239,7 +243,7 @@ class _ImplicitTable:
 
 
 def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed, init_std=0.01, weights=None,
-                  features=(), implicit=None, validation=None, verbose=0, on_sweep=None):
+                  features=(), implicit=None, item_implicit=None, validation=None, verbose=0, on_sweep=None):
     """Gibbs sweeps over the encoded ratings; returns (tables, history).
 
     Parameters
@@ -262,6 +266,9 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         ``N(u)`` of SVD++'s implicit term (CSR over the ``n_users + 1`` user
         rows, of item rows), as the network's implicit layer holds it; None:
         no implicit term.  Drawn by :class:`_ImplicitTable`.
+    item_implicit : tuple (indptr, indices) or None
+        ``N(i)`` of its item-side twin (over the ``n_items + 1`` item rows,
+        of user rows), as the network's ``item_implicit_feedback`` layer holds it.
     validation : tuple (X_val, y_val) or None
         Encoded, centred ratings: ``val_rmse`` of the average of the samples
         kept so far (of the current sample before the first is kept).
@@ -276,7 +283,8 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         and ``_bias``): the kept samples' factors side by side, each scaled by
         ``1 / sqrt(n_samples)`` (float32, ``n_factors * n_samples`` wide), and
         their mean bias (float32, one column); with ``implicit``, also
-        ``implicit``: the kept samples' ``y`` side by side, scaled so.
+        ``implicit`` (``item_implicit``): the kept samples' ``y`` (``z``) side
+        by side, scaled so.
     history : dict of list of float
         Per sweep ``loss`` (weighted mean squared error of the sweep's sample on
         the training ratings) and ``rmse`` (its root), and ``val_rmse``.
@@ -299,9 +307,12 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         return out
 
     tables = [_Table(name, side, n_rows, codes.astype(np.int64), dims) for name, side, n_rows, codes in layout(X)]
-    if implicit is not None:
-        history = sp.csr_matrix((np.ones(len(implicit[1])), implicit[1], implicit[0]), shape=(n_users + 1, n_items + 1))
-        tables.append(_ImplicitTable(IMPLICIT, "user", history, n_items + 1, X[:, 0:1].astype(np.int64), dims))
+    implicit_terms = [(name, side, column, arrays, shape) for name, side, column, arrays, shape in (
+        (IMPLICIT, "user", 0, implicit, (n_users + 1, n_items + 1)),
+        (ITEM_IMPLICIT, "item", 1, item_implicit, (n_items + 1, n_users + 1))) if arrays is not None]
+    for name, side, column, (indptr, indices), shape in implicit_terms:
+        history = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=shape)
+        tables.append(_ImplicitTable(name, side, history, shape[1], X[:, column : column + 1].astype(np.int64), dims))
     for t in tables[:2]:  # the ids' factors start small and random (biases and features at zero)
         t.table[1:, 1:] = rng.normal(0.0, init_std, (len(t.table) - 1, n_factors))
     shares = {t.name: t.contribution(t.codes) for t in tables}
@@ -312,7 +323,8 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
     if validation is not None:
         history["val_rmse"] = []
         val_codes = [codes.astype(np.int64) for _, _, _, codes in layout(np.asarray(validation[0]))]
-        val_codes += [np.asarray(validation[0])[:, 0:1].astype(np.int64)] * (implicit is not None)
+        val_codes += [np.asarray(validation[0])[:, column : column + 1].astype(np.int64)
+                      for _, _, column, _, _ in implicit_terms]
         val_y, val_sum = np.asarray(validation[1], dtype=np.float64), None
 
     def side_total(side, share_of):
@@ -358,8 +370,8 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
     out = {}
     for t in tables:
         factors, bias = fold_members([s[:, 1:] for s in kept[t.name]], [s[:, 0] for s in kept[t.name]])
-        if t.name == IMPLICIT:
-            out[IMPLICIT] = factors
+        if t.name in (IMPLICIT, ITEM_IMPLICIT):
+            out[t.name] = factors
         else:
             out[f"{t.name}_factors"], out[f"{t.name}_bias"] = factors, bias
     return out, history
@@ -371,29 +383,32 @@ def fit_gibbs(model, X, y, *, n_factors, n_samples, init_std, sweeps, seed, feat
 
     The estimator builds the model's factor tables ``n_factors * n_samples``
     wide; ``features`` as :func:`sample_tables` (and the network) take them.
-    With the implicit layer, its ``N(u)`` is the term's history and its
-    ``y`` receives the average.
+    With an implicit layer (either side), its ``N(u)`` (``N(i)``) is the
+    term's history and its ``y`` receives the average.
     """
     from .._network import IMPLICIT as IMPLICIT_LAYER
+    from .._network import ITEM_IMPLICIT as ITEM_IMPLICIT_LAYER
 
     width = model.get_layer("user_factors").embeddings.shape[1]
     if n_factors * n_samples != width:
         raise ValueError(f"the network's factor tables are {width} wide, not n_factors * n_estimators")
     layers = {layer.name: layer for layer in model.layers}
-    implicit = None
-    if IMPLICIT_LAYER in layers:
-        layer = layers[IMPLICIT_LAYER]
-        indptr = layer.indptr.numpy().astype(np.int64)
-        implicit = (indptr, layer.indices.numpy()[: indptr[-1]].astype(np.int64))
+    key_of = {IMPLICIT_LAYER: IMPLICIT, ITEM_IMPLICIT_LAYER: ITEM_IMPLICIT}
+    histories = {}
+    for name, key in key_of.items():
+        if name in layers:
+            indptr = layers[name].indptr.numpy().astype(np.int64)
+            histories[key] = (indptr, layers[name].indices.numpy()[: indptr[-1]].astype(np.int64))
     tables, history = sample_tables(
         X, y, n_users=model.get_layer("user_factors").embeddings.shape[0] - 1,
         n_items=model.get_layer("item_factors").embeddings.shape[0] - 1, n_factors=n_factors,
         n_samples=n_samples, sweeps=sweeps, seed=seed, init_std=init_std, weights=weights, features=features,
-        implicit=implicit, validation=validation, verbose=verbose,
+        implicit=histories.get(IMPLICIT), item_implicit=histories.get(ITEM_IMPLICIT), validation=validation,
+        verbose=verbose,
     )
     for name, table in tables.items():
-        if name == IMPLICIT:
-            layers[IMPLICIT_LAYER].y.assign(table)
+        if name in (IMPLICIT, ITEM_IMPLICIT):
+            layers[{key: layer for layer, key in key_of.items()}[name]].y.assign(table)
         else:
             model.get_layer(name).embeddings.assign(table if table.ndim == 2 else table[:, None])
     return history
