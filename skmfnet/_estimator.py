@@ -46,6 +46,7 @@ from ._network import IMPLICIT_SIDES, build_network, dot_tables, score_rows
 from ._preparation import encode, fit_encoding, pair_inputs
 from ._recommend import seen_matrix_from_rows
 from ._scoring import fold_members, pair_scores
+from ._time import user_mean_times
 from ._training import compile_network, compiled_path_blockers, plan, train
 from ._training._cluster import DISTRIBUTIONS, get_strategy
 
@@ -182,6 +183,21 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     gathers the training histories of the batch's users (items), so a step
     costs more the more ratings those users (items) have.
 
+    **Time effects.**  ``time_column`` names a column of ``X`` holding each
+    rating's time (numbers such as Unix seconds, or datetimes) and adds
+    Koren's time-aware biases (timeSVD, KDD 2009) to :math:`b_i`:
+    :math:`b_{i,\mathrm{Bin}(t)} + a_u \, \mathrm{sign}(t - t_u) |t - t_u|^{0.4}`,
+    an item bias per time bin (``time_bins`` bins of equal width over the
+    training period) and a drift :math:`a_u` per user around the mean time
+    :math:`t_u` of the user's training ratings, time measured in fractions
+    of the training period (so the unit does not matter), both penalized
+    per rating by ``alpha_bias``.  Every training rating needs a finite
+    time.  When predicting, a time outside the training period counts as
+    its first or last moment, and an unknown time (None, NaN, NaT) adds no
+    time effect; :meth:`recommend` and ``similar_*`` score as of the end of
+    the training period; fold-in rows get no time effect of their own (see
+    :mod:`skmfnet._time`).
+
     **Unknown ids.**  A user or item that did not occur in ``fit`` is mapped
     to a reserved embedding row that is zero and stays zero in training (no
     training rating uses it).  With ``interaction="dot"`` the prediction is
@@ -244,6 +260,13 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         Per-rating L2 strength on the implicit-feedback vector :math:`y_i`
         of the rated item (and :math:`z_u` of the rating user).  Used only
         with ``implicit``; unused with ``optimizer="gibbs"``.
+    time_column : str, int or None, default=None
+        The column of ``X`` (name, or position after the ids) holding each
+        rating's time, for the time effects (see above); it is neither a user
+        nor an item feature.  None: no time effects.
+    time_bins : int, default=30
+        Number of item time bins over the training period (Koren's 30).
+        Used only with ``time_column``.
     optimizer : {"lazy_adam", "adam", "sgd", "adagrad", "rmsprop", "adamw", "nadam", "gibbs"}, default="lazy_adam"
         Optimizer, by name.  ``"lazy_adam"`` is Adam that updates only the
         embedding rows present in each batch (and their moments), where
@@ -259,8 +282,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
 
         ``"gibbs"`` is no optimizer but Bayesian matrix factorization
         (Salakhutdinov & Mnih 2008, as libFM's MCMC): ``epochs`` Gibbs
-        sweeps over the dot model (with its side information and SVD++'s
-        implicit term, if any), with the penalties, the prior means
+        sweeps over the dot model (with its side information, implicit
+        terms and time effects, if any), with the penalties, the prior means
         and the noise sampled, not tuned (``alpha``, ``alpha_bias``,
         ``learning_rate``, ``batch_size``, ``early_stopping`` and ``n_jobs``
         are unused);
@@ -435,6 +458,11 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
     user_feature_encoders_, item_feature_encoders_ : list of FeatureEncoder
         One per feature column (empty without side information);
         ``encoder.classes_`` of each lists the labels seen in fit.
+    time_column_ : tuple (str, int) or None
+        Name and position in ``X`` of the ``time_column``; None without one.
+    time_range_ : tuple of float or None
+        ``(t_min, t_max)`` of the training ratings' times (seconds for
+        datetimes), the period the time effects span; None without them.
     user_feature_codes_, item_feature_codes_ : ndarray of int32
         Feature codes of every known user (item) row, from its first rating
         in fit, of shape ``(n_users_ + 1, total width)``; used by
@@ -520,6 +548,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         "item_features": [list, tuple, None],
         "implicit": ["boolean", StrOptions({"user", "item", "both"})],
         "alpha_implicit": [Interval(numbers.Real, 0, None, closed="left")],
+        "time_column": [str, Interval(numbers.Integral, 2, None, closed="left"), None],
+        "time_bins": [Interval(numbers.Integral, 1, None, closed="left")],
         "negative_ratio": [Interval(numbers.Real, 0, None, closed="left")],
         "negative_rating": [numbers.Real, None],
         "negative_weight": [Interval(numbers.Real, 0, None, closed="left")],
@@ -562,6 +592,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         item_features=None,
         implicit=False,
         alpha_implicit=0.5,
+        time_column=None,
+        time_bins=30,
         negative_ratio=0.0,
         negative_rating=None,
         negative_weight=1.0,
@@ -595,6 +627,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         self.item_features = item_features
         self.implicit = implicit
         self.alpha_implicit = alpha_implicit
+        self.time_column = time_column
+        self.time_bins = time_bins
         self.negative_ratio = negative_ratio
         self.negative_rating = negative_rating
         self.negative_weight = negative_weight
@@ -749,6 +783,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             vars(self).update(best[1])
         self.auto_results_ = results or None
         del self._implicit_history  # now in the network's weights
+        del self._user_mean_times
         del self._train_weights
         del self._early_stopping
         del self._prepared
@@ -843,6 +878,9 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             pairs = training_pairs if side == "user" else training_pairs.T.tocsr()
             pairs.sort_indices()
             self._implicit_history[side] = (pairs.indptr, pairs.indices)
+        # t_u of every user row, for the time effects' drift (the training ratings' time codes)
+        self._user_mean_times = None if self.time_column_ is None else user_mean_times(
+            rows[:, 0], rows[:, -1], self.n_users_)
         return rows, target, fit_kwargs, candidates, early_stopping
 
     def _present(self, *conditions):
@@ -852,6 +890,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             "implicit": (f"implicit={self.implicit!r}", bool(self.implicit)),
             "user_features": ("user_features", self.user_features),
             "item_features": ("item_features", self.item_features),
+            "time": (f"time_column={self.time_column!r}", self.time_column is not None),
             "loss": (f"loss={self.loss!r}", self.loss != "squared_error"),
             "negatives": (f"negative_ratio={self.negative_ratio!r}", self.negative_ratio > 0),
             "early_stopping": ("early_stopping=True", self.early_stopping is True),
@@ -898,12 +937,12 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         if self.negative_ratio > 0:
             self._require_compiled_path(f"negative_ratio={self.negative_ratio!r}", "Set negative_ratio=0")
         if self.n_estimators > 1 and self.optimizer != "gibbs":  # (gibbs: samples, see _check_gibbs)
-            blockers = self._present("concat", "implicit", "user_features", "item_features", "negatives",
+            blockers = self._present("concat", "implicit", "user_features", "item_features", "time", "negatives",
                                      "distribution")
             if blockers:
                 raise ValueError(
                     f"n_estimators={self.n_estimators!r} averages plain dot models (interaction='dot', no "
-                    "side information, implicit term or sampled pairs, one process); got "
+                    "side information, implicit term, time effects or sampled pairs, one process); got "
                     f"{', '.join(blockers)}. Set n_estimators=1."
                 )
 
@@ -1021,6 +1060,8 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
             implicit=getattr(self, "_implicit_history", {}).get("user"),  # set during fit (and fold_in) only
             item_implicit=getattr(self, "_implicit_history", {}).get("item"),
             alpha_implicit=params["alpha_implicit"],
+            time_effects=None if getattr(self, "time_column_", None) is None else (
+                params["time_bins"], getattr(self, "_user_mean_times", None)),  # t_u: set during fit only
             seed=self._seed(),
         )
         return compile_network(
@@ -1121,6 +1162,7 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         params = self.fitted_params_
         return params["interaction"] == "dot" and not (
             params["implicit"] or self.user_feature_encoders_ or self.item_feature_encoders_
+            or getattr(self, "time_column_", None) is not None
         )
 
     def _pair_inputs(self, user_rows, item_rows):

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ._encoding import UNKNOWN_INDEX, IdEncoder
 
-__all__ = ["FeatureEncoder", "resolve_feature_columns", "first_rows_table"]
+__all__ = ["FeatureEncoder", "resolve_feature_columns", "resolve_time_column", "first_rows_table"]
 
 
 def _is_list_like(value):
@@ -125,20 +125,63 @@ def _pad(codes, lengths, width):
     return out
 
 
+def _resolve_column(param, entry, names, n_columns):
+    """``(name, position)`` of one column named by ``param`` (a name or a position after the ids)."""
+    if isinstance(entry, numbers.Integral) and not isinstance(entry, bool):
+        position = int(entry)
+        if not 2 <= position < n_columns:
+            raise ValueError(
+                f"{param} names column position {position}, but X has {n_columns} "
+                f"columns and positions 0 and 1 are the user and item ids; expected a "
+                f"position in 2..{n_columns - 1}."
+            )
+        return (names[position] if names is not None else f"column {position}"), position
+    if isinstance(entry, str):
+        if names is None:
+            raise ValueError(
+                f"{param} names column {entry!r}, but X has no column names; pass X as a "
+                "pandas DataFrame or name columns by position."
+            )
+        if entry not in names:
+            raise ValueError(f"{param} names column {entry!r}, which is not in X; X has columns {names}.")
+        position = names.index(entry)
+        if position < 2:
+            raise ValueError(
+                f"{param} names column {entry!r}, which is column {position} of X: columns "
+                "0 and 1 are the user and item ids, feature columns come after them."
+            )
+        return entry, position
+    raise ValueError(
+        f"{param} must hold column names (str) or positions (int); got {entry!r} of "
+        f"type {type(entry).__name__}."
+    )
+
+
+def _column_names(estimator):
+    names = getattr(estimator, "feature_names_in_", None)
+    return None if names is None else [str(n) for n in names]
+
+
+def resolve_time_column(estimator, n_columns):
+    """``(name, position)`` of the ``time_column`` of a validated ``X``, or None without one."""
+    if estimator.time_column is None:
+        return None
+    return _resolve_column("time_column", estimator.time_column, _column_names(estimator), n_columns)
+
+
 def resolve_feature_columns(estimator, n_columns):
     """Positions of the user and item feature columns of a validated ``X``.
 
     ``user_features`` / ``item_features`` name columns by position (int) or,
     when the estimator was fitted on a DataFrame (``feature_names_in_``), by
     name.  Columns 0 and 1 are the ids; every other column must be named
-    exactly once.
+    exactly once (the ``time_column``, where the estimator has one, included).
 
     Returns
     -------
     user_columns, item_columns : list of (name, position)
     """
-    names = getattr(estimator, "feature_names_in_", None)
-    names = None if names is None else [str(n) for n in names]
+    names = _column_names(estimator)
     resolved = {}
     for side in ("user", "item"):
         param = f"{side}_features"
@@ -150,54 +193,26 @@ def resolve_feature_columns(estimator, n_columns):
                 f"{param} must be a list of column names or positions; got {spec!r}. "
                 f"Use [{spec!r}] for a single column."
             )
-        columns = []
-        for entry in spec:
-            if isinstance(entry, numbers.Integral) and not isinstance(entry, bool):
-                position = int(entry)
-                if not 2 <= position < n_columns:
-                    raise ValueError(
-                        f"{param} names column position {position}, but X has {n_columns} "
-                        f"columns and positions 0 and 1 are the user and item ids; expected a "
-                        f"position in 2..{n_columns - 1}."
-                    )
-                name = names[position] if names is not None else f"column {position}"
-            elif isinstance(entry, str):
-                if names is None:
-                    raise ValueError(
-                        f"{param} names column {entry!r}, but X has no column names; pass X as a "
-                        "pandas DataFrame or name columns by position."
-                    )
-                if entry not in names:
-                    raise ValueError(
-                        f"{param} names column {entry!r}, which is not in X; X has columns {names}."
-                    )
-                position = names.index(entry)
-                if position < 2:
-                    raise ValueError(
-                        f"{param} names column {entry!r}, which is column {position} of X: columns "
-                        "0 and 1 are the user and item ids, feature columns come after them."
-                    )
-                name = entry
-            else:
-                raise ValueError(
-                    f"{param} must hold column names (str) or positions (int); got {entry!r} of "
-                    f"type {type(entry).__name__}."
-                )
-            columns.append((name, position))
-        resolved[side] = columns
+        resolved[side] = [_resolve_column(param, entry, names, n_columns) for entry in spec]
     positions = [p for side in resolved.values() for _, p in side]
+    time = resolve_time_column(estimator, n_columns) if hasattr(estimator, "time_column") else None
     duplicated = sorted({p for p in positions if positions.count(p) > 1})
     if duplicated:
         raise ValueError(
             f"Column(s) at position(s) {duplicated} are named more than once in user_features and "
             "item_features; each column describes either the user or the item, once."
         )
-    unnamed = sorted(set(range(2, n_columns)) - set(positions))
+    if time is not None and time[1] in positions:
+        raise ValueError(
+            f"time_column names column {time[0]!r}, which user_features or item_features name too; "
+            "the time of a rating is no feature of its user or item: name it once, in time_column."
+        )
+    unnamed = sorted(set(range(2, n_columns)) - set(positions) - ({time[1]} if time else set()))
     if unnamed:
         described = [names[p] for p in unnamed] if names is not None else unnamed
         raise ValueError(
-            f"X has {n_columns} columns but column(s) {described} are not named in user_features "
-            "or item_features; X must have exactly 2 columns (user id, item id) plus the feature "
+            f"X has {n_columns} columns but column(s) {described} are not named in user_features, "
+            "item_features or time_column; X must have exactly 2 columns (user id, item id) plus the "
             "columns those parameters name."
         )
     return resolved["user"], resolved["item"]

@@ -35,13 +35,16 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-__all__ = ["build_network", "dot_tables", "score_rows", "RowL2Embedding", "FeatureEmbedding", "ImplicitFeedback"]
+__all__ = ["build_network", "dot_tables", "score_rows", "RowL2Embedding", "FeatureEmbedding", "ImplicitFeedback",
+           "TimeEffects"]
 
 USER_FACTORS, ITEM_FACTORS = "user_factors", "item_factors"
 USER_BIAS, ITEM_BIAS = "user_bias", "item_bias"
 IMPLICIT = "implicit_feedback"
 #: The item-side ("flipped") twin of the implicit term: ``|N(i)|^-1/2 sum_{v in N(i)} z_v`` added to ``q_i``.
 ITEM_IMPLICIT = "item_implicit_feedback"
+#: Koren's time-aware biases (:mod:`skmfnet._time`), added to ``b_i``.
+TIME = "time_effects"
 #: The sides of the implicit term for each value of the estimator's ``implicit`` parameter.
 IMPLICIT_SIDES = {False: (), True: ("user",), "user": ("user",), "item": ("item",), "both": ("user", "item")}
 
@@ -197,6 +200,55 @@ class ImplicitFeedback(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="skmfnet")
+class TimeEffects(keras.layers.Layer):
+    """timeSVD's biases of each rating's time: ``b_{i, Bin(t)} + a_u dev_u(t)`` (:mod:`skmfnet._time`).
+
+    Trainable: ``item_bin_bias`` (one row of ``n_bins`` per item row) and
+    ``user_drift`` (``a_u`` per user row), both starting at zero; not
+    trainable: ``user_mean`` (``t_u``, set from the training ratings and saved
+    with the model).  ``row_alpha`` penalizes, per rating, the squares of the
+    bin bias and the drift it uses.  Code -1 (unknown time) gives 0.
+
+    Called on ``(user_rows, item_rows, time_codes)``; returns ``(batch, 1)``.
+    """
+
+    def __init__(self, n_users, n_items, n_bins, *, row_alpha=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_users, self.n_items, self.n_bins = int(n_users), int(n_items), int(n_bins)
+        self.row_alpha = float(row_alpha)
+
+    def build(self, input_shape=None):
+        self.item_bin_bias = self.add_weight(shape=(self.n_items, self.n_bins), initializer="zeros",
+                                             name="item_bin_bias")
+        self.user_drift = self.add_weight(shape=(self.n_users, 1), initializer="zeros", name="user_drift")
+        self.user_mean = self.add_weight(shape=(self.n_users,), initializer="zeros", trainable=False,
+                                         name="user_mean")
+        self.built = True
+
+    def call(self, users, items, codes):
+        from ._time import DRIFT_EXPONENT, TIME_STEPS
+
+        users, items, codes = tf.cast(users, "int32"), tf.cast(items, "int32"), tf.cast(codes, "int32")
+        known = tf.cast(codes >= 0, self.item_bin_bias.dtype)
+        fraction = tf.cast(tf.maximum(codes, 0), self.item_bin_bias.dtype) / TIME_STEPS
+        bins = tf.minimum(tf.cast(fraction * self.n_bins, "int32"), self.n_bins - 1)
+        bias = tf.gather_nd(self.item_bin_bias, tf.stack([items, bins], axis=1))
+        delta = fraction - tf.gather(self.user_mean, users)
+        drift = tf.gather(self.user_drift, users)[:, 0]
+        if self.row_alpha > 0:
+            self.add_loss(self.row_alpha * tf.reduce_mean(known * (tf.square(bias) + tf.square(drift))))
+        effect = known * (bias + drift * tf.sign(delta) * tf.pow(tf.abs(delta), DRIFT_EXPONENT))
+        return effect[:, None]
+
+    def compute_output_shape(self, users_shape, items_shape=None, codes_shape=None):
+        return (users_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "n_users": self.n_users, "n_items": self.n_items, "n_bins": self.n_bins,
+                "row_alpha": self.row_alpha}
+
+
+@keras.saving.register_keras_serializable(package="skmfnet")
 class ZeroFirstRow(keras.initializers.Initializer):
     """Wrap an initializer and set row 0 (the unknown-id row) to zeros."""
 
@@ -248,6 +300,7 @@ def build_network(
     implicit=None,
     alpha_implicit=0.0,
     item_implicit=None,
+    time_effects=None,
     seed=None,
 ):
     """Build the (uncompiled) rating network.
@@ -294,6 +347,11 @@ def build_network(
         Koren 2019): the training users of every item row, CSR arrays over
         ``n_items + 1`` rows of user rows; the layer ``item_implicit_feedback``
         adds ``|N(i)|^-1/2 sum_{v in N(i)} z_v`` to ``q_i``.  None: no such term.
+    time_effects : tuple (n_bins, user_mean) or None
+        Koren's time-aware biases (:class:`TimeEffects`, layer ``time_effects``,
+        added to ``b_i``): the number of item time bins and ``t_u`` of every
+        user row (or None, to be set later); the input's last column is then
+        each rating's time code.  None: no time effects.
     seed : int or None
         Seed of every initializer.
 
@@ -321,7 +379,7 @@ def build_network(
     factors = dict(alpha=alpha, regularization=regularization)
     biases = dict(alpha=alpha_bias, regularization=regularization)
     user_features, item_features = list(user_features), list(item_features)
-    n_columns = 2 + sum(int(width) for _, _, width in user_features + item_features)
+    n_columns = 2 + sum(int(width) for _, _, width in user_features + item_features) + (time_effects is not None)
     rows = keras.Input(shape=(n_columns,), dtype="int32", name="user_item_rows")
     users, items = rows[:, 0], rows[:, 1]
     p_u = _embedding(n_users, n_factors, name=USER_FACTORS, initializer=init("factors", 0), **factors)(users)
@@ -345,6 +403,12 @@ def build_network(
             )
             sides[side][part] = sides[side][part] + layer(codes)
     (p_u, b_u), (q_i, b_i) = sides["user"], sides["item"]
+    if time_effects is not None:
+        n_bins, user_mean = time_effects
+        layer = TimeEffects(n_users + 1, n_items + 1, n_bins, row_alpha=alpha_bias, name=TIME)
+        b_i = b_i + layer(users, items, rows[:, -1])
+        if user_mean is not None:
+            layer.user_mean.assign(np.asarray(user_mean, dtype=np.float32))
     if implicit is not None:
         indptr, indices = implicit
         layer = ImplicitFeedback(

@@ -295,6 +295,8 @@ def save_estimator(estimator, path):
             "engine": getattr(estimator, "engine_", None),
         },
     }
+    if getattr(estimator, "time_range_", None) is not None:  # the time effects' training period (skmfnet._time)
+        meta["fitted"]["time_range"] = [float(v) for v in estimator.time_range_]
     if getattr(estimator, "item_item_", None) is not None:  # the item-item term (skmfnet._item_item)
         meta["fitted"].update(
             item_item_alpha=estimator.item_item_alpha_, item_item_weight=estimator.item_item_weight_,
@@ -362,7 +364,7 @@ def _check_saveable(estimator, meta, arrays):
     fitted = meta["fitted"]
     try:
         probe = type(estimator)()  # the loader's checks set attributes: on a stand-in
-        probe.set_params(**{k: v for k, v in meta["params"].items() if k.endswith("_features")})
+        probe.set_params(**{k: v for k, v in meta["params"].items() if k.endswith("_features") or k == "time_column"})
         probe.fitted_params_ = meta["params"]
         _restore_numbers(probe, fitted)
         if name == "EmbeddingMFRegressor":
@@ -583,6 +585,7 @@ def _load_archive(archive, path):
             setattr(estimator, f"{side}_bias_", arrays[f"{side}_bias"].astype(np.float64))
     else:
         _restore_features(estimator, features, arrays, n_users, n_items)
+        _restore_time(estimator, fitted)
         _restore_network(estimator, archive, fitted, n_users, n_items)
     if "seen_indptr" in arrays:
         estimator.seen_ = _seen_from_arrays(arrays, n_users, n_items)
@@ -591,7 +594,8 @@ def _load_archive(archive, path):
 
 # ---------------------------------------------- a dot model, read light
 #: Parameters of a plain dot model (b_u + b_i + p_u . q_i of four tables), as read_dot_model reads them.
-_PLAIN_DOT = {"interaction": "dot", "implicit": False, "user_features": None, "item_features": None}
+_PLAIN_DOT = {"interaction": "dot", "implicit": False, "user_features": None, "item_features": None,
+              "time_column": None}
 #: EmbeddingMFRegressor's parameters (a test keeps them equal to its get_params()): a file with
 #: others was written by another version, and load_estimator says so.
 _MF_PARAMETERS = frozenset({
@@ -599,7 +603,8 @@ _MF_PARAMETERS = frozenset({
     "early_stopping", "epochs", "hidden_layer_sizes", "implicit", "init_std", "interaction", "item_features",
     "learning_rate", "loss", "n_factors", "n_iter_no_change", "n_jobs", "negative_rating", "negative_ratio",
     "negative_weight", "optimizer", "random_state", "regularization", "selection_factors", "user_features",
-    "validation_fraction", "verbose", "item_item_alpha", "item_item_weight", "n_estimators",
+    "validation_fraction", "verbose", "item_item_alpha", "item_item_weight", "n_estimators", "time_column",
+    "time_bins",
 })
 
 
@@ -899,12 +904,13 @@ def _restore_numbers(estimator, fitted):
     n_features = fitted.get("n_features_in")
     if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 2:
         raise InvalidModelFileError(f"n_features_in is {n_features!r}; expected an integer >= 2")
-    # the two ids and each feature column named once (fit refuses any other column)
+    # the two ids, each feature column named once and the time column (fit refuses any other column)
     expected = 2 + sum(len(getattr(estimator, f"{side}_features", None) or ()) for side in ("user", "item"))
+    expected += getattr(estimator, "time_column", None) is not None
     if n_features != expected:
         raise InvalidModelFileError(
             f"n_features_in is {n_features}; expected {expected} (user id, item id and the feature "
-            "columns its parameters name)"
+            "and time columns its parameters name)"
         )
     estimator.n_features_in_ = n_features
     names = fitted.get("feature_names_in")
@@ -1162,6 +1168,28 @@ def _restore_features(estimator, features, arrays, n_users, n_items):
         setattr(estimator, f"{side}_feature_columns_", list(side_columns))
 
 
+def _restore_time(estimator, fitted):
+    """``time_column_`` (resolved from the parameters) and ``time_range_``: two finite numbers, in order."""
+    from ._features import resolve_time_column
+
+    time_range = fitted.get("time_range")
+    if getattr(estimator, "time_column", None) is None:
+        if time_range is not None:
+            raise InvalidModelFileError("time_range is given, but time_column is None")
+        estimator.time_column_ = estimator.time_range_ = None
+        return
+    if not isinstance(time_range, list) or len(time_range) != 2:
+        raise InvalidModelFileError(f"time_range is {time_range!r}; expected [t_min, t_max] with time_column")
+    low, high = (_number(v, "time_range") for v in time_range)
+    if not low <= high:
+        raise InvalidModelFileError(f"time_range is {time_range!r}; expected t_min <= t_max")
+    try:
+        estimator.time_column_ = resolve_time_column(estimator, estimator.n_features_in_)
+    except ValueError as exc:
+        raise InvalidModelFileError(f"its time_column does not match its columns: {exc}") from None
+    estimator.time_range_ = (low, high)
+
+
 def _selection_arrays(arrays, selection_factors):
     """The selection term's (user, item) tables as float32, None without one; row 0 must be zero."""
     if not selection_factors:
@@ -1234,6 +1262,9 @@ def _network_layers(estimator, n_users, n_items, n_train):
             {"n_users": owners + 1, "n_items": labels + 1, "n_factors": k,
              "n_pairs": (None, pairs if n_train is None else min(pairs, n_train))},
         )
+    if getattr(estimator, "time_column", None) is not None:
+        layers["time_effects"] = ({"TimeEffects"}, {"n_users": n_users + 1, "n_items": n_items + 1,
+                                                    "n_bins": estimator.time_bins})
     if estimator.interaction == "concat":
         widths = [2 * k + 2, *estimator.hidden_layer_sizes, 1]
         names = [f"hidden_{i}" for i in range(len(widths) - 2)] + ["score"]
@@ -1250,6 +1281,8 @@ def _n_weights(layers, pairs=True):
             total += fields["input_dim"] * fields["output_dim"]
         elif "units" in fields:
             total += (fields["input_width"] + 1) * fields["units"]
+        elif "n_bins" in fields:  # time effects: item_bin_bias, user_drift, user_mean
+            total += fields["n_items"] * fields["n_bins"] + 2 * fields["n_users"]
         else:  # implicit feedback: y, indptr, indices
             total += fields["n_items"] * fields["n_factors"] + fields["n_users"] + (fields["n_pairs"][1] + 1) * pairs
     return total
@@ -1296,7 +1329,7 @@ def _check_keras_config(config, layers, n_columns):
             if shape != [None, n_columns]:
                 raise InvalidModelFileError(
                     f"{where}: input {name!r} declares batch_shape {shape!r}; expected [None, {n_columns}] "
-                    "(user row, item row and feature codes)"
+                    "(user row, item row, feature codes and, with time_column, the time code)"
                 )
         elif cls not in _WEIGHTLESS_LAYERS:
             raise InvalidModelFileError(
@@ -1353,7 +1386,7 @@ def _read_keras_archive(archive, estimator, n_users, n_items, n_train):
         where = f"{_KERAS}/{_KERAS_CONFIG}"
         config = _parse_json(_read_member(inner, _KERAS_CONFIG, _MAX_KERAS_CONFIG_BYTES, where), where)
         weights = inner.read(_KERAS_WEIGHTS)  # its size is checked above
-    n_columns = 2 + sum(e.width for e in _feature_encoders(estimator))
+    n_columns = 2 + sum(e.width for e in _feature_encoders(estimator)) + (estimator.time_column is not None)
     _check_keras_config(config, layers, n_columns)
     _check_self_contained(weights)
     return data, config, weights

@@ -3,7 +3,7 @@
 The second step of the package's one-way flow::
 
     X --(validate_user_item)--> raw ids, feature columns
-      --(this module)--> int32 rows (user row, item row, feature codes)
+      --(this module)--> int32 rows (user row, item row, feature codes[, time code])
       --(network)--> centred scores
 
 :func:`fit_encoding` learns everything the encoding needs from the training
@@ -19,7 +19,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ._encoding import IdEncoder
-from ._features import FeatureEncoder, first_rows_table, resolve_feature_columns
+from ._features import FeatureEncoder, first_rows_table, resolve_feature_columns, resolve_time_column
+from ._time import TIME_STEPS, fit_time_range, time_codes, time_values
 
 __all__ = ["Encoding", "encode", "fit_encoding", "pair_inputs"]
 
@@ -37,6 +38,8 @@ class Encoding(NamedTuple):
     item_feature_encoders_: list
     user_feature_codes_: np.ndarray  # codes of each user row's first training rating
     item_feature_codes_: np.ndarray
+    time_column_: tuple  # (name, position in X) of the time_column, or None
+    time_range_: tuple  # (t_min, t_max) of the training ratings' times, or None
 
 
 def fit_encoding(estimator, users, items, extras):
@@ -48,10 +51,16 @@ def fit_encoding(estimator, users, items, extras):
     Returns
     -------
     encoding : Encoding
-    rows : ndarray of int32, shape (n, 2 + total feature width)
-        The network's input for the training ratings.
+    rows : ndarray of int32, shape (n, 2 + total feature width [+ 1])
+        The network's input for the training ratings; with a ``time_column``,
+        the last column is each rating's time code (:mod:`skmfnet._time`).
     """
     user_columns, item_columns = resolve_feature_columns(estimator, 2 + extras.shape[1])
+    time_column = resolve_time_column(estimator, 2 + extras.shape[1])
+    time_range = None
+    if time_column is not None:
+        times = time_values(extras[:, time_column[1] - 2], time_column[0])
+        time_range = fit_time_range(times, time_column[0])
     user_encoder, item_encoder = IdEncoder(), IdEncoder()
     user_rows = user_encoder.fit_transform(users)
     item_rows = item_encoder.fit_transform(items)
@@ -70,9 +79,13 @@ def fit_encoding(estimator, users, items, extras):
         item_feature_encoders_=item_feature_encoders,
         user_feature_codes_=first_rows_table(user_rows, user_codes, user_encoder.n_known),
         item_feature_codes_=first_rows_table(item_rows, item_codes, item_encoder.n_known),
+        time_column_=time_column,
+        time_range_=time_range,
     )
-    rows = np.column_stack([user_rows, item_rows, user_codes, item_codes]).astype(np.int32)
-    return encoding, rows
+    rows = [user_rows, item_rows, user_codes, item_codes]
+    if time_column is not None:
+        rows.append(time_codes(times, time_range))
+    return encoding, np.column_stack(rows).astype(np.int32)
 
 
 def id_rows(fitted, users, items):
@@ -82,25 +95,27 @@ def id_rows(fitted, users, items):
 
 def encode(fitted, users, items, extras):
     """The network's input for raw ids and feature columns, from fitted state only."""
-    return np.column_stack(
-        [
-            id_rows(fitted, users, items),
-            _feature_codes(fitted.user_feature_encoders_, fitted.user_feature_columns_, extras, fit=False),
-            _feature_codes(fitted.item_feature_encoders_, fitted.item_feature_columns_, extras, fit=False),
-        ]
-    ).astype(np.int32)
+    columns = [
+        id_rows(fitted, users, items),
+        _feature_codes(fitted.user_feature_encoders_, fitted.user_feature_columns_, extras, fit=False),
+        _feature_codes(fitted.item_feature_encoders_, fitted.item_feature_columns_, extras, fit=False),
+    ]
+    time_column = getattr(fitted, "time_column_", None)  # (absent from estimators fitted before it existed)
+    if time_column is not None:
+        name, position = time_column
+        columns.append(time_codes(time_values(extras[:, position - 2], name), fitted.time_range_)[:, None])
+    return np.column_stack(columns).astype(np.int32)
 
 
 def pair_inputs(fitted, user_rows, item_rows):
-    """The network's input for encoded rows, with the features stored at fit (for recommend)."""
-    return np.column_stack(
-        [
-            user_rows,
-            item_rows,
-            fitted.user_feature_codes_[user_rows],
-            fitted.item_feature_codes_[item_rows],
-        ]
-    ).astype(np.int32)
+    """The network's input for encoded rows, with the features stored at fit (for recommend).
+
+    With a ``time_column``, as of the end of the training period (there is no time to read).
+    """
+    columns = [user_rows, item_rows, fitted.user_feature_codes_[user_rows], fitted.item_feature_codes_[item_rows]]
+    if getattr(fitted, "time_column_", None) is not None:
+        columns.append(np.full(len(user_rows), TIME_STEPS))
+    return np.column_stack(columns).astype(np.int32)
 
 
 def _feature_codes(encoders, columns, extras, *, fit):

@@ -81,7 +81,7 @@ class _Holder:
 @pytest.mark.parametrize(
     "holder, n_columns, message",
     [
-        (_Holder(), 3, r"column\(s\) \[2\] are not named in user_features or item_features"),
+        (_Holder(), 3, r"column\(s\) \[2\] are not named in user_features, item_features or time_column"),
         (_Holder(["age"], names=["u", "i", "age", "x"]), 4, r"\['x'\] are not named"),
         (_Holder(["age"], ["age"], names=["u", "i", "age"]), 3, "named more than once"),
         (_Holder(["age"]), 3, "X has no column names"),

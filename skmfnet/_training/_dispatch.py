@@ -91,6 +91,7 @@ def compiled_path_blockers(params):
             ("user_features", not params["user_features"]),
             ("item_features", not params["item_features"]),
             ("implicit", not params["implicit"]),
+            ("time_column", params.get("time_column") is None),
             ("distribution", params["distribution"] in (None, "multi_worker", "parameter_server")),
         ]
         if not ok

@@ -45,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._scoring import fold_members
+from .._time import drift_and_bins
 
 __all__ = ["BURN_IN_FRACTION", "fit_gibbs", "kept_sweeps", "sample_tables"]
 
@@ -242,8 +243,51 @@ class _ImplicitTable:
         return self.contribution(self.codes)
 
 
+class _TimeTerms:
+    """Koren's time-aware biases ``b_{i, Bin(t)} + a_u dev_u(t)`` (:mod:`skmfnet._time`), sampled.
+
+    Every bin bias and every drift is a scalar with a Gaussian conditional
+    given the rest (one regression on its ratings' residuals, with ``dev_u(t)``
+    as the drift's covariate); each of the two tables has a Normal-Gamma prior
+    of its own.  Rows of unknown ids (row 0) stay zero.
+    """
+
+    def __init__(self, users, items, codes, user_mean, n_bins, n_users, n_items):
+        self.user_mean, self.n_bins = np.asarray(user_mean, dtype=np.float64), int(n_bins)
+        self.users, self.items, self.codes = users, items, codes
+        self.bin_bias = np.zeros((n_items + 1, self.n_bins))
+        self.user_drift = np.zeros(n_users + 1)
+
+    def share(self, users, items, codes):
+        """Per rating, the time terms' part of the score (0 for an unknown time)."""
+        drift, bins, known = drift_and_bins(users, codes, self.user_mean, self.n_bins)
+        return known * (self.bin_bias[items, bins] + self.user_drift[users] * drift)
+
+    def draw(self, residual, w, tau, rng):
+        """Draw both tables given ``residual``: the ratings less everything but the time terms."""
+        drift, bins, known = drift_and_bins(self.users, self.codes, self.user_mean, self.n_bins)
+        weight = w * known
+        cells = self.items * self.n_bins + bins
+        flat = self.bin_bias.reshape(-1)
+        e = residual - known * self.user_drift[self.users] * drift
+        flat[:] = _draw_scalars(flat, cells, weight, np.ones(len(e)), e, tau, first=self.n_bins, rng=rng)
+        e = residual - known * flat[cells]
+        self.user_drift[:] = _draw_scalars(self.user_drift, self.users, weight, drift, e, tau, first=1, rng=rng)
+
+
+def _draw_scalars(table, index, w, x, e, tau, *, first, rng):
+    """Each entry of ``table`` given the ratings it enters as ``table[index] * x`` (residuals ``e``); from ``first``."""
+    prior_mean, prior_precision = _draw_hyper(table[first:, None], rng)
+    precision = prior_precision + tau * np.bincount(index, weights=w * x * x, minlength=len(table))
+    rhs = prior_precision * prior_mean + tau * np.bincount(index, weights=w * x * e, minlength=len(table))
+    out = rhs / precision + rng.standard_normal(len(table)) / np.sqrt(precision)
+    out[:first] = 0.0
+    return out
+
+
 def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed, init_std=0.01, weights=None,
-                  features=(), implicit=None, item_implicit=None, validation=None, verbose=0, on_sweep=None):
+                  features=(), implicit=None, item_implicit=None, time=None, validation=None, verbose=0,
+                  on_sweep=None):
     """Gibbs sweeps over the encoded ratings; returns (tables, history).
 
     Parameters
@@ -269,6 +313,10 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
     item_implicit : tuple (indptr, indices) or None
         ``N(i)`` of its item-side twin (over the ``n_items + 1`` item rows,
         of user rows), as the network's ``item_implicit_feedback`` layer holds it.
+    time : tuple (n_bins, user_mean) or None
+        Koren's time-aware biases (:class:`_TimeTerms`), with ``X``'s last
+        column each rating's time code, as the network's ``time_effects``
+        layer takes them; None: none.
     validation : tuple (X_val, y_val) or None
         Encoded, centred ratings: ``val_rmse`` of the average of the samples
         kept so far (of the current sample before the first is kept).
@@ -284,7 +332,8 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         ``1 / sqrt(n_samples)`` (float32, ``n_factors * n_samples`` wide), and
         their mean bias (float32, one column); with ``implicit``, also
         ``implicit`` (``item_implicit``): the kept samples' ``y`` (``z``) side
-        by side, scaled so.
+        by side, scaled so; with ``time``, ``item_bin_bias`` and
+        ``user_drift``: the kept samples' mean.
     history : dict of list of float
         Per sweep ``loss`` (weighted mean squared error of the sweep's sample on
         the training ratings) and ``rmse`` (its root), and ``val_rmse``.
@@ -316,6 +365,11 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
     for t in tables[:2]:  # the ids' factors start small and random (biases and features at zero)
         t.table[1:, 1:] = rng.normal(0.0, init_std, (len(t.table) - 1, n_factors))
     shares = {t.name: t.contribution(t.codes) for t in tables}
+    times, time_share = None, np.zeros(len(y))
+    if time is not None:
+        times = _TimeTerms(X[:, 0].astype(np.int64), X[:, 1].astype(np.int64), X[:, -1].astype(np.int64), time[1],
+                           time[0], n_users, n_items)
+        kept_time = {"item_bin_bias": [], "user_drift": []}
     tau = 1.0
     keep = set(kept_sweeps(sweeps, n_samples).tolist())
     kept = {t.name: [] for t in tables}
@@ -326,6 +380,7 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         val_codes += [np.asarray(validation[0])[:, column : column + 1].astype(np.int64)
                       for _, _, column, _, _ in implicit_terms]
         val_y, val_sum = np.asarray(validation[1], dtype=np.float64), None
+        val_rows = np.asarray(validation[0]).astype(np.int64)
 
     def side_total(side, share_of):
         return sum(share_of[t.name] for t in tables if t.side == side)
@@ -338,13 +393,16 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         for side, other in (("user", "item"), ("item", "user")):
             total = side_total(other, shares)
             x = np.column_stack([np.ones(len(y)), total[:, 1:]])
-            target = y - total[:, 0]
+            target = y - total[:, 0] - time_share
             own = side_total(side, shares)
             for t in (t for t in tables if t.side == side):
                 rest = own - shares[t.name]
                 shares[t.name] = t.draw(x, target - _row_dot(rest, x), shares[t.name], w, tau, rng)
                 own = rest + shares[t.name]
-        error = y - score(shares)
+        if times is not None:
+            times.draw(y - score(shares), w, tau, rng)
+            time_share = times.share(times.users, times.items, times.codes)
+        error = y - score(shares) - time_share
         squared = float(np.sum(w * error**2))
         if not (np.isfinite(squared) and all(np.isfinite(t.table).all() for t in tables)):
             raise TrainingDivergedError(
@@ -356,8 +414,13 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         if sweep in keep:
             for t in tables:
                 kept[t.name].append(t.table.copy())
+            if times is not None:
+                kept_time["item_bin_bias"].append(times.bin_bias.copy())
+                kept_time["user_drift"].append(times.user_drift[:, None].copy())
         if validation is not None:
             current = score({t.name: t.contribution(codes) for t, codes in zip(tables, val_codes)})
+            if times is not None:
+                current = current + times.share(val_rows[:, 0], val_rows[:, 1], val_rows[:, -1])
             if sweep in keep:
                 val_sum = current if val_sum is None else val_sum + current
             average = current if val_sum is None else val_sum / len(kept["user"])
@@ -374,6 +437,8 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
             out[t.name] = factors
         else:
             out[f"{t.name}_factors"], out[f"{t.name}_bias"] = factors, bias
+    if times is not None:
+        out.update({name: np.mean(samples, axis=0).astype(np.float32) for name, samples in kept_time.items()})
     return out, history
 
 
@@ -388,6 +453,7 @@ def fit_gibbs(model, X, y, *, n_factors, n_samples, init_std, sweeps, seed, feat
     """
     from .._network import IMPLICIT as IMPLICIT_LAYER
     from .._network import ITEM_IMPLICIT as ITEM_IMPLICIT_LAYER
+    from .._network import TIME as TIME_LAYER
 
     width = model.get_layer("user_factors").embeddings.shape[1]
     if n_factors * n_samples != width:
@@ -399,16 +465,21 @@ def fit_gibbs(model, X, y, *, n_factors, n_samples, init_std, sweeps, seed, feat
         if name in layers:
             indptr = layers[name].indptr.numpy().astype(np.int64)
             histories[key] = (indptr, layers[name].indices.numpy()[: indptr[-1]].astype(np.int64))
+    time = None
+    if TIME_LAYER in layers:
+        time = (layers[TIME_LAYER].n_bins, layers[TIME_LAYER].user_mean.numpy())
     tables, history = sample_tables(
         X, y, n_users=model.get_layer("user_factors").embeddings.shape[0] - 1,
         n_items=model.get_layer("item_factors").embeddings.shape[0] - 1, n_factors=n_factors,
         n_samples=n_samples, sweeps=sweeps, seed=seed, init_std=init_std, weights=weights, features=features,
-        implicit=histories.get(IMPLICIT), item_implicit=histories.get(ITEM_IMPLICIT), validation=validation,
-        verbose=verbose,
+        implicit=histories.get(IMPLICIT), item_implicit=histories.get(ITEM_IMPLICIT), time=time,
+        validation=validation, verbose=verbose,
     )
     for name, table in tables.items():
         if name in (IMPLICIT, ITEM_IMPLICIT):
             layers[{key: layer for layer, key in key_of.items()}[name]].y.assign(table)
+        elif name in ("item_bin_bias", "user_drift"):
+            getattr(layers[TIME_LAYER], name).assign(table)
         else:
             model.get_layer(name).embeddings.assign(table if table.ndim == 2 else table[:, None])
     return history
