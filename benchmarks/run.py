@@ -132,14 +132,14 @@ def plan(args, parser):
             )
         skipped = {}
     else:
-        selected = [n for n, s in M.MODELS.items() if s.quick_default or not args.quick]
+        selected = [n for n, s in M.MODELS.items() if (s.quick_default if args.quick else s.in_full_run)]
         skipped = {n: f"not installed: {', '.join(missing[n])}" for n in selected if n in missing}
         selected = [n for n in selected if n not in missing]
     folds = args.folds or ([1] if args.quick else list(ALL_FOLDS))
     full = (
         not args.quick
         and protocols == list(PROTOCOLS)
-        and selected == list(M.MODELS)
+        and selected == [n for n, s in M.MODELS.items() if s.in_full_run]
         and not skipped
         and folds == list(ALL_FOLDS)
     )

@@ -53,21 +53,27 @@ def _random_split(X, y, seed):
     return X[~held].reset_index(drop=True), y[~held], X[held].reset_index(drop=True), y[held]
 
 
-def datasets(seed):
-    """Name -> (X_train, y_train, X_test, y_test)."""
+def datasets(seed, time=False):
+    """Name -> (X_train, y_train, X_test, y_test).
+
+    ``time=True``: X also has the ratings' ``timestamp`` column, and the
+    synthetic ratings, which have no times, are left out.
+    """
     from skmfnet.datasets import make_ratings
 
+    columns = list(P.ID_COLUMNS) + ([P.TIME_COLUMN] if time else [])
     data = P.load_movielens_100k()
-    out = {"ml100k_temporal": P.columns(P.temporal_split(data), P.ID_COLUMNS)}
-    ratings = data.X[list(P.ID_COLUMNS)].assign(rating=data.y)
+    out = {"ml100k_temporal": P.columns(P.temporal_split(data), columns)}
+    ratings = data.X[columns].assign(rating=data.y)
     users = ratings["user_id"].unique()
     half = set(np.random.default_rng(seed).permutation(users)[: len(users) // 2])
     for name, mask in (("ml100k_users_a", ratings["user_id"].isin(half)),
                        ("ml100k_users_b", ~ratings["user_id"].isin(half))):
         part = ratings[mask].reset_index(drop=True)
-        out[name] = _random_split(part[list(P.ID_COLUMNS)], part["rating"], seed)
-    synthetic = make_ratings(**SYNTHETIC, random_state=seed)
-    out["synthetic_popularity"] = _random_split(synthetic[list(P.ID_COLUMNS)], synthetic["rating"], seed)
+        out[name] = _random_split(part[columns], part["rating"], seed)
+    if not time:
+        synthetic = make_ratings(**SYNTHETIC, random_state=seed)
+        out["synthetic_popularity"] = _random_split(synthetic[list(P.ID_COLUMNS)], synthetic["rating"], seed)
     return {name: (X, np.asarray(y, dtype=np.float64), X_test, np.asarray(y_test, dtype=np.float64))
             for name, (X, y, X_test, y_test) in out.items()}
 

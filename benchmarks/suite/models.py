@@ -19,7 +19,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from benchmarks.suite.peers import CornacRanker, CornacRegressor, ImplicitALSRanker, SurpriseRegressor
 from benchmarks.suite.search import HoldoutRankingSearch
-from benchmarks.suite.protocols import ID_COLUMNS, ITEM_FEATURES, USER_FEATURES
+from benchmarks.suite.protocols import ID_COLUMNS, ITEM_FEATURES, TIME_COLUMN, USER_FEATURES
 
 
 def _skmfnet():
@@ -121,14 +121,28 @@ def make_vote(seed, params):
     )
 
 
-#: Bayesian matrix factorization by Gibbs sampling ("mf_gibbs", issue 38).  n_factors and epochs chosen by
-#: benchmarks/explore/explore_gibbs.py on held-out ratings of u1.base and u2.base
-#: (results/explore/explore_gibbs.json); the 32 samples kept fixed beforehand.
-GIBBS_PARAMS = dict(optimizer="gibbs", n_factors=10, epochs=100, n_estimators=32)
-#: The single-estimator accuracy configuration ("mf_record"): the sampler with the side information of the
-#: side-information rows (SIDE_PARAMS); the same grid and rule on held-out training ratings chose the same
-#: K and sweeps (explore_gibbs.py --side, results/explore/explore_gibbs_side.json).
+#: Bayesian matrix factorization by Gibbs sampling (issue 38), chosen in three steps on held-out ratings of
+#: u1.base and u2.base (benchmarks/explore/explore_gibbs.py; no test file read):
+#: n_factors and epochs (results/explore/explore_gibbs.json, the 32 samples fixed beforehand) ...
+GIBBS_BASE = dict(optimizer="gibbs", n_factors=10, epochs=100, n_estimators=32)
+#: ... then the implicit terms and the samples kept (--implicit, explore_gibbs_implicit.json: both terms,
+#: 64 samples, with and without side information) ...
+GIBBS_IMPLICIT = dict(GIBBS_BASE, implicit="both", n_estimators=64)
+#: ... then the time effects with Koren's 30 bins (--time, explore_gibbs_time.json): "mf_gibbs", ratings alone.
+GIBBS_PARAMS = dict(GIBBS_IMPLICIT, time_column=TIME_COLUMN)
+TIME_COLUMNS = ID_COLUMNS + (TIME_COLUMN,)
+#: The single-estimator accuracy configuration ("mf_record"): the same with the side information of the
+#: side-information rows (SIDE_PARAMS), which the same steps chose the same way (explore_gibbs_side.json,
+#: and the "side" parts of explore_gibbs_implicit.json and explore_gibbs_time.json).
 RECORD_PARAMS = dict(GIBBS_PARAMS, **SIDE_PARAMS)
+#: The ablation rows (issue 38): each adds one thing to the one before, up to "mf_gibbs" and "mf_record".
+GIBBS_ABLATION = {
+    "mf_gibbs_base": ("K=10, 100 sweeps, 32 samples", GIBBS_BASE),
+    "mf_gibbs_samples": ("+ 64 samples", dict(GIBBS_BASE, n_estimators=64)),
+    "mf_gibbs_user": ("+ implicit='user' (SVD++)", dict(GIBBS_BASE, n_estimators=64, implicit="user")),
+    "mf_gibbs_item": ("+ implicit='item' instead (flipped)", dict(GIBBS_BASE, n_estimators=64, implicit="item")),
+    "mf_gibbs_both": ("+ implicit='both'", GIBBS_IMPLICIT),
+}
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,8 @@ class Model:
         callable seed -> dict)
     quick_default : part of the default ``--quick`` selection (the others run
         under ``--quick`` only when named with ``--models``)
+    in_full_run : part of the default full selection (False: an ablation row,
+        run only when named with ``--models``)
     fallback : what the model predicts for a user or item unseen in training
     published_rmse : RMSE the library itself publishes (not measured here)
     requires : modules the model needs; missing ones drop it from default selections
@@ -153,6 +169,7 @@ class Model:
     fallback: str
     quick: dict | Callable = field(default_factory=dict)
     quick_default: bool = False
+    in_full_run: bool = True
     published_rmse: float | None = None
     published_source: str | None = None
     requires: tuple = ()  # top-level modules needed (peers: the "bench" extra)
@@ -233,21 +250,35 @@ MODELS = {
         quick_default=True,
         columns=SIDE_COLUMNS,
     ),
+    **{
+        name: Model(
+            make=lambda seed, params=params: _skmfnet()[2](**params, random_state=seed),
+            label=f"gibbs ablation: {what}",
+            protocol="folds",
+            fallback="mu + known side's bias (the samples' average)",
+            quick={"epochs": 10, "n_estimators": 2},
+            in_full_run=False,
+        )
+        for name, (what, params) in GIBBS_ABLATION.items()
+    },
     "mf_gibbs": Model(
         make=lambda seed: _skmfnet()[2](**GIBBS_PARAMS, random_state=seed),
-        label="EmbeddingMFRegressor(optimizer='gibbs', n_factors=10, epochs=100, n_estimators=32)",
+        label="EmbeddingMFRegressor(optimizer='gibbs', n_factors=10, epochs=100, n_estimators=64, implicit='both', "
+              "time_column)",
         protocol="folds",
-        fallback="mu + known side's bias (the samples' average)",
+        fallback="mu + known side's bias, no time effect for an unknown item (the samples' average)",
         quick={"epochs": 10, "n_estimators": 2},
+        columns=TIME_COLUMNS,
     ),
     "mf_record": Model(
         make=lambda seed: _skmfnet()[2](**RECORD_PARAMS, random_state=seed),
-        label="EmbeddingMFRegressor(optimizer='gibbs', n_factors=10, epochs=100, n_estimators=32, user_features, "
-              "item_features)",
+        label="EmbeddingMFRegressor(optimizer='gibbs', n_factors=10, epochs=100, n_estimators=64, implicit='both', "
+              "time_column, user_features, item_features)",
         protocol="folds",
-        fallback="mu + known side's bias + the features' rows (the samples' average)",
+        fallback="mu + known side's bias + the features' rows, no time effect for an unknown item (the samples' "
+                 "average)",
         quick={"epochs": 10, "n_estimators": 2},
-        columns=SIDE_COLUMNS,
+        columns=SIDE_COLUMNS + (TIME_COLUMN,),
     ),
     "mf_side_vote": Model(
         make=lambda seed: make_vote(seed, SIDE_IMPLICIT_PARAMS),

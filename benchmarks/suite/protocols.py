@@ -48,6 +48,8 @@ RANKING_THRESHOLD = 4.0
 ID_COLUMNS = ("user_id", "item_id")
 USER_FEATURES = ("age_group", "gender", "occupation")
 ITEM_FEATURES = ("genres", "year_group")
+#: Each rating's time (Unix seconds), for the time effects (``time_column``).
+TIME_COLUMN = "timestamp"
 #: Age groups of MovieLens 1M's users.dat (under 18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+).
 AGE_EDGES = [0, 18, 25, 35, 45, 50, 56, 200]
 #: Release-year groups: decades up to 1990, then single years (most movies are from the 1990s).
@@ -91,7 +93,8 @@ class Data:
 
 def load_movielens_100k(data_home=None):
     bunch = fetch_movielens("100k", data_home=data_home, verbose=False)
-    X = bunch.ratings[list(ID_COLUMNS)].join(side_information(bunch))
+    X = bunch.ratings[list(ID_COLUMNS)].join(side_information(bunch)).assign(
+        **{TIME_COLUMN: bunch.ratings["timestamp"].to_numpy()})
     y = bunch.ratings["rating"].to_numpy(dtype=np.float64)
     folds = list(PredefinedSplit(bunch.test_fold).split())
     return Data(X=X, y=y, folds=folds, path=bunch.path, timestamps=bunch.ratings["timestamp"].to_numpy())
