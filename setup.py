@@ -1,4 +1,5 @@
-"""Build of the compiled extensions (``skmfnet._training._kernel``, ``skmfnet._row_sums``); the rest: ``pyproject.toml``.
+"""Build of the compiled extensions (``skmfnet._training._kernel``, ``skmfnet._row_sums``,
+``skmfnet._training._gibbs_rows``); the rest: ``pyproject.toml``.
 
 ``pip install .``, ``pip install -e .`` and ``python -m build`` compile the
 Cython kernel with the machine's C compiler, as scikit-learn, Surprise and
@@ -24,6 +25,8 @@ setup(
         [
             Extension("skmfnet._training._kernel", ["skmfnet/_training/_kernel.pyx"], extra_compile_args=flags),
             Extension("skmfnet._row_sums", ["skmfnet/_row_sums.pyx"], extra_compile_args=flags),
+            Extension("skmfnet._training._gibbs_rows", ["skmfnet/_training/_gibbs_rows.pyx"],
+                      extra_compile_args=flags),
         ],
         compiler_directives={"language_level": "3"},
     )

@@ -275,3 +275,47 @@ def test_a_sampled_model_with_the_implicit_terms_saves_loads_and_folds_in(tmp_pa
     assert np.isfinite(loaded.predict(new)).all()
     top = loaded.recommend([10**6], n=3)
     assert len(top) == 3 and top["score"].notna().all()
+
+
+def _reference_rows(indptr, owners, weights, gram, g, y, tau, prior_mean, prior_precision, normals):
+    """The compiled loop in numpy, row by row (the form it replaced)."""
+    for row in range(1, len(y)):
+        users, c = owners[indptr[row]:indptr[row + 1]], weights[indptr[row]:indptr[row + 1]]
+        if not len(users):
+            y[row] = prior_mean + normals[row] / np.sqrt(prior_precision)
+            continue
+        grams = gram[users]
+        summed = np.tensordot(c * c, grams, axes=1)
+        precision = tau * summed + np.diag(prior_precision)
+        rhs = tau * (c @ g[users] + summed @ y[row]) + prior_precision * prior_mean
+        lower = np.linalg.cholesky(precision)
+        new = np.linalg.solve(precision, rhs) + np.linalg.solve(lower.T, normals[row])
+        g[users] -= c[:, None] * (grams @ (new - y[row]))
+        y[row] = new
+
+
+def test_the_compiled_implicit_loop_is_the_numpy_one():
+    from skmfnet._training._gibbs_rows import draw_implicit_rows
+
+    rng = np.random.default_rng(3)
+    n_owners, n_rows, k = 12, 9, 4
+    pairs = sp.random(n_rows, n_owners, density=0.4, format="csr", random_state=4, data_rvs=lambda n: rng.uniform(
+        0.2, 1.0, n))
+    pairs[5] = 0  # a row no owner holds: drawn from the prior
+    pairs.eliminate_zeros()
+    factors = rng.normal(size=(n_owners, 6, k))
+    gram = np.einsum("oni,onj->oij", factors, factors)
+    g, y = rng.normal(size=(n_owners, k)), rng.normal(size=(n_rows, k))
+    args = (2.0, rng.normal(size=k), rng.uniform(0.5, 2, k), rng.standard_normal((n_rows, k)))
+    expected_g, expected_y = g.copy(), y.copy()
+    _reference_rows(pairs.indptr, pairs.indices, pairs.data, gram, expected_g, expected_y, *args)
+    draw_implicit_rows(pairs.indptr.astype(np.int64), pairs.indices.astype(np.int32), pairs.data, gram, g, y, *args)
+    np.testing.assert_allclose(y, expected_y, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g, expected_g, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="an owner is outside gram and g"):
+        bad = pairs.indices.astype(np.int32).copy()
+        bad[0] = n_owners
+        draw_implicit_rows(pairs.indptr.astype(np.int64), bad, pairs.data, gram, g, y, *args)
+    with pytest.raises(ValueError, match="gram must be"):
+        draw_implicit_rows(pairs.indptr.astype(np.int64), pairs.indices.astype(np.int32), pairs.data,
+                           np.ascontiguousarray(gram[:, :2]), g, y, *args)

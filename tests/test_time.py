@@ -77,6 +77,8 @@ def test_unknown_and_out_of_period_times(params):
     users, items = est.user_encoder_.transform(rows["user_id"]), est.item_encoder_.transform(rows["item_id"])
     np.testing.assert_allclose(est.predict(rows), pair_scores(est.mu_, dot_tables(est.model_), users, items),
                                rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="missing:\n- when"):
+        est.predict(X[["user_id", "item_id"]])  # the time column missing
     late, last = X.iloc[:5].assign(when=X["when"].max() + 1e9), X.iloc[:5].assign(when=X["when"].max())
     np.testing.assert_array_equal(est.predict(late), est.predict(last))
     assert not np.allclose(est.predict(last), est.predict(rows))

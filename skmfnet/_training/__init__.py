@@ -29,6 +29,8 @@ Modules (arrows point one way: ``_rules`` -> ``_dispatch``, ``_kernel``;
     tables sharded over parameter servers.
 ``_gibbs``
     ``optimizer="gibbs"``: Gibbs sampling of the dot model, its samples averaged.
+``_gibbs_rows`` (compiled, Cython)
+    the sampler's one sequential loop: an implicit term's rows, each given the others.
 """
 
 import numpy as np

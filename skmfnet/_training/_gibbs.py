@@ -222,24 +222,18 @@ class _ImplicitTable:
 
     def draw(self, x, target, contribution, w, tau, rng):
         """Draw the table given the items' ``x`` and ``target`` (the rating less every other table's share)."""
+        from ._gibbs_rows import draw_implicit_rows
+
         factors = x[:, 1:]
         group = _grouping(self.codes[:, 0], self.history.shape[0], w)
         gram = _grams(group, factors)
         g = group @ (factors * (target - _row_dot(contribution, x))[:, None])
         prior_mean, prior_precision = _draw_hyper(self.table[1:, 1:], rng)
-        y, bounds = self.table[:, 1:], self.by_label.indptr
-        for label in range(1, len(y)):
-            users, c = self.by_label.indices[bounds[label] : bounds[label + 1]], self.by_label.data[bounds[label] : bounds[label + 1]]
-            if not len(users):  # an item no training user rated: a draw from the prior
-                y[label] = prior_mean + rng.standard_normal(len(prior_mean)) / np.sqrt(prior_precision)
-                continue
-            grams = gram[users]
-            summed = np.tensordot(c * c, grams, axes=1)
-            precision = tau * summed + np.diag(prior_precision)
-            rhs = tau * (c @ g[users] + summed @ y[label]) + prior_precision * prior_mean
-            new = _draw_gaussians(precision[None], rhs[None], rng)[0]
-            g[users] -= c[:, None] * (grams @ (new - y[label]))
-            y[label] = new
+        y = np.ascontiguousarray(self.table[:, 1:])
+        draw_implicit_rows(self.by_label.indptr.astype(np.int64), self.by_label.indices.astype(np.int32),
+                           self.by_label.data.astype(np.float64), gram, np.ascontiguousarray(g), y, float(tau),
+                           prior_mean, prior_precision, rng.standard_normal(y.shape))
+        self.table[:, 1:] = y
         return self.contribution(self.codes)
 
 
