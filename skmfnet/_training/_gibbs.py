@@ -12,16 +12,18 @@ libFM's MCMC uses (Rendle, "Factorization Machines with libFM", 2012):
 
 where, with side information, ``[b_u, p_u]`` also holds the mean of the rows
 of the user's labels of each user feature (and ``[b_i, q_i]`` of the item's),
-as in the network (:mod:`skmfnet._network`); with ``implicit=True``, ``p_u``
-also holds SVD++'s term ``|N(u)|^-1/2 sum_{j in N(u)} y_j``, whose rows ``y_j``
-have a prior of their own like every table's (:class:`_ImplicitTable`).
+as in the network (:mod:`skmfnet._network`); with ``implicit``, ``p_u`` also
+holds SVD++'s term ``|N(u)|^-1/2 sum_{j in N(u)} y_j`` and ``q_i`` its item-side
+twin, whose rows have priors of their own like every table's
+(:class:`_ImplicitTable`); with ``time_column``, the score also holds
+Koren's time-aware biases (:class:`_TimeTerms`).
 
 A sweep draws, for each table of the user side in turn (the ids', then each
 feature's, then the implicit term's), its hyperparameters given its rows and then its rows given
 everything else: a ``K + 1``-dimensional Gaussian per row (its ratings'
 outer products, solved for all rows at once; a multi-valued feature's
 labels share ratings, so they are drawn one label at a time); then the item
-side likewise, then ``tau``.  Nothing is tuned: the penalties are
+side likewise, then the time effects, then ``tau``.  Nothing is tuned: the penalties are
 sampled, which is what Rendle, Zhang & Koren (2019) found worth 0.009 RMSE
 on MovieLens 10M against SGD with its penalty searched.
 
@@ -209,7 +211,7 @@ class _ImplicitTable:
     """
 
     def __init__(self, name, side, history, n_labels, codes, dims):
-        self.name, self.side, self.codes = name, side, codes  # codes: (n, 1), each rating's user row
+        self.name, self.side, self.codes = name, side, codes  # codes: (n, 1), each rating's user (item) row
         counts = np.diff(history.indptr)
         scale = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts)
         self.history = sp.csr_matrix((scale, history.indices, history.indptr), shape=(history.shape[0], n_labels))
@@ -217,11 +219,11 @@ class _ImplicitTable:
         self.table = np.zeros((n_labels, dims))
 
     def contribution(self, codes):
-        """Per rating (``codes``: its user row), the term's ``[0, sum]`` row."""
+        """Per rating (``codes``: its user row, its item row for the twin), the term's ``[0, sum]`` row."""
         return (self.history @ self.table)[codes[:, 0]]
 
     def draw(self, x, target, contribution, w, tau, rng):
-        """Draw the table given the items' ``x`` and ``target`` (the rating less every other table's share)."""
+        """Draw the table given the other side's ``x`` and ``target`` (the rating less every other table's share)."""
         from ._gibbs_rows import draw_implicit_rows
 
         factors = x[:, 1:]
