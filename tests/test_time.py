@@ -119,3 +119,16 @@ def test_bad_time_columns_are_refused_by_name(params, X_change, match):
     with pytest.raises(ValueError, match=match):
         est.fit(X, [3.0, 4.0, 5.0])
     assert not hasattr(est, "model_")
+
+
+def test_the_new_options_are_searched_by_gridsearchcv():
+    """implicit's strings and the time options clone and search like every parameter."""
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    X, y = _drifting(n=900, seed=4)
+    search = GridSearchCV(EmbeddingMFRegressor(**{**GIBBS, "epochs": 10, "n_estimators": 2}, time_column="when"),
+                          {"implicit": [False, "both"], "time_bins": [1, 4]}, cv=KFold(2, shuffle=True, random_state=0),
+                          scoring="neg_root_mean_squared_error", error_score="raise").fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_params_["time_bins"] == 4  # the planted jump needs more than one bin
+    assert search.best_estimator_.model_.get_layer(TIME).n_bins == 4
