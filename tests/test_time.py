@@ -132,3 +132,17 @@ def test_the_new_options_are_searched_by_gridsearchcv():
     assert len(search.cv_results_["params"]) == 4
     assert search.best_params_["time_bins"] == 4  # the planted jump needs more than one bin
     assert search.best_estimator_.model_.get_layer(TIME).n_bins == 4
+
+
+def test_the_command_line_recommends_with_a_time_model_and_names_the_missing_column(tmp_path, capsys):
+    from skmfnet.cli import main
+
+    X, y = _drifting(seed=5)
+    path = tmp_path / "time.skmf"
+    EmbeddingMFRegressor(**FAST, time_column="when").fit(X, y).save(path)
+    assert main(["recommend", str(path), "--user", str(X["user_id"][0]), "-n", "3", "-q"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4  # the header and three items
+    X[["user_id", "item_id"]].head(3).to_csv(tmp_path / "pairs.csv", index=False)
+    assert main(["predict", str(path), str(tmp_path / "pairs.csv"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "missing:" in err and "when" in err
