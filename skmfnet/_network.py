@@ -409,22 +409,24 @@ def build_network(
         b_i = b_i + layer(users, items, rows[:, -1])
         if user_mean is not None:
             layer.user_mean.assign(np.asarray(user_mean, dtype=np.float32))
-    if implicit is not None:
-        indptr, indices = implicit
+    # SVD++'s term on p_u, its item-side twin on q_i: one layer, the roles of users and items swapped
+    terms = {"user": (implicit, (n_users, n_items), (users, items), 4, IMPLICIT),
+             "item": (item_implicit, (n_items, n_users), (items, users), 5, ITEM_IMPLICIT)}
+    added = {}
+    for side, (history, (n_owners, n_labels), (owners, labels), offset, name) in terms.items():
+        if history is None:
+            continue
+        indptr, indices = history
         layer = ImplicitFeedback(
-            n_users + 1, n_items + 1, len(indices), n_factors, row_alpha=alpha_implicit,
-            embeddings_initializer=ZeroFirstRow(init("factors", 4)), name=IMPLICIT,
+            n_owners + 1, n_labels + 1, len(indices), n_factors, row_alpha=alpha_implicit,
+            embeddings_initializer=ZeroFirstRow(init("factors", offset)), name=name,
         )
-        p_u = p_u + layer(users, items)
+        added[side] = layer(owners, labels)
         layer.set_history(indptr, indices)
-    if item_implicit is not None:
-        indptr, indices = item_implicit
-        layer = ImplicitFeedback(
-            n_items + 1, n_users + 1, len(indices), n_factors, row_alpha=alpha_implicit,
-            embeddings_initializer=ZeroFirstRow(init("factors", 5)), name=ITEM_IMPLICIT,
-        )
-        q_i = q_i + layer(items, users)
-        layer.set_history(indptr, indices)
+    if "user" in added:
+        p_u = p_u + added["user"]
+    if "item" in added:
+        q_i = q_i + added["item"]
 
     if interaction == "dot":
         dot = ops.sum(p_u * q_i, axis=-1, keepdims=True)
