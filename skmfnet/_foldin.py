@@ -162,14 +162,14 @@ def _grow(estimator, new, users, items, extras):
         setattr(estimator, f"{side}_feature_codes_", table)
     names = {layer.name for layer in old.layers}
     estimator._implicit_history = {}
-    for side, name, owner, other in (("user", IMPLICIT, 0, 1), ("item", ITEM_IMPLICIT, 1, 0)):
+    rows = {"user": estimator.n_users_ + 1, "item": estimator.n_items_ + 1}
+    for side, labels, name, owner, other in (("user", "item", IMPLICIT, 0, 1), ("item", "user", ITEM_IMPLICIT, 1, 0)):
         if name not in names:
             continue
         # N(u) of the new users (N(i) of the new items): their fold-in pairs; known rows' histories unchanged
         layer = old.get_layer(name)
         indptr = layer.indptr.numpy().astype(np.int64)
-        shape = (getattr(estimator, f"n_{('user', 'item')[owner]}s_") + 1,
-                 getattr(estimator, f"n_{('user', 'item')[other]}s_") + 1)
+        shape = (rows[side], rows[labels])
         history = sp.csr_matrix((np.ones(indptr[-1]), layer.indices.numpy()[: indptr[-1]], indptr),
                                 shape=(len(indptr) - 1, shape[1]))
         mine = inputs[:, owner] > old_sizes[side]
