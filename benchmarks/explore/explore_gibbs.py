@@ -36,7 +36,7 @@ holds on data the settings were not chosen on
 Usage: ``python benchmarks/explore/explore_gibbs.py`` (about 3 minutes on 2
 cores; writes ``benchmarks/results/explore/explore_gibbs.json``) and
 ``python benchmarks/explore/explore_gibbs.py --side`` (about 10 minutes;
-``explore_gibbs_side.json``); ``--implicit`` (about 20 minutes); ``--time`` (about 6 minutes);
+``explore_gibbs_side.json``); ``--implicit`` (about 7 minutes); ``--time`` (about 3 minutes);
 ``--other-data`` (about 2 minutes).
 """
 
