@@ -319,3 +319,24 @@ def test_the_compiled_implicit_loop_is_the_numpy_one():
     with pytest.raises(ValueError, match="gram must be"):
         draw_implicit_rows(pairs.indptr.astype(np.int64), pairs.indices.astype(np.int32), pairs.data,
                            np.ascontiguousarray(gram[:, :2]), g, y, *args)
+
+
+def test_a_weight_of_two_is_the_rating_twice_for_the_implicit_terms_and_the_time_effects():
+    """The implicit rows' sums and the time terms' regressions weigh ratings as the ids' rows do."""
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.integers(1, 21, 300), rng.integers(1, 16, 300), rng.integers(0, 1000, 300)])
+    y = rng.normal(0, 1, 300)
+    weights = np.ones(300)
+    weights[:40] = 2.0
+    pairs = sp.csr_matrix((np.ones(300), (X[:, 0], X[:, 1])), shape=(21, 16))
+    pairs.data[:] = 1.0
+    by_item = pairs.T.tocsr()
+    user_mean = np.bincount(X[:, 0], X[:, 2] / 1000, 21) / np.maximum(np.bincount(X[:, 0], minlength=21), 1)
+    common = dict(n_users=20, n_items=15, n_factors=2, n_samples=3, sweeps=10, seed=0,
+                  implicit=(pairs.indptr, pairs.indices), item_implicit=(by_item.indptr, by_item.indices),
+                  time=(3, user_mean))
+    weighted, _ = sample_tables(X, y, weights=weights, **common)
+    copied, _ = sample_tables(np.vstack([X, X[:40]]), np.r_[y, y[:40]], **common)
+    assert {"implicit", "item_implicit", "item_bin_bias", "user_drift"} <= set(weighted)
+    for name in weighted:
+        np.testing.assert_allclose(weighted[name], copied[name], rtol=1e-4, atol=1e-5)
