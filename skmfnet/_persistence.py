@@ -630,7 +630,7 @@ def read_dot_model(path):
     model : skmfnet._scoring.DotModel or None
         None when the file holds anything else than an
         :class:`~skmfnet.EmbeddingMFRegressor` with ``interaction="dot"``
-        and neither side information nor implicit feedback (averaged
+        and neither side information, implicit feedback nor time effects (averaged
         members, the selection term and the item-item term are read), or
         parameters
         this reader does not check (load it with :func:`load_estimator`,

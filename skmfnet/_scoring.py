@@ -6,7 +6,7 @@ the command line's model reader share, written once::
     tables (mu, b_u, b_i, P, Q) --(dot_scores)--> scores --(leave_out_seen)--> --(ranked_blocks)--> top n
 
 :class:`DotModel` holds the prediction state of a fitted plain dot model
-(``interaction="dot"``, no side information, no implicit term) as numpy
+(``interaction="dot"``, no side information, implicit term or time effects) as numpy
 arrays, as :func:`skmfnet._persistence.read_dot_model` reads it from a model
 file, and predicts, recommends and finds similar ids from it.  It exists so
 that ``skmfnet predict``/``recommend``/``similar`` answer in well under a
