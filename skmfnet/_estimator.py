@@ -899,14 +899,15 @@ class EmbeddingMFRegressor(RecommenderMixin, KerasRegressor):
         return [named[c][0] for c in conditions if named[c][1]]
 
     def _check_gibbs(self):
-        """``optimizer="gibbs"`` samples the dot model, with or without side information and implicit term, on one machine."""
+        """``optimizer="gibbs"`` samples the dot model (side information, implicit terms, time effects) on one machine."""
         from ._training._gibbs import kept_sweeps
 
         unsupported = self._present("concat", "loss", "negatives", "early_stopping", "distribution")
         if unsupported:
             raise ValueError(
                 "optimizer='gibbs' samples the dot model (interaction='dot', loss='squared_error', side "
-                "information and implicit term allowed; no sampled pairs, no early stopping, one process); got "
+                "information, implicit terms and time effects allowed; no sampled pairs, no early stopping, one "
+                "process); got "
                 f"{', '.join(unsupported)}."
             )
         kept_sweeps(self.epochs, self.n_estimators)  # enough sweeps for the samples kept (or a ValueError)

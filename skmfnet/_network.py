@@ -35,6 +35,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from ._time import DRIFT_EXPONENT, TIME_STEPS
+
 __all__ = ["build_network", "dot_tables", "score_rows", "RowL2Embedding", "FeatureEmbedding", "ImplicitFeedback",
            "TimeEffects"]
 
@@ -226,8 +228,6 @@ class TimeEffects(keras.layers.Layer):
         self.built = True
 
     def call(self, users, items, codes):
-        from ._time import DRIFT_EXPONENT, TIME_STEPS
-
         users, items, codes = tf.cast(users, "int32"), tf.cast(items, "int32"), tf.cast(codes, "int32")
         known = tf.cast(codes >= 0, self.item_bin_bias.dtype)
         fraction = tf.cast(tf.maximum(codes, 0), self.item_bin_bias.dtype) / TIME_STEPS

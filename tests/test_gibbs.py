@@ -193,7 +193,7 @@ def test_a_sampled_model_with_side_information_saves_loads_and_folds_in(tmp_path
     assert np.isfinite(loaded.predict(new)).all()
 
 
-def test_an_implicit_row_is_drawn_from_its_gaussian_posterior_given_the_others():
+def test_an_implicit_row_is_drawn_from_its_gaussian_posterior_given_the_others(monkeypatch):
     """y_j's draw, computed from the users' sums G_u and g_u, against the posterior written from the ratings.
 
     Two users rated item 1 (and user 2 also item 2); with the others fixed, y_1
@@ -212,19 +212,14 @@ def test_an_implicit_row_is_drawn_from_its_gaussian_posterior_given_the_others()
     table.table[2, 1:] = [0.3, -0.2]  # y_2, held fixed
     contribution = table.contribution(table.codes)
     # hyperparameters fixed: the draw below reads them from _draw_hyper, replaced for the test
-    import skmfnet._training._gibbs as gibbs
     prior_mean, prior_precision = np.array([0.1, -0.4]), np.array([2.0, 0.5])
-    original = gibbs._draw_hyper
-    gibbs._draw_hyper = lambda table, rng: (prior_mean, prior_precision)
-    try:
-        for n in range(n_draws):
-            table.table[1, 1:] = 0.0
-            table.table[3:, 1:] = 0.0
-            table.draw(x, target, contribution, np.ones(5), tau, rng)
-            draws[n] = table.table[1, 1:]
-            table.table[2, 1:] = [0.3, -0.2]
-    finally:
-        gibbs._draw_hyper = original
+    monkeypatch.setattr("skmfnet._training._gibbs._draw_hyper", lambda table, rng: (prior_mean, prior_precision))
+    for n in range(n_draws):
+        table.table[1, 1:] = 0.0
+        table.table[3:, 1:] = 0.0
+        table.draw(x, target, contribution, np.ones(5), tau, rng)
+        draws[n] = table.table[1, 1:]
+        table.table[2, 1:] = [0.3, -0.2]
     c = np.where(users == 1, 1.0, 1 / np.sqrt(2))  # |N(u)|^-1/2
     design = c[:, None] * x[:, 1:]  # d(score)/d(y_1) per rating
     residual = target - (users == 2) * c * (x[:, 1:] @ np.array([0.3, -0.2]))  # less y_2's share (y_1 = 0)

@@ -215,7 +215,9 @@ class _ImplicitTable:
         counts = np.diff(history.indptr)
         scale = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts)
         self.history = sp.csr_matrix((scale, history.indices, history.indptr), shape=(history.shape[0], n_labels))
-        self.by_label = self.history.T.tocsr()
+        by_label = self.history.T.tocsr()  # the owners of each row, as the compiled loop takes them
+        self.by_label = (by_label.indptr.astype(np.int64), by_label.indices.astype(np.int32),
+                         by_label.data.astype(np.float64))
         self.table = np.zeros((n_labels, dims))
 
     def contribution(self, codes):
@@ -232,9 +234,8 @@ class _ImplicitTable:
         g = group @ (factors * (target - _row_dot(contribution, x))[:, None])
         prior_mean, prior_precision = _draw_hyper(self.table[1:, 1:], rng)
         y = np.ascontiguousarray(self.table[:, 1:])
-        draw_implicit_rows(self.by_label.indptr.astype(np.int64), self.by_label.indices.astype(np.int32),
-                           self.by_label.data.astype(np.float64), gram, np.ascontiguousarray(g), y, float(tau),
-                           prior_mean, prior_precision, rng.standard_normal(y.shape))
+        draw_implicit_rows(*self.by_label, gram, np.ascontiguousarray(g), y, float(tau), prior_mean,
+                           prior_precision, rng.standard_normal(y.shape))
         self.table[:, 1:] = y
         return self.contribution(self.codes)
 
@@ -250,25 +251,28 @@ class _TimeTerms:
 
     def __init__(self, users, items, codes, user_mean, n_bins, n_users, n_items):
         self.user_mean, self.n_bins = np.asarray(user_mean, dtype=np.float64), int(n_bins)
-        self.users, self.items, self.codes = users, items, codes
         self.bin_bias = np.zeros((n_items + 1, self.n_bins))
         self.user_drift = np.zeros(n_users + 1)
+        # the training ratings' covariates, the same at every sweep
+        self.users = users
+        self.drift, bins, self.known = drift_and_bins(users, codes, self.user_mean, self.n_bins)
+        self.cells = items * self.n_bins + bins  # each rating's entry of bin_bias, flattened
 
-    def share(self, users, items, codes):
-        """Per rating, the time terms' part of the score (0 for an unknown time)."""
+    def share(self, users=None, items=None, codes=None):
+        """Per rating, the time terms' part of the score (0 for an unknown time); no arguments: the training ratings'."""
+        if users is None:
+            return self.known * (self.bin_bias.reshape(-1)[self.cells] + self.user_drift[self.users] * self.drift)
         drift, bins, known = drift_and_bins(users, codes, self.user_mean, self.n_bins)
         return known * (self.bin_bias[items, bins] + self.user_drift[users] * drift)
 
     def draw(self, residual, w, tau, rng):
         """Draw both tables given ``residual``: the ratings less everything but the time terms."""
-        drift, bins, known = drift_and_bins(self.users, self.codes, self.user_mean, self.n_bins)
-        weight = w * known
-        cells = self.items * self.n_bins + bins
+        weight = w * self.known
         flat = self.bin_bias.reshape(-1)
-        e = residual - known * self.user_drift[self.users] * drift
-        flat[:] = _draw_scalars(flat, cells, weight, np.ones(len(e)), e, tau, first=self.n_bins, rng=rng)
-        e = residual - known * flat[cells]
-        self.user_drift[:] = _draw_scalars(self.user_drift, self.users, weight, drift, e, tau, first=1, rng=rng)
+        e = residual - self.known * self.user_drift[self.users] * self.drift
+        flat[:] = _draw_scalars(flat, self.cells, weight, np.ones(len(e)), e, tau, first=self.n_bins, rng=rng)
+        e = residual - self.known * flat[self.cells]
+        self.user_drift[:] = _draw_scalars(self.user_drift, self.users, weight, self.drift, e, tau, first=1, rng=rng)
 
 
 def _draw_scalars(table, index, w, x, e, tau, *, first, rng):
@@ -395,10 +399,11 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
                 rest = own - shares[t.name]
                 shares[t.name] = t.draw(x, target - _row_dot(rest, x), shares[t.name], w, tau, rng)
                 own = rest + shares[t.name]
+        base = score(shares)
         if times is not None:
-            times.draw(y - score(shares), w, tau, rng)
-            time_share = times.share(times.users, times.items, times.codes)
-        error = y - score(shares) - time_share
+            times.draw(y - base, w, tau, rng)
+            time_share = times.share()
+        error = y - base - time_share
         squared = float(np.sum(w * error**2))
         if not (np.isfinite(squared) and all(np.isfinite(t.table).all() for t in tables)):
             raise TrainingDivergedError(
