@@ -40,7 +40,8 @@ integer weight counts the rating that many times.
 
 Written here rather than taken from a library: the samplers that exist
 (libFM, myFM, PyMC models) are no dependency of skmfnet and train their own
-model object; the sweep is a few numpy products over the encoded rows.
+model object; the sweep is a few numpy products over the encoded rows and
+the rows' Gaussian draws, compiled in :mod:`skmfnet._training._gibbs_rows`.
 """
 
 import numpy as np
@@ -48,6 +49,7 @@ import scipy.sparse as sp
 
 from .._scoring import fold_members
 from .._time import drift_and_bins
+from ._gibbs_rows import draw_gaussian_rows, draw_implicit_rows, row_grams
 
 __all__ = ["BURN_IN_FRACTION", "fit_gibbs", "kept_sweeps", "sample_tables"]
 
@@ -91,40 +93,35 @@ def _draw_hyper(table, rng):
     return rng.normal(n * mean / (n + 1), 1.0 / np.sqrt((n + 1) * precision)), precision
 
 
-def _draw_rows(group, other, residual, tau, prior_mean, prior_precision, rng):
+def _csr_arrays(group):
+    """``group``'s (indptr, indices, data) as the compiled loops take them (int64, int64, float64)."""
+    return (group.indptr.astype(np.int64), group.indices.astype(np.int64),
+            np.ascontiguousarray(group.data, dtype=np.float64))
+
+
+def _draw_rows(group, other, residual, tau, prior_mean, prior_precision, rng, arrays=None):
     """A draw of every row of one side given the other side's ``[1, q]`` features (module docstring).
 
     ``group``: CSR (rows, ratings) of weights; each row's precision sums
-    ``w x x^T`` over its ratings (one small matrix product per row, on its
-    ratings gathered in the group's order), plus the prior's.
+    ``w x x^T`` over its ratings, plus the prior's.  Compiled:
+    :func:`skmfnet._training._gibbs_rows.draw_gaussian_rows`, with one
+    standard normal vector per row from ``rng``; ``arrays``: ``group``'s
+    :func:`_csr_arrays` if already at hand.
     """
-    precision = tau * _grams(group, other)
-    precision[:, np.arange(other.shape[1]), np.arange(other.shape[1])] += prior_precision
-    rhs = tau * (group @ (other * residual[:, None])) + prior_precision * prior_mean
-    return _draw_gaussians(precision, rhs, rng)
+    normals = rng.standard_normal((group.shape[0], other.shape[1]))
+    out = np.empty_like(normals)
+    draw_gaussian_rows(*(arrays or _csr_arrays(group)), np.ascontiguousarray(other, dtype=np.float64),
+                       np.ascontiguousarray(residual, dtype=np.float64), float(tau),
+                       np.asarray(prior_mean, dtype=np.float64), np.asarray(prior_precision, dtype=np.float64),
+                       normals, out)
+    return out
 
 
-def _grams(group, other):
-    """Per row of ``group`` (CSR (rows, ratings) of weights), ``sum w x x^T`` over its ratings' ``other`` rows.
-
-    One small matrix product per row, on its ratings gathered in the group's order.
-    """
-    dims = other.shape[1]
-    gathered = other[group.indices]
-    weighted = gathered * group.data[:, None]
-    gram = np.zeros((group.shape[0], dims, dims))
-    bounds = group.indptr
-    for row in np.flatnonzero(np.diff(bounds)):
-        gram[row] = weighted[bounds[row] : bounds[row + 1]].T @ gathered[bounds[row] : bounds[row + 1]]
+def _grams(arrays, n_rows, other):
+    """Per row of a group (its :func:`_csr_arrays`), ``sum w x x^T`` over its ratings' ``other`` rows (compiled)."""
+    gram = np.empty((n_rows, other.shape[1], other.shape[1]))
+    row_grams(*arrays, np.ascontiguousarray(other, dtype=np.float64), gram)
     return gram
-
-
-def _draw_gaussians(precision, rhs, rng):
-    """One draw of each ``N(precision^-1 rhs, precision^-1)``: precision (n, d, d), rhs (n, d)."""
-    lower = np.linalg.cholesky(precision)
-    mean = np.linalg.solve(precision, rhs[..., None])[..., 0]
-    noise = np.linalg.solve(np.swapaxes(lower, 1, 2), rng.standard_normal(rhs.shape)[..., None])[..., 0]
-    return mean + noise
 
 
 def _contribution(table, codes):
@@ -149,6 +146,7 @@ class _Table:
     def __init__(self, name, side, n_rows, codes, dims):
         self.name, self.side, self.codes = name, side, codes
         self.table = np.zeros((n_rows, dims))
+        self.grouped = None  # (weights, CSR arrays of the rows' ratings): the same at every sweep
         self.labels = None  # multi-valued: (rating positions, averaging weights) of each label, drawn in turn
         if codes.shape[1] > 1:
             known = codes > 0
@@ -162,9 +160,12 @@ class _Table:
         """Draw the table given the other side's ``x`` and ``target`` (the rating less every other table's share)."""
         prior_mean, prior_precision = _draw_hyper(self.table[1:], rng)
         if self.labels is None:  # one code per rating: rows independent given the rest, drawn at once
-            first = self.codes[:, 0]
-            group = _grouping(first, len(self.table), w * (first > 0))
-            self.table[:] = _draw_rows(group, x, target, tau, prior_mean, prior_precision, rng)
+            if self.grouped is None or self.grouped[0] is not w:
+                first = self.codes[:, 0]
+                group = _grouping(first, len(self.table), w * (first > 0))
+                self.grouped = (w, group, _csr_arrays(group))
+            _, group, arrays = self.grouped
+            self.table[:] = _draw_rows(group, x, target, tau, prior_mean, prior_precision, rng, arrays)
         else:  # several codes per rating: one label at a time, the others' shares as they stand
             contribution = contribution.copy()
             for label in range(1, len(self.table)):
@@ -219,6 +220,7 @@ class _ImplicitTable:
         self.by_label = (by_label.indptr.astype(np.int64), by_label.indices.astype(np.int32),
                          by_label.data.astype(np.float64))
         self.table = np.zeros((n_labels, dims))
+        self.grouped = None  # as _Table's
 
     def contribution(self, codes):
         """Per rating (``codes``: its user row, its item row for the twin), the term's ``[0, sum]`` row."""
@@ -226,11 +228,12 @@ class _ImplicitTable:
 
     def draw(self, x, target, contribution, w, tau, rng):
         """Draw the table given the other side's ``x`` and ``target`` (the rating less every other table's share)."""
-        from ._gibbs_rows import draw_implicit_rows
-
         factors = x[:, 1:]
-        group = _grouping(self.codes[:, 0], self.history.shape[0], w)
-        gram = _grams(group, factors)
+        if self.grouped is None or self.grouped[0] is not w:
+            group = _grouping(self.codes[:, 0], self.history.shape[0], w)
+            self.grouped = (w, group, _csr_arrays(group))
+        _, group, arrays = self.grouped
+        gram = _grams(arrays, group.shape[0], factors)
         g = group @ (factors * (target - _row_dot(contribution, x))[:, None])
         prior_mean, prior_precision = _draw_hyper(self.table[1:, 1:], rng)
         y = np.ascontiguousarray(self.table[:, 1:])
@@ -383,7 +386,9 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         val_rows = np.asarray(validation[0]).astype(np.int64)
 
     def side_total(side, share_of):
-        return sum(share_of[t.name] for t in tables if t.side == side)
+        """The sum of the side's tables' shares (read only: a side of one table gives its share itself)."""
+        first, *more = (share_of[t.name] for t in tables if t.side == side)
+        return sum(more, first) if more else first
 
     def score(share_of):
         user, item = side_total("user", share_of), side_total("item", share_of)
@@ -395,7 +400,12 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
             x = np.column_stack([np.ones(len(y)), total[:, 1:]])
             target = y - total[:, 0] - time_share
             own = side_total(side, shares)
-            for t in (t for t in tables if t.side == side):
+            side_tables = [t for t in tables if t.side == side]
+            if len(side_tables) == 1:  # the rest of the side is nothing: no product with x to subtract
+                t = side_tables[0]
+                shares[t.name] = t.draw(x, target, shares[t.name], w, tau, rng)
+                continue
+            for t in side_tables:
                 rest = own - shares[t.name]
                 shares[t.name] = t.draw(x, target - _row_dot(rest, x), shares[t.name], w, tau, rng)
                 own = rest + shares[t.name]
