@@ -278,3 +278,29 @@ def test_every_benchmarks_path_in_docs_resolves():
                 if not (any(base.glob(path)) if "*" in path else (base / path).exists()):
                     missing.append(f"{name}:{number}: {path}")
     assert not missing, "paths cited but not in the checkout:\n" + "\n".join(missing)
+
+
+@needs_real_100k
+def test_explore_defaults_reports_each_configuration_against_the_defaults_time(tmp_path, monkeypatch):
+    """Every configuration is fitted on each held-out split and summarized by its mean RMSE and its fit time over
+    the defaults'; the best within the time bound is the lowest RMSE among those within it."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    monkeypatch.setenv("SKMFNET_DATA", str(REAL_HOME))
+    from benchmarks.explore import explore_defaults
+
+    small = [("defaults", "defaults", {"epochs": 2}), ("family", "K=4", {"n_factors": 4, "epochs": 2}),
+             ("sampler", "gibbs", {"optimizer": "gibbs", "n_factors": 2, "epochs": 5, "n_estimators": 2})]
+    monkeypatch.setattr(explore_defaults, "candidates", lambda: iter(small))
+    out = tmp_path / "defaults.json"
+    explore_defaults.main(["--folds", "1", "--output", str(out)])
+    result = json.loads(out.read_text())
+    assert [row["label"] for row in result["rows"]] == ["defaults", "K=4", "gibbs"]
+    summary = result["summary"]
+    assert summary["defaults"]["time_ratio"] == 1.0
+    for label, entry in summary.items():
+        row = next(r for r in result["rows"] if r["label"] == label)
+        assert entry["mean_held_out_rmse"] == row["held_out_rmse"] and entry["mean_fit_s"] == row["fit_s"]
+        assert entry["time_ratio"] == pytest.approx(row["fit_s"] / summary["defaults"]["mean_fit_s"])
+    within = {label: e["mean_held_out_rmse"] for label, e in summary.items() if e["time_ratio"] <= 1.5}
+    assert list(result["best_within_time_bound"]) == [min(within, key=within.get)]
+    assert list(result["best_overall"]) == [min(summary, key=lambda label: summary[label]["mean_held_out_rmse"])]
