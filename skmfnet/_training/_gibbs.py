@@ -99,6 +99,15 @@ def _csr_arrays(group):
             np.ascontiguousarray(group.data, dtype=np.float64))
 
 
+def _grouped(table, n_rows, w, weights):
+    """A table's grouping of its ratings by its rows (``_grouping`` of its first codes, weighted by ``weights()``)
+    and its :func:`_csr_arrays`: built at the first sweep, kept in ``table.grouped`` for the same ``w``."""
+    if table.grouped is None or table.grouped[0] is not w:
+        group = _grouping(table.codes[:, 0], n_rows, weights())
+        table.grouped = (w, group, _csr_arrays(group))
+    return table.grouped[1:]
+
+
 def _draw_rows(group, other, residual, tau, prior_mean, prior_precision, rng, arrays=None):
     """A draw of every row of one side given the other side's ``[1, q]`` features (module docstring).
 
@@ -160,11 +169,7 @@ class _Table:
         """Draw the table given the other side's ``x`` and ``target`` (the rating less every other table's share)."""
         prior_mean, prior_precision = _draw_hyper(self.table[1:], rng)
         if self.labels is None:  # one code per rating: rows independent given the rest, drawn at once
-            if self.grouped is None or self.grouped[0] is not w:
-                first = self.codes[:, 0]
-                group = _grouping(first, len(self.table), w * (first > 0))
-                self.grouped = (w, group, _csr_arrays(group))
-            _, group, arrays = self.grouped
+            group, arrays = _grouped(self, len(self.table), w, lambda: w * (self.codes[:, 0] > 0))
             self.table[:] = _draw_rows(group, x, target, tau, prior_mean, prior_precision, rng, arrays)
         else:  # several codes per rating: one label at a time, the others' shares as they stand
             contribution = contribution.copy()
@@ -229,10 +234,7 @@ class _ImplicitTable:
     def draw(self, x, target, contribution, w, tau, rng):
         """Draw the table given the other side's ``x`` and ``target`` (the rating less every other table's share)."""
         factors = x[:, 1:]
-        if self.grouped is None or self.grouped[0] is not w:
-            group = _grouping(self.codes[:, 0], self.history.shape[0], w)
-            self.grouped = (w, group, _csr_arrays(group))
-        _, group, arrays = self.grouped
+        group, arrays = _grouped(self, self.history.shape[0], w, lambda: w)
         gram = _grams(arrays, group.shape[0], factors)
         g = group @ (factors * (target - _row_dot(contribution, x))[:, None])
         prior_mean, prior_precision = _draw_hyper(self.table[1:, 1:], rng)
