@@ -30,7 +30,7 @@ Modules (arrows point one way: ``_rules`` -> ``_dispatch``, ``_kernel``;
 ``_gibbs``
     ``optimizer="gibbs"``: Gibbs sampling of the dot model, its samples averaged.
 ``_gibbs_rows`` (compiled, Cython)
-    the sampler's one sequential loop: an implicit term's rows, each given the others.
+    the sampler's loops: each side's rows drawn from their Gaussians, an implicit term's rows each given the others.
 """
 
 import numpy as np
