@@ -99,11 +99,13 @@ def _csr_arrays(group):
             np.ascontiguousarray(group.data, dtype=np.float64))
 
 
-def _grouped(table, n_rows, w, weights):
-    """A table's grouping of its ratings by its rows (``_grouping`` of its first codes, weighted by ``weights()``)
-    and its :func:`_csr_arrays`: built at the first sweep, kept in ``table.grouped`` for the same ``w``."""
+def _grouped(table, n_rows, w, known_only):
+    """A table's ratings grouped by its rows (``_grouping`` of its first codes, weighted by ``w``, zero for the
+    unknown code 0 if ``known_only``) and their :func:`_csr_arrays`: built at the first sweep, kept in
+    ``table.grouped`` for the same ``w``."""
     if table.grouped is None or table.grouped[0] is not w:
-        group = _grouping(table.codes[:, 0], n_rows, weights())
+        rows = table.codes[:, 0]
+        group = _grouping(rows, n_rows, w * (rows > 0) if known_only else w)
         table.grouped = (w, group, _csr_arrays(group))
     return table.grouped[1:]
 
@@ -126,9 +128,9 @@ def _draw_rows(group, other, residual, tau, prior_mean, prior_precision, rng, ar
     return out
 
 
-def _grams(arrays, n_rows, other):
+def _grams(arrays, other):
     """Per row of a group (its :func:`_csr_arrays`), ``sum w x x^T`` over its ratings' ``other`` rows (compiled)."""
-    gram = np.empty((n_rows, other.shape[1], other.shape[1]))
+    gram = np.empty((len(arrays[0]) - 1, other.shape[1], other.shape[1]))
     row_grams(*arrays, np.ascontiguousarray(other, dtype=np.float64), gram)
     return gram
 
@@ -169,7 +171,7 @@ class _Table:
         """Draw the table given the other side's ``x`` and ``target`` (the rating less every other table's share)."""
         prior_mean, prior_precision = _draw_hyper(self.table[1:], rng)
         if self.labels is None:  # one code per rating: rows independent given the rest, drawn at once
-            group, arrays = _grouped(self, len(self.table), w, lambda: w * (self.codes[:, 0] > 0))
+            group, arrays = _grouped(self, len(self.table), w, known_only=True)
             self.table[:] = _draw_rows(group, x, target, tau, prior_mean, prior_precision, rng, arrays)
         else:  # several codes per rating: one label at a time, the others' shares as they stand
             contribution = contribution.copy()
@@ -234,8 +236,8 @@ class _ImplicitTable:
     def draw(self, x, target, contribution, w, tau, rng):
         """Draw the table given the other side's ``x`` and ``target`` (the rating less every other table's share)."""
         factors = x[:, 1:]
-        group, arrays = _grouped(self, self.history.shape[0], w, lambda: w)
-        gram = _grams(arrays, group.shape[0], factors)
+        group, arrays = _grouped(self, self.history.shape[0], w, known_only=False)
+        gram = _grams(arrays, factors)
         g = group @ (factors * (target - _row_dot(contribution, x))[:, None])
         prior_mean, prior_precision = _draw_hyper(self.table[1:, 1:], rng)
         y = np.ascontiguousarray(self.table[:, 1:])
@@ -263,10 +265,12 @@ class _TimeTerms:
         self.drift, bins, self.known = drift_and_bins(users, codes, self.user_mean, self.n_bins)
         self.cells = items * self.n_bins + bins  # each rating's entry of bin_bias, flattened
 
-    def share(self, users=None, items=None, codes=None):
-        """Per rating, the time terms' part of the score (0 for an unknown time); no arguments: the training ratings'."""
-        if users is None:
-            return self.known * (self.bin_bias.reshape(-1)[self.cells] + self.user_drift[self.users] * self.drift)
+    def training_share(self):
+        """Per training rating, the time terms' part of the score (0 for an unknown time)."""
+        return self.known * (self.bin_bias.reshape(-1)[self.cells] + self.user_drift[self.users] * self.drift)
+
+    def share(self, users, items, codes):
+        """Per rating, the time terms' part of the score (0 for an unknown time)."""
         drift, bins, known = drift_and_bins(users, codes, self.user_mean, self.n_bins)
         return known * (self.bin_bias[items, bins] + self.user_drift[users] * drift)
 
@@ -414,7 +418,7 @@ def sample_tables(X, y, *, n_users, n_items, n_factors, n_samples, sweeps, seed,
         base = score(shares)
         if times is not None:
             times.draw(y - base, w, tau, rng)
-            time_share = times.share()
+            time_share = times.training_share()
         error = y - base - time_share
         squared = float(np.sum(w * error**2))
         if not (np.isfinite(squared) and all(np.isfinite(t.table).all() for t in tables)):
