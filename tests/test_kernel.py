@@ -337,9 +337,9 @@ def test_blocks_are_four_a_side_from_two_threads_on():
 
 def test_the_number_of_threads_does_not_change_the_result(larger_ratings, monkeypatch):
     """Threads share out the cells of the rule's blocks: 2, 3 or 4 threads, one schedule."""
-    import skmfnet._training._kernel as kernel
     import skmfnet._training._schedule as rowfit
 
+    kernel = rowfit._kernel  # (the build this CPU runs)
     X, y, X_test, _ = larger_ratings
     # 8 blocks a side
     monkeypatch.setattr(rowfit, "BLOCKS", 8)
@@ -552,7 +552,7 @@ def test_compiled_validation_scores_are_numpys(rows, threads):
 
 
 def test_kernel_fits_score_their_validation_compiled(tiny_ratings, monkeypatch):
-    import skmfnet._training._kernel as kernel
+    from skmfnet._training._schedule import _kernel as kernel  # (the build this CPU runs)
 
     X, y = tiny_ratings
     calls = []
@@ -560,6 +560,67 @@ def test_kernel_fits_score_their_validation_compiled(tiny_ratings, monkeypatch):
     monkeypatch.setattr(kernel, "evaluate", lambda *args, **kwargs: calls.append(1) or evaluate(*args, **kwargs))
     history = EmbeddingMFRegressor(**LAZY, early_stopping=True).fit(X, y).history_
     assert len(calls) == len(history["val_rmse"]) > 0
+
+
+# --------------------------------------------- the two builds of the kernel
+def _v3_kernel():
+    import platform
+
+    import skmfnet._training._kernel as portable
+
+    if platform.machine().lower() not in ("x86_64", "amd64") or not portable.cpu_supports_x86_64_v3():
+        pytest.skip("the x86-64-v3 build of the kernel runs on x86-64 CPUs with AVX2 only")
+    import skmfnet._training._kernel_x86_64_v3 as v3
+
+    return portable, v3
+
+
+def test_fits_run_the_x86_64_v3_build_where_the_cpu_has_its_features():
+    import skmfnet._training._schedule as schedule
+
+    _, v3 = _v3_kernel()
+    assert schedule._kernel is v3
+
+
+@pytest.mark.parametrize("rule", [0, 1, 2], ids=["sgd", "adagrad", "adam"])
+@pytest.mark.parametrize("extras", ["ratings", "weighted", "sampled_pairs", "selection"])
+def test_the_x86_64_v3_build_trains_the_same_tables_bit_for_bit(rule, extras):
+    """Wider vectors, no fused multiply-adds: every rule, with weights, sampled pairs and selection tables."""
+    portable, v3 = _v3_kernel()
+    rng = np.random.default_rng(rule)
+    K, n, batch, slots = 37, 3000, 64, (0, 1, 2)[rule]  # (K odd: the loops' tails too)
+    width = (K + 1) * (1 + slots)
+    X = np.column_stack([rng.integers(1, 80, n), rng.integers(1, 50, n)]).astype(np.int32)
+    y = rng.normal(0, 1, n).astype(np.float32)
+    weights = rng.uniform(0, 2, n).astype(np.float32) if extras == "weighted" else np.ones(1, np.float32)
+    order = rng.permutation(n).astype(np.int32)
+    penalty = np.array([0.05] * K + [0.01], np.float32)
+    hyper = np.array([[0.5, 0, 0, 0], [0.1, 1e-7, 0, 0], [0.01, 0.9, 0.999, 1e-7]][rule], np.float32)
+    sampled = dict(n_negatives=16, negative_target=-1.0, negative_weight=0.5, n_items=49, sample_seed=7)
+    kwargs = {"ratings": {}, "weighted": {}, "sampled_pairs": sampled}.get(extras, sampled)
+    start = [rng.normal(0, 0.3, (rows, width)).astype(np.float32) for rows in (81, 51)]
+    sel_start = [rng.normal(0, 0.3, (rows, 5 * (1 + slots))).astype(np.float32) for rows in (81, 51)]
+    for table in start + sel_start:
+        table[:, table.shape[1] // (1 + slots):] = np.abs(table[:, table.shape[1] // (1 + slots):]) + 0.1
+    results = []
+    for build in (portable, v3):
+        tables = [table.copy() for table in start]
+        more = dict(kwargs)
+        if extras == "selection":
+            more.update(sel_u=sel_start[0].copy(), sel_i=sel_start[1].copy(),
+                        sel_penalty=np.array([0.05] * 4 + [0.01], np.float32))
+        sums = build.train(*tables, X, y, weights, order, n // batch, batch, penalty, hyper, rule, 0, 1, **more)
+        results.append((tables, sums, [more[k] for k in ("sel_u", "sel_i") if k in more]))
+    (tables_a, sums_a, sel_a), (tables_b, sums_b, sel_b) = results
+    assert not np.array_equal(tables_a[0], start[0])  # (they trained)
+    for a, b in zip(tables_a + sel_a, tables_b + sel_b):
+        np.testing.assert_array_equal(a, b)
+    assert sums_a == sums_b
+    P, Q = tables_a[0][:, :K], tables_a[1][:, :K]
+    b_u, b_i = tables_a[0][:, K:K + 1], tables_a[1][:, K:K + 1]
+    args = (np.ascontiguousarray(P), np.ascontiguousarray(b_u), np.ascontiguousarray(Q), np.ascontiguousarray(b_i),
+            np.ascontiguousarray(X[:, 0]), np.ascontiguousarray(X[:, 1]), y.astype(np.float64), 0, n)
+    assert portable.evaluate(*args) == v3.evaluate(*args)
 
 
 # --------------------------------------------- one definition of each rule, divergence, interrupts
@@ -605,6 +666,48 @@ def test_the_parameter_servers_rule_is_the_kernels(name):
         np.testing.assert_array_equal(tables[side][untouched], before[side][untouched])
 
 
+def test_the_kernels_adam_moments_are_lazy_adams_float32_arithmetic_bit_for_bit():
+    """m and v as LazyAdam's TensorFlow ops compute them, in float32: no intermediate double (which rounds otherwise).
+
+    The gradients are reproduced here in the kernel's own float32 order
+    (each row once in the batch, K=3), so both sides start from the same bits.
+    """
+    import skmfnet._training._kernel as kernel
+    from skmfnet._training._rules import rule_of
+
+    optimizer = LazyAdam(learning_rate=0.01)
+    rule = rule_of(optimizer)
+    K, batch, rng = 3, 4, np.random.default_rng(1)
+    width = K + 1
+    f32 = np.float32
+    tables = [rng.normal(0, 0.3, (5, 3 * width)).astype(f32) for _ in range(2)]
+    for table in tables:
+        table[:, width:] = np.abs(table[:, width:]) + 0.1
+    X = np.array([[1, 2], [2, 4], [3, 1], [4, 3]], np.int32)  # every row once
+    y = rng.normal(size=batch).astype(f32)
+    penalty = np.array([0.1] * K + [0.01], f32)
+    hyper = np.array(rule.hyper(optimizer), f32)
+    before = [table.copy() for table in tables]
+    kernel.train(tables[0], tables[1], X, y, np.ones(1, f32), np.arange(batch, dtype=np.int32), 1, batch,
+                 penalty, hyper, rule.code, 6, 1)
+    scale = f32(2.0 / batch)
+    for j, (u, i) in enumerate(X):
+        p, q = before[0][u, :width], before[1][i, :width]
+        dot = f32(0)
+        for f in range(K):
+            dot = f32(dot + p[f] * q[f])
+        c = f32(scale * f32(f32(f32(p[K] + q[K]) + dot) - y[j]))
+        for side, (row, mine, other) in enumerate(((u, p, q), (i, q, p))):
+            g = np.array([f32(c * other[f]) + f32(scale * penalty[f]) * mine[f] for f in range(K)]
+                         + [c + f32(scale * penalty[K]) * mine[K]], f32)[None]
+            state = before[side][row: row + 1]
+            expected = np.asarray(rule.apply(tf.constant(state[:, :width]), tf.constant(state[:, width:]),
+                                             tf.constant(g), tf.constant(7, tf.int64),
+                                             tf.constant(hyper), None))[0]
+            np.testing.assert_array_equal(tables[side][row, width:], expected[width:])  # m and v
+            np.testing.assert_allclose(tables[side][row, :width], expected[:width], rtol=1e-6)
+
+
 @pytest.mark.parametrize("params", [dict(optimizer="sgd", learning_rate=1e6), dict(optimizer="sgd", learning_rate=1e6,
                                     interaction="concat", hidden_layer_sizes=(4,))], ids=["kernel", "keras"])
 def test_training_that_diverges_raises_and_leaves_the_estimator_as_it_was(tiny_ratings, params):
@@ -632,9 +735,9 @@ def test_a_huge_rating_is_a_divergence_not_a_nan_model(tiny_ratings):
 def test_an_interrupt_during_a_kernel_fit_stops_it_and_leaves_the_estimator_as_before(tiny_ratings, monkeypatch):
     """Ctrl-C (KeyboardInterrupt) raised while the threads train: it propagates, the threads stop at their
     next slice (no further kernel call starts), and the estimator keeps its previous model."""
-    import skmfnet._training._kernel as kernel
     import skmfnet._training._schedule as schedule
 
+    kernel = schedule._kernel  # (the build this CPU runs)
     X, y = tiny_ratings
     est = EmbeddingMFRegressor(**LAZY).fit(X, y)
     before = est.predict(X)

@@ -59,6 +59,15 @@ row), and :func:`evaluate` splits held-out ratings among threads.  Threads
 are the caller's (a ``ThreadPoolExecutor`` sized by ``n_jobs``), not
 OpenMP's: the schedule already decides which cells may run at once, and
 the threads a fit uses are then exactly those ``n_jobs`` allows.
+
+Two builds of this one source: this module, for every CPU of its
+architecture, and on x86-64 :mod:`skmfnet._training._kernel_x86_64_v3`,
+compiled for x86-64-v3 (AVX2's eight-wide float arithmetic), which
+:mod:`skmfnet._training._schedule` runs where :func:`cpu_supports_x86_64_v3`
+holds: the CPU is asked at run time, so a wheel built on one machine
+runs on any other.  Both are built with ``-ffp-contract=off`` (no fused
+multiply-adds), so the two compute every value alike and train the same
+tables, bit for bit (tested).
 """
 
 from libc.math cimport pow, sqrt, sqrtf
@@ -77,6 +86,23 @@ cdef extern from *:
     }
     """
     void skmf_prefetch(const void *p) nogil
+
+cdef extern from *:
+    """
+    static int skmf_x86_64_v3(void) {
+    #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("x86-64-v3") != 0;
+    #elif (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi")
+            && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c");
+    #else
+        return 0;
+    #endif
+    }
+    """
+    int skmf_x86_64_v3() nogil
 
 cdef enum:
     SGD = 0
@@ -124,6 +150,7 @@ cdef inline void apply_rule(float *row, const float *g, const float *g2, Py_ssiz
     """The rule on one row ``[weights (K1) | state]`` with the summed gradient ``g`` (``g2``: summed squares)."""
     cdef Py_ssize_t f
     cdef float a, m, v
+    cdef float c1 = 1 - h1, c2 = 1 - h2  # (float32 throughout, as LazyAdam's TensorFlow ops)
     if rule == SGD:  # w -= lr * g
         for f in range(K1):
             row[f] -= h0 * g[f]
@@ -134,8 +161,8 @@ cdef inline void apply_rule(float *row, const float *g, const float *g2, Py_ssiz
             row[f] -= h0 * g[f] / sqrtf(a + h1)
     else:  # Adam, the bias correction folded into rate
         for f in range(K1):
-            m = h1 * row[K1 + f] + (1 - h1) * g[f]
-            v = h2 * row[2 * K1 + f] + (1 - h2) * g[f] * g[f]
+            m = h1 * row[K1 + f] + c1 * g[f]
+            v = h2 * row[2 * K1 + f] + c2 * (g[f] * g[f])
             row[K1 + f] = m
             row[2 * K1 + f] = v
             row[f] -= rate * m / (sqrtf(v) + h3)
@@ -264,11 +291,19 @@ cdef void apply_owners(Side *side, const int *rows, Py_ssize_t count, int rule, 
 
 
 cdef double penalty_sum(const float *row, const float *penalty, Py_ssize_t K1) noexcept nogil:
-    cdef double s = 0
-    cdef Py_ssize_t f
-    for f in range(K1):
-        s += penalty[f] * row[f] * row[f]
-    return s
+    """``sum_f penalty_f row_f^2`` in eight float32 lanes (one running double sum waited on each addition)."""
+    cdef float s[8]
+    cdef Py_ssize_t f = 0, lane
+    for lane in range(8):
+        s[lane] = 0
+    while f + 8 <= K1:
+        for lane in range(8):
+            s[lane] += penalty[f + lane] * row[f + lane] * row[f + lane]
+        f += 8
+    while f < K1:
+        s[0] += penalty[f] * row[f] * row[f]
+        f += 1
+    return <double>(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])))
 
 
 cdef double score_negatives(Side *su, Side *si, int *users, int *items, float *score, float *target,
@@ -416,6 +451,12 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
                 # pass 1: scores, errors and owners of the ratings, the rows AHEAD
                 # positions on prefetched meanwhile (their weights: pass 3 fetches the state)
                 for j in range(batch):
+                    if s * batch + j + 2 * AHEAD < end:  # the rating's own entries, twice as far ahead
+                        r = order[s * batch + j + 2 * AHEAD]
+                        skmf_prefetch(&X[r, 0])
+                        skmf_prefetch(&y[r])
+                        if r < n_weights:
+                            skmf_prefetch(&weights[r])
                     if s * batch + j + AHEAD < end:
                         r = order[s * batch + j + AHEAD]
                         prefetch_row(su.table, X[r, 0], su.width, K1)
@@ -468,6 +509,11 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
     if not ok:
         raise MemoryError("the compiled epoch could not allocate its batch buffers")
     return total_loss, total_squared
+
+
+def cpu_supports_x86_64_v3():
+    """Whether this CPU runs code built for x86-64-v3 (AVX2, FMA, BMI2, ...): the features GCC or Clang report."""
+    return bool(skmf_x86_64_v3())
 
 
 def chunk_order(int[::1] out, int64_t n, int64_t stride, int64_t shift, int64_t start, uint64_t seed_0,

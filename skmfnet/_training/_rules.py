@@ -68,7 +68,7 @@ class _Adam:
         t = tf.cast(step, tf.float32)
         m, v = tf.split(state, 2, axis=1)
         m = beta_1 * m + (1 - beta_1) * g
-        v = beta_2 * v + (1 - beta_2) * g * g
+        v = beta_2 * v + (1 - beta_2) * tf.square(g)
         rate = lr * tf.sqrt(1 - tf.pow(beta_2, t)) / (1 - tf.pow(beta_1, t))
         return tf.concat([weights - rate * m / (tf.sqrt(v) + epsilon), m, v], axis=1)
 
