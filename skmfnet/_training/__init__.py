@@ -16,7 +16,9 @@ Modules (arrows point one way: ``_rules`` -> ``_dispatch``, ``_kernel``;
 ``_auto``
     what ``alpha="auto"``, ``learning_rate="auto"`` and ``early_stopping="auto"`` mean.
 ``_kernel`` (compiled, Cython)
-    the dot model's batch step and its rules: the one implementation.
+    the dot model's batch step and its rules: the one implementation
+    (``_kernel_x86_64_v3``: the same source built for AVX2 CPUs, which
+    ``_schedule`` runs where the CPU has those features).
 ``_rules``
     the Keras optimizers the kernel implements, and the dot model's tables in a Keras model.
 ``_schedule``

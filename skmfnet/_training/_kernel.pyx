@@ -15,8 +15,12 @@ table and of each of its optimizer's moment tables; for biased matrix
 factorization the step is a few lines of arithmetic on the batch's rows.
 
 A batch of ``batch`` ratings (plus ``n_negatives`` sampled pairs when
-training for ranking) is three passes over its positions:
+training for ranking) is gathered, then three passes over its positions:
 
+0. gather each rating's (user, item, rating, weight) from its shuffled
+   position into the batch's arrays, in a loop of independent loads (so
+   that many of their cache misses are in flight at once, where the
+   scoring loop waited on each);
 1. score each position from the tables as they were before the batch, and
    record, per row, its *owner*: the last position that holds it (the
    rows ``PREFETCH`` positions ahead are prefetched in the same loop, so
@@ -28,7 +32,10 @@ training for ranking) is three passes over its positions:
 
 (The kernel's first form prefetched the batch's rows in a loop of their
 own before scoring them, and summed the user and the item side in two
-loops: ``benchmarks/results/speed/speed_25m_kernel_first`` measured it, and
+loops: ``benchmarks/results/speed/speed_25m_kernel_first`` measured it; its
+second read each rating at its shuffled position inside the scoring loop,
+summed the loss's penalty in one running double and Adam's moments through
+a double, in one portable build: ``speed_25m_kernel_second``; and
 ``benchmarks/results/speed/speed_25m_kernel`` this one, against Cornac and the
 SGD ceiling.)
 
@@ -109,6 +116,7 @@ cdef enum:
     ADAGRAD = 1
     ADAM = 2
     AHEAD = 8
+    GATHER_AHEAD = 32
 
 #: Rule codes (:mod:`skmfnet._training._rules` gives each rule class its own).
 RULE_SGD = SGD
@@ -433,7 +441,7 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
     if selection:
         ok = ok and side_init(&ssu, sel_u, K1s, size, squares) and side_init(&ssi, sel_i, K1s, size, squares)
     cdef double total_loss = 0, total_squared = 0, squared, penalised, negatives_loss, sel_loss
-    cdef Py_ssize_t s, j, r, end = n_steps * batch
+    cdef Py_ssize_t s, j, r
     cdef int u, i
     cdef float w, e, rate, scale = 2.0 / batch
     cdef float h0 = hyper[0], h1 = hyper[1], h2 = hyper[2], h3 = hyper[3]
@@ -448,32 +456,32 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
                 penalised = 0
                 negatives_loss = 0
                 sel_loss = 0
+                # pass 0: the batch's ratings gathered from their shuffled positions, in a
+                # loop of independent loads (many misses in flight at once)
+                for j in range(batch):
+                    if j + GATHER_AHEAD < batch:
+                        r = order[s * batch + j + GATHER_AHEAD]
+                        skmf_prefetch(&X[r, 0])
+                        skmf_prefetch(&y[r])
+                    r = order[s * batch + j]
+                    users[j] = X[r, 0]
+                    items[j] = X[r, 1]
+                    target[j] = y[r]
+                    weight[j] = weights[r if r < n_weights else n_weights - 1]
                 # pass 1: scores, errors and owners of the ratings, the rows AHEAD
                 # positions on prefetched meanwhile (their weights: pass 3 fetches the state)
                 for j in range(batch):
-                    if s * batch + j + 2 * AHEAD < end:  # the rating's own entries, twice as far ahead
-                        r = order[s * batch + j + 2 * AHEAD]
-                        skmf_prefetch(&X[r, 0])
-                        skmf_prefetch(&y[r])
-                        if r < n_weights:
-                            skmf_prefetch(&weights[r])
-                    if s * batch + j + AHEAD < end:
-                        r = order[s * batch + j + AHEAD]
-                        prefetch_row(su.table, X[r, 0], su.width, K1)
-                        prefetch_row(si.table, X[r, 1], si.width, K1)
-                    r = order[s * batch + j]
-                    u = X[r, 0]
-                    i = X[r, 1]
-                    users[j] = u
-                    items[j] = i
+                    if j + AHEAD < batch:
+                        prefetch_row(su.table, users[j + AHEAD], su.width, K1)
+                        prefetch_row(si.table, items[j + AHEAD], si.width, K1)
+                    u = users[j]
+                    i = items[j]
                     pu = su.table + u * su.width
                     qi = si.table + i * si.width
                     score[j] = pu[K] + qi[K] + dot(pu, qi, K)
-                    w = weights[r if r < n_weights else n_weights - 1]
-                    target[j] = y[r]
+                    w = weight[j]
                     e = score[j] - target[j]
                     squared += w * e * e
-                    weight[j] = w
                     coef[j] = scale * w * e
                     shrink[j] = scale * w
                     su.owner[u] = j
