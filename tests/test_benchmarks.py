@@ -192,6 +192,8 @@ def test_explore_blocks_forces_each_block_count_and_writes_its_figures(tmp_path,
             super().__init__(X, n_rows, p, batch)
 
     monkeypatch.setattr(skmfnet._training._schedule, "Blocks", Recorded)
+    # "auto" compares its pairs on held-out ratings from 10,000 ratings on here (a million in the package)
+    monkeypatch.setattr(skmfnet._training._auto, "AUTO_SELECTION_RATINGS", 10_000)
     original = (skmfnet._training._schedule.resolve_blocks, skmfnet._training._schedule.end_epoch)
     out = tmp_path / "blocks.json"
     assert explore_blocks.main(["--n-ratings", "20000", "--blocks", "2,3", "--repeats", "1", "--n-factors", "4",
@@ -200,6 +202,9 @@ def test_explore_blocks_forces_each_block_count_and_writes_its_figures(tmp_path,
     result = json.loads(out.read_text())["results"]["20000"]
     assert set(result["ratings_per_s"]) == {"2", "3"}
     assert all(len(r) == 1 and r[0] > 0 for r in result["ratings_per_s"].values())
+    # each fit's best held-out RMSE of the pairs compared
+    assert set(result["held_out_rmse"]) == {"2", "3"}
+    assert all(len(r) == 1 and 0 < r[0] < 2 for r in result["held_out_rmse"].values())
     # the package's own rule and epoch end are back after the sweep
     assert (skmfnet._training._schedule.resolve_blocks, skmfnet._training._schedule.end_epoch) == original
 

@@ -320,15 +320,20 @@ def test_each_cell_is_trained_in_chunks_that_interleave_the_rounds(larger_rating
             assert not np.array_equal(taken, np.concatenate(parts[0, offset]))
 
 
-def test_blocks_are_four_a_side_from_two_threads_on():
+def test_blocks_are_four_a_side_from_two_threads_on_and_more_where_every_cell_keeps_its_four_parts():
     from skmfnet._training._schedule import resolve_blocks
 
-    # (the rule before cut MovieLens 25M's tables with Adam's moments into 16
-    # blocks a side, for cache-sized cells: slower, benchmarks/results/explore/explore_blocks_25m.json)
+    # (with the XLA epoch, 16 blocks a side were slower at 25 million ratings,
+    # benchmarks/results/explore/explore_blocks_25m.json; on the kernel faster,
+    # explore_blocks_25m_kernel.json)
     assert resolve_blocks(1, 25_000_000, 1024) == 1  # one thread: the Keras path's batches
-    assert resolve_blocks(2, 25_000_000, 1024) == 4
-    assert resolve_blocks(3, 25_000_000, 1024) == 4  # not a multiple of the threads
-    assert resolve_blocks(4, 25_000_000, 1024) == 4
+    assert resolve_blocks(2, 25_000_000, 1024) == 16  # 16 x 16 cells of 4 parts of 16 batches and more
+    assert resolve_blocks(3, 25_000_000, 1024) == 16  # not a multiple of the threads
+    assert resolve_blocks(2, 16_777_216, 1024) == 16  # 16 x 16 cells of 64 batches each
+    assert resolve_blocks(2, 16_777_215, 1024) == 8  # ... one rating fewer
+    assert resolve_blocks(2, 4_194_304, 1024) == 8
+    assert resolve_blocks(2, 4_194_303, 1024) == 4
+    assert resolve_blocks(4, 2_000_000, 1024) == 4
     assert resolve_blocks(32, 25_000_000, 1024) == 32  # at least one block per thread
     assert resolve_blocks(2, 262_144, 1024) == 4  # 4 x 4 cells of 16 batches each
     assert resolve_blocks(2, 262_143, 1024) == 2  # ... one rating fewer: 2 x 2 cells
@@ -343,6 +348,7 @@ def test_the_number_of_threads_does_not_change_the_result(larger_ratings, monkey
     X, y, X_test, _ = larger_ratings
     # 8 blocks a side
     monkeypatch.setattr(rowfit, "BLOCKS", 8)
+    monkeypatch.setattr(rowfit, "MAX_BLOCKS", 8)
     monkeypatch.setattr(rowfit, "CELL_BATCHES", 1)
     calls = []
     original = kernel.train

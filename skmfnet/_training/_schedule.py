@@ -28,7 +28,10 @@ through the ``p`` rounds that many times (a row trained on one block of
 the other side after another drifts towards the last; meeting them in
 turn several times an epoch keeps most of one thread's accuracy).  ``p``
 is :data:`BLOCKS` (4), halved while a cell would hold fewer than
-:data:`CELL_BATCHES` batches, or the number of threads if that is more
+:data:`CELL_BATCHES` batches, doubled up to :data:`MAX_BLOCKS` (16) while
+every cell would still hold its :data:`ROUND_CHUNKS` parts of that many
+(smaller cells keep their rows in the cache: from about 17 million ratings
+at the default batch size), or the number of threads if that is more
 (:func:`resolve_blocks`).  From two threads up to ``p`` the result does not
 depend on the number of threads.  With ``distribution="multi_worker"``
 each worker trains the cells of its own user block, and the workers
@@ -53,7 +56,7 @@ from .._network import ITEM_BIAS, ITEM_FACTORS, SCORE_BATCH, USER_BIAS, USER_FAC
 from . import _kernel as _portable_kernel
 from ._rules import dot_tables, store_optimizer_state
 
-__all__ = ["BLOCKS", "CELL_BATCHES", "ROUND_CHUNKS", "SLICE_BATCHES", "Blocks",
+__all__ = ["BLOCKS", "CELL_BATCHES", "MAX_BLOCKS", "ROUND_CHUNKS", "SLICE_BATCHES", "Blocks",
            "TrainingDivergedError", "end_epoch", "evaluate", "fit_rows", "resolve_blocks"]
 
 def kernel_for_this_cpu():
@@ -409,6 +412,24 @@ BLOCKS = 4
 #: than the threads save).
 CELL_BATCHES = 16
 
+#: Beyond :data:`BLOCKS`, the blocks a side are doubled up to this many
+#: where every cell still holds :data:`ROUND_CHUNKS` parts of
+#: :data:`CELL_BATCHES` batches: smaller cells keep their rows (with Adam's
+#: moments) in the cache shared by the threads.  On the compiled kernel, on
+#: 2 cores, with the defaults at K=64 on ratings of MovieLens 25M's id shape
+#: (another seed than the benchmark's; ``python benchmarks/explore/explore_blocks.py
+#: --n-ratings 25000000 --blocks 4,8,16,32 --repeats 1``,
+#: ``benchmarks/results/explore/explore_blocks_25m_kernel.json``; M ratings per
+#: second per epoch, and the best held-out RMSE of the pairs "auto" compared
+#: after 6 epochs): 4 blocks 6.74 and 0.8182, 8 blocks 6.72 and 0.8179, 16
+#: blocks 8.35 and 0.8173, 32 blocks 9.17 and 0.8205 (cells of 21 batches,
+#: one part each).  At 2 and 5 million ratings (``--n-ratings
+#: 2000000,5000000 --blocks 4,8,16``, ``explore_blocks_kernel.json``), 16
+#: blocks (cells of 7 and 17 batches: one part) lost 0.007 and 0.012 of
+#: held-out RMSE to 4; 8 blocks at 5 million (68 batches a cell, four
+#: parts) matched 4 (0.9170 and 0.9171, 5.74 and 5.67 M ratings per second).
+MAX_BLOCKS = 16
+
 #: Every epoch of the stratified schedule goes through its ``p`` rounds this
 #: many times, each time with another part of every cell (at most each
 #: cell's batches): a row meets the other side's blocks in turn four times
@@ -441,14 +462,18 @@ def resolve_blocks(n_threads, n_ratings, batch):
 
     :data:`BLOCKS`, halved while a cell (of ``n_ratings`` in ``p x p``
     cells) would hold fewer than :data:`CELL_BATCHES` batches of ``batch``
-    ratings, or one per thread where the threads are more.  So the number
-    of threads changes the schedule (and the result) only where it exceeds
-    that.  One thread: one block (the Keras path's batches).
+    ratings, doubled up to :data:`MAX_BLOCKS` while every cell would still
+    hold :data:`ROUND_CHUNKS` parts of that many; or one per thread where
+    the threads are more.  So the number of threads changes the schedule
+    (and the result) only where it exceeds that.  One thread: one block
+    (the Keras path's batches).
     """
     if n_threads <= 1:
         return 1
     p = 1
     while p < BLOCKS and (2 * p) ** 2 * CELL_BATCHES * batch <= n_ratings:
+        p *= 2
+    while BLOCKS <= p < MAX_BLOCKS and (2 * p) ** 2 * ROUND_CHUNKS * CELL_BATCHES * batch <= n_ratings:
         p *= 2
     return max(p, n_threads)
 
@@ -506,11 +531,19 @@ class Blocks:
         if p > 1:
             start = 0
             for a in range(p):
+                # the ratings of user block a, then cut by item block (a stable sort keeps
+                # each cell's positions increasing): one pass over the ratings per user
+                # block, where one per cell cost p times as many
+                mine = np.flatnonzero((cell >= a * p) & (cell < (a + 1) * p))
+                item_block = (cell[mine] - a * p).astype(np.int16)
+                mine = mine[np.argsort(item_block, kind="stable")].astype(np.int32)
+                cut = np.concatenate([[0], np.cumsum(sizes[a * p: (a + 1) * p])])
                 for b in range(p):
-                    self.cells[a, b] = np.flatnonzero(cell == a * p + b).astype(np.int32)
+                    self.cells[a, b] = mine[cut[b]: cut[b + 1]]
                     self.sizes[a, b] = int(sizes[a * p + b])
                     self.offsets[a, b] = start
                     start += self.sizes[a, b]
+                del mine, item_block
             del cell
         # rows of a block's table: row 0 (unknown ids) and its members
         self._rows = [1 + max(len(m) for m in members) for members in self.members]
