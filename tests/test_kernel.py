@@ -326,18 +326,45 @@ def test_blocks_are_four_a_side_from_two_threads_on_and_more_where_every_cell_ke
     # (with the XLA epoch, 16 blocks a side were slower at 25 million ratings,
     # benchmarks/results/explore/explore_blocks_25m.json; on the kernel faster,
     # explore_blocks_25m_kernel.json)
-    assert resolve_blocks(1, 25_000_000, 1024) == 1  # one thread: the Keras path's batches
-    assert resolve_blocks(2, 25_000_000, 1024) == 16  # 16 x 16 cells of 4 parts of 16 batches and more
-    assert resolve_blocks(3, 25_000_000, 1024) == 16  # not a multiple of the threads
-    assert resolve_blocks(2, 16_777_216, 1024) == 16  # 16 x 16 cells of 64 batches each
-    assert resolve_blocks(2, 16_777_215, 1024) == 8  # ... one rating fewer
-    assert resolve_blocks(2, 4_194_304, 1024) == 8
-    assert resolve_blocks(2, 4_194_303, 1024) == 4
-    assert resolve_blocks(4, 2_000_000, 1024) == 4
+    assert resolve_blocks(1, 25_000_000, 1024, finer=True) == 1  # one thread: the Keras path's batches
+    # Adam's fits (finer): up to 16 blocks, where every cell keeps 4 parts of 16 batches
+    assert resolve_blocks(2, 25_000_000, 1024, finer=True) == 16
+    assert resolve_blocks(3, 25_000_000, 1024, finer=True) == 16  # not a multiple of the threads
+    assert resolve_blocks(2, 16_777_216, 1024, finer=True) == 16  # 16 x 16 cells of 64 batches each
+    assert resolve_blocks(2, 16_777_215, 1024, finer=True) == 8  # ... one rating fewer
+    assert resolve_blocks(2, 4_194_304, 1024, finer=True) == 8
+    assert resolve_blocks(2, 4_194_303, 1024, finer=True) == 4
+    assert resolve_blocks(4, 2_000_000, 1024, finer=True) == 4
+    # SGD's and Adagrad's: 4 (a row's step grows with its repeats in a batch)
+    assert resolve_blocks(2, 25_000_000, 1024) == 4
+    assert resolve_blocks(4, 25_000_000, 1024) == 4
     assert resolve_blocks(32, 25_000_000, 1024) == 32  # at least one block per thread
     assert resolve_blocks(2, 262_144, 1024) == 4  # 4 x 4 cells of 16 batches each
     assert resolve_blocks(2, 262_143, 1024) == 2  # ... one rating fewer: 2 x 2 cells
     assert resolve_blocks(2, 20_000, 1024) == 2  # (too few for 2 x 2 cells: Blocks lowers p)
+
+
+@pytest.mark.parametrize("optimizer, blocks", [("lazy_adam", 4), ("adagrad", 2), ("sgd", 2)])
+def test_only_adams_fits_cut_the_tables_beyond_blocks(larger_ratings, monkeypatch, optimizer, blocks):
+    """A row's SGD (or Adagrad) step grows with its repeats in a batch, which finer cells raise: they keep BLOCKS."""
+    import skmfnet._training._schedule as schedule
+
+    X, y, _, _ = larger_ratings
+    # 24,000 ratings in batches of 128: 4 x 4 cells of 11 batches, 4 parts of 2 and more
+    monkeypatch.setattr(schedule, "BLOCKS", 2)
+    monkeypatch.setattr(schedule, "MAX_BLOCKS", 4)
+    monkeypatch.setattr(schedule, "CELL_BATCHES", 2)
+    seen = []
+    original = schedule.Blocks
+
+    class Recorded(original):
+        def __init__(self, X, n_rows, p, batch):
+            super().__init__(X, n_rows, p, batch)
+            seen.append(self.p)
+
+    monkeypatch.setattr(schedule, "Blocks", Recorded)
+    EmbeddingMFRegressor(**{**BLOCKED, "epochs": 1}, optimizer=optimizer, n_jobs=2).fit(X, y)
+    assert seen == [blocks]
 
 
 def test_the_number_of_threads_does_not_change_the_result(larger_ratings, monkeypatch):

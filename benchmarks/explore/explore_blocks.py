@@ -91,7 +91,8 @@ def fit_with_blocks(X, y, blocks, n_factors, **params):
 def rule_blocks(n_ratings):
     """The number of blocks a side that the package's rule picks for a fit of the defaults on every core."""
     threads = skmfnet._training._dispatch.resolve_threads(None, n_ratings)
-    return skmfnet._training._schedule.resolve_blocks(threads, n_ratings, EmbeddingMFRegressor().batch_size)
+    return skmfnet._training._schedule.resolve_blocks(threads, n_ratings, EmbeddingMFRegressor().batch_size,
+                                                      finer=True)  # (the defaults' LazyAdam)
 
 
 def main(argv=None):

@@ -51,6 +51,10 @@ class _Adam:
     name = "LazyAdam"
     code = RULE_ADAM
     slots = 2
+    #: whether a row's step keeps its size however many times the row repeats
+    #: in a batch (its summed gradient is divided by the root of its own
+    #: second moment): the schedule may then cut the tables finer
+    scale_free = True
     squares = False
 
     @staticmethod
@@ -85,6 +89,7 @@ class _SGD:
 
     name = "SGD without momentum"
     code = RULE_SGD
+    scale_free = False  # (see _Adam.scale_free)
     slots = 0
     squares = False
 
@@ -118,6 +123,7 @@ class _Adagrad:
 
     name = "Adagrad"
     code = RULE_ADAGRAD
+    scale_free = False  # (see _Adam.scale_free)
     slots = 1
     squares = True
 

@@ -28,10 +28,10 @@ through the ``p`` rounds that many times (a row trained on one block of
 the other side after another drifts towards the last; meeting them in
 turn several times an epoch keeps most of one thread's accuracy).  ``p``
 is :data:`BLOCKS` (4), halved while a cell would hold fewer than
-:data:`CELL_BATCHES` batches, doubled up to :data:`MAX_BLOCKS` (16) while
-every cell would still hold its :data:`ROUND_CHUNKS` parts of that many
-(smaller cells keep their rows in the cache: from about 17 million ratings
-at the default batch size), or the number of threads if that is more
+:data:`CELL_BATCHES` batches, for Adam doubled up to :data:`MAX_BLOCKS` (16)
+while every cell would still hold its :data:`ROUND_CHUNKS` parts of that
+many (smaller cells keep their rows in the cache: from about 17 million
+ratings at the default batch size), or the number of threads if that is more
 (:func:`resolve_blocks`).  From two threads up to ``p`` the result does not
 depend on the number of threads.  With ``distribution="multi_worker"``
 each worker trains the cells of its own user block, and the workers
@@ -232,7 +232,7 @@ def fit_rows(
 
     X = np.asarray(X, dtype=np.int32)
     n_rows = [int(P.shape[0]), int(Q.shape[0])]
-    wanted = resolve_blocks(n_threads, n, batch) if exchange is None else exchange.size
+    wanted = resolve_blocks(n_threads, n, batch, finer=rule.scale_free) if exchange is None else exchange.size
     key = (wanted, batch, tuple(n_rows), exchange is None)
     if prepared is not None and prepared.get("key") == key:
         blocks, (X_c, y_c, w_c) = prepared["blocks"], prepared["arrays"]
@@ -428,6 +428,10 @@ CELL_BATCHES = 16
 #: blocks (cells of 7 and 17 batches: one part) lost 0.007 and 0.012 of
 #: held-out RMSE to 4; 8 blocks at 5 million (68 batches a cell, four
 #: parts) matched 4 (0.9170 and 0.9171, 5.74 and 5.67 M ratings per second).
+#: Adam's fits only: with SGD a row's step is its summed gradient, which
+#: grows with its repeats in a batch, and finer cells repeat a row more (the
+#: benchmark's SGD settings at 25 million ratings, ``learning_rate=30`` in
+#: batches of 4096, diverged in their first epoch on 8 blocks a side).
 MAX_BLOCKS = 16
 
 #: Every epoch of the stratified schedule goes through its ``p`` rounds this
@@ -457,14 +461,15 @@ MAX_BLOCKS = 16
 ROUND_CHUNKS = 4
 
 
-def resolve_blocks(n_threads, n_ratings, batch):
+def resolve_blocks(n_threads, n_ratings, batch, finer=False):
     """Blocks per side of a fit on ``n_threads`` threads: see the module docstring.
 
     :data:`BLOCKS`, halved while a cell (of ``n_ratings`` in ``p x p``
     cells) would hold fewer than :data:`CELL_BATCHES` batches of ``batch``
-    ratings, doubled up to :data:`MAX_BLOCKS` while every cell would still
-    hold :data:`ROUND_CHUNKS` parts of that many; or one per thread where
-    the threads are more.  So the number of threads changes the schedule
+    ratings, and, with ``finer`` (a rule whose steps do not grow with a
+    row's repeats in a batch: Adam's), doubled up to :data:`MAX_BLOCKS`
+    while every cell would still hold :data:`ROUND_CHUNKS` parts of that
+    many; or one per thread where the threads are more.  So the number of threads changes the schedule
     (and the result) only where it exceeds that.  One thread: one block
     (the Keras path's batches).
     """
@@ -473,7 +478,7 @@ def resolve_blocks(n_threads, n_ratings, batch):
     p = 1
     while p < BLOCKS and (2 * p) ** 2 * CELL_BATCHES * batch <= n_ratings:
         p *= 2
-    while BLOCKS <= p < MAX_BLOCKS and (2 * p) ** 2 * ROUND_CHUNKS * CELL_BATCHES * batch <= n_ratings:
+    while finer and BLOCKS <= p < MAX_BLOCKS and (2 * p) ** 2 * ROUND_CHUNKS * CELL_BATCHES * batch <= n_ratings:
         p *= 2
     return max(p, n_threads)
 
