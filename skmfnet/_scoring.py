@@ -36,11 +36,20 @@ def pair_scores(mu, tables, user_rows, item_rows):
     ``tables``: ``user_factors``, ``item_factors`` of shape (n + 1, K) and
     ``user_bias``, ``item_bias`` of shape (n + 1,) (float32 or float64; the
     rows used are computed in float64).  Row 0, the unknown-id row, is zero.
+    The pairs are scored in blocks of at most :data:`_BLOCK_SCORES` factors
+    a side: their gathered float64 rows stay a few megabytes whatever the
+    number of pairs (all at once, a million pairs at K=64 took 1 GB).
     """
     f64 = np.float64
-    P, Q = tables["user_factors"][user_rows].astype(f64), tables["item_factors"][item_rows].astype(f64)
-    return (mu + tables["user_bias"][user_rows].astype(f64) + tables["item_bias"][item_rows].astype(f64)
-            + np.einsum("ij,ij->i", P, Q))
+    user_rows, item_rows = np.asarray(user_rows), np.asarray(item_rows)
+    P, Q = tables["user_factors"], tables["item_factors"]
+    out = np.empty(len(user_rows), dtype=f64)
+    step = max(1, _BLOCK_SCORES // max(P.shape[1], 1))
+    for start in range(0, len(user_rows), step):
+        u, i = user_rows[start: start + step], item_rows[start: start + step]
+        out[start: start + step] = (mu + tables["user_bias"][u].astype(f64) + tables["item_bias"][i].astype(f64)
+                                    + np.einsum("ij,ij->i", P[u].astype(f64), Q[i].astype(f64)))
+    return out
 
 
 def fold_members(factors, biases):
