@@ -81,7 +81,7 @@ def fit_with_blocks(X, y, blocks, n_factors, **params):
 
     The held-out ratings are the estimator's own (a tenth of ``y``): no test set is read.
     """
-    with epoch_stamps(**({"resolve_blocks": lambda *args: blocks} if blocks else {})) as stamps:
+    with epoch_stamps(**({"resolve_blocks": lambda *args, **kwargs: blocks} if blocks else {})) as stamps:
         model = EmbeddingMFRegressor(n_factors=n_factors, epochs=EPOCHS, random_state=0, **params).fit(X, y)
     results = getattr(model, "auto_results_", None)
     held_out = None if results is None else min(r["best_val_rmse"] for r in results)
