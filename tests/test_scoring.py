@@ -245,7 +245,8 @@ def test_pair_scores_gather_a_block_of_rows_at_a_time_whatever_the_number_of_pai
     rng = np.random.default_rng(0)
     tables = {"user_factors": rng.normal(size=(500, 64)).astype(np.float32),
               "item_factors": rng.normal(size=(300, 64)).astype(np.float32),
-              "user_bias": rng.normal(size=500).astype(np.float32), "item_bias": rng.normal(size=300).astype(np.float32)}
+              "user_bias": rng.normal(size=500).astype(np.float32),
+              "item_bias": rng.normal(size=300).astype(np.float32)}
     users, items = rng.integers(0, 500, 300_000), rng.integers(0, 300, 300_000)
     tracemalloc.start()
     try:

@@ -59,8 +59,9 @@ from ._rules import dot_tables, store_optimizer_state
 __all__ = ["BLOCKS", "CELL_BATCHES", "MAX_BLOCKS", "ROUND_CHUNKS", "SLICE_BATCHES", "Blocks",
            "TrainingDivergedError", "end_epoch", "evaluate", "fit_rows", "resolve_blocks"]
 
+
 def kernel_for_this_cpu():
-    """The build of the kernel this CPU runs: the x86-64-v3 one (AVX2) where the CPU has its features, else the portable one.
+    """The kernel build this CPU runs: x86-64-v3 (AVX2) where the CPU has those features, else the portable one.
 
     Both compute the same tables bit for bit (see :mod:`skmfnet._training._kernel`).
     """
@@ -412,26 +413,19 @@ BLOCKS = 4
 #: than the threads save).
 CELL_BATCHES = 16
 
-#: Beyond :data:`BLOCKS`, the blocks a side are doubled up to this many
-#: where every cell still holds :data:`ROUND_CHUNKS` parts of
+#: Beyond :data:`BLOCKS`, LazyAdam's fits double the blocks a side up to
+#: this many while every cell still holds :data:`ROUND_CHUNKS` parts of
 #: :data:`CELL_BATCHES` batches: smaller cells keep their rows (with Adam's
-#: moments) in the cache shared by the threads.  On the compiled kernel, on
-#: 2 cores, with the defaults at K=64 on ratings of MovieLens 25M's id shape
-#: (another seed than the benchmark's; ``python benchmarks/explore/explore_blocks.py
-#: --n-ratings 25000000 --blocks 4,8,16,32 --repeats 1``,
-#: ``benchmarks/results/explore/explore_blocks_25m_kernel.json``; M ratings per
-#: second per epoch, and the best held-out RMSE of the pairs "auto" compared
-#: after 6 epochs): 4 blocks 6.74 and 0.8182, 8 blocks 6.72 and 0.8179, 16
-#: blocks 8.35 and 0.8173, 32 blocks 9.17 and 0.8205 (cells of 21 batches,
-#: one part each).  At 2 and 5 million ratings (``--n-ratings
-#: 2000000,5000000 --blocks 4,8,16``, ``explore_blocks_kernel.json``), 16
-#: blocks (cells of 7 and 17 batches: one part) lost 0.007 and 0.012 of
-#: held-out RMSE to 4; 8 blocks at 5 million (68 batches a cell, four
-#: parts) matched 4 (0.9170 and 0.9171, 5.74 and 5.67 M ratings per second).
-#: Adam's fits only: with SGD a row's step is its summed gradient, which
-#: grows with its repeats in a batch, and finer cells repeat a row more (the
-#: benchmark's SGD settings at 25 million ratings, ``learning_rate=30`` in
-#: batches of 4096, diverged in their first epoch on 8 blocks a side).
+#: moments) in the cache the threads share.  On the kernel at 25 million
+#: ratings, 16 blocks were faster than 4 and 8 at the best held-out RMSE
+#: (32 faster still, less accurate); cells too small for their four parts
+#: lost accuracy at 2 and 5 million
+#: (``python benchmarks/explore/explore_blocks.py``, results in
+#: ``benchmarks/results/explore/explore_blocks_25m_kernel.json`` and
+#: ``explore_blocks_kernel.json``; figures in ``docs/scaling.rst``).  Not
+#: for SGD or Adagrad: their steps grow with a row's repeats in a batch,
+#: which finer cells raise (the speed benchmark's SGD settings diverged at
+#: 25 million ratings on 8 blocks a side).
 MAX_BLOCKS = 16
 
 #: Every epoch of the stratified schedule goes through its ``p`` rounds this
