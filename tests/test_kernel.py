@@ -344,16 +344,21 @@ def test_blocks_are_four_a_side_from_two_threads_on_and_more_where_every_cell_ke
     assert resolve_blocks(2, 20_000, 1024) == 2  # (too few for 2 x 2 cells: Blocks lowers p)
 
 
+def _block_rule(monkeypatch, **constants):
+    """skmfnet._training._schedule with the block rule's constants set for this test (``BLOCKS=...``)."""
+    import skmfnet._training._schedule as schedule
+
+    for name, value in constants.items():
+        monkeypatch.setattr(schedule, name, value)
+    return schedule
+
+
 @pytest.mark.parametrize("optimizer, blocks", [("lazy_adam", 4), ("adagrad", 2), ("sgd", 2)])
 def test_only_adams_fits_cut_the_tables_beyond_blocks(larger_ratings, monkeypatch, optimizer, blocks):
     """A row's SGD (or Adagrad) step grows with its repeats in a batch, which finer cells raise: they keep BLOCKS."""
-    import skmfnet._training._schedule as schedule
-
     X, y, _, _ = larger_ratings
     # 24,000 ratings in batches of 128: 4 x 4 cells of 11 batches, 4 parts of 2 and more
-    monkeypatch.setattr(schedule, "BLOCKS", 2)
-    monkeypatch.setattr(schedule, "MAX_BLOCKS", 4)
-    monkeypatch.setattr(schedule, "CELL_BATCHES", 2)
+    schedule = _block_rule(monkeypatch, BLOCKS=2, MAX_BLOCKS=4, CELL_BATCHES=2)
     seen = []
     original = schedule.Blocks
 
@@ -369,14 +374,9 @@ def test_only_adams_fits_cut_the_tables_beyond_blocks(larger_ratings, monkeypatc
 
 def test_the_number_of_threads_does_not_change_the_result(larger_ratings, monkeypatch):
     """Threads share out the cells of the rule's blocks: 2, 3 or 4 threads, one schedule."""
-    import skmfnet._training._schedule as rowfit
-
-    kernel = rowfit._kernel  # (the build this CPU runs)
     X, y, X_test, _ = larger_ratings
-    # 8 blocks a side
-    monkeypatch.setattr(rowfit, "BLOCKS", 8)
-    monkeypatch.setattr(rowfit, "MAX_BLOCKS", 8)
-    monkeypatch.setattr(rowfit, "CELL_BATCHES", 1)
+    schedule = _block_rule(monkeypatch, BLOCKS=8, MAX_BLOCKS=8, CELL_BATCHES=1)  # 8 blocks a side
+    kernel = schedule._kernel  # (the build this CPU runs)
     calls = []
     original = kernel.train
     monkeypatch.setattr(kernel, "train", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
