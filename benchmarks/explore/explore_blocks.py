@@ -68,18 +68,12 @@ def epoch_stamps(**overrides):
             setattr(skmfnet._training._schedule, name, value)
 
 
-def epoch_throughput(X, y, blocks, n_factors, **params):
-    """Median ratings per second of epochs 2..EPOCHS of one fit with ``blocks`` blocks a side (0: the rule's).
-
-    ``params``: the estimator's other parameters (``n_jobs``), defaults otherwise.
-    """
-    return fit_with_blocks(X, y, blocks, n_factors, **params)[0]
-
-
 def fit_with_blocks(X, y, blocks, n_factors, **params):
-    """(:func:`epoch_throughput`, the best held-out RMSE of the pairs "auto" compared, or None below a million ratings).
+    """One fit with ``blocks`` blocks a side (0: the rule's): (median ratings per second of epochs 2..EPOCHS,
+    the best held-out RMSE of the pairs "auto" compared, or None below a million ratings).
 
-    The held-out ratings are the estimator's own (a tenth of ``y``): no test set is read.
+    ``params``: the estimator's other parameters (``n_jobs``), defaults otherwise.  The held-out
+    ratings are the estimator's own (a tenth of ``y``): no test set is read.
     """
     with epoch_stamps(**({"resolve_blocks": lambda *args, **kwargs: blocks} if blocks else {})) as stamps:
         model = EmbeddingMFRegressor(n_factors=n_factors, epochs=EPOCHS, random_state=0, **params).fit(X, y)

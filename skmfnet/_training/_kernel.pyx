@@ -463,6 +463,8 @@ def train(float[:, ::1] table_u, float[:, ::1] table_i, const int[:, ::1] X, con
                         r = order[s * batch + j + GATHER_AHEAD]
                         skmf_prefetch(&X[r, 0])
                         skmf_prefetch(&y[r])
+                        if r < n_weights:
+                            skmf_prefetch(&weights[r])
                     r = order[s * batch + j]
                     users[j] = X[r, 0]
                     items[j] = X[r, 1]

@@ -463,9 +463,9 @@ def resolve_blocks(n_threads, n_ratings, batch, finer=False):
     ratings, and, with ``finer`` (a rule whose steps do not grow with a
     row's repeats in a batch: Adam's), doubled up to :data:`MAX_BLOCKS`
     while every cell would still hold :data:`ROUND_CHUNKS` parts of that
-    many; or one per thread where the threads are more.  So the number of threads changes the schedule
-    (and the result) only where it exceeds that.  One thread: one block
-    (the Keras path's batches).
+    many; or one per thread where the threads are more.  So the number of
+    threads changes the schedule (and the result) only where it exceeds
+    that.  One thread: one block (the Keras path's batches).
     """
     if n_threads <= 1:
         return 1
@@ -542,7 +542,6 @@ class Blocks:
                     self.sizes[a, b] = int(sizes[a * p + b])
                     self.offsets[a, b] = start
                     start += self.sizes[a, b]
-                del mine, item_block
             del cell
         # rows of a block's table: row 0 (unknown ids) and its members
         self._rows = [1 + max(len(m) for m in members) for members in self.members]
