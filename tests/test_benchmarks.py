@@ -215,6 +215,7 @@ def test_explore_schedule_forces_each_number_of_parts_and_records_the_curves(tmp
     monkeypatch.syspath_prepend(str(REPO_ROOT))
     from benchmarks.explore import explore_schedule
 
+    round_passes = skmfnet._training._schedule.round_passes
     # 40,000 ratings in batches of 1024: 2 x 2 cells of about 9 batches, in parts of 3 or more
     monkeypatch.setattr(skmfnet._training._schedule, "CELL_BATCHES", 3)
     parts = []
@@ -226,16 +227,18 @@ def test_explore_schedule_forces_each_number_of_parts_and_records_the_curves(tmp
 
     monkeypatch.setattr(skmfnet._training._schedule, "chunk_order", recorded)
     out = tmp_path / "schedule.json"
-    assert explore_schedule.main(["--n-ratings", "40000", "--epochs", "2", "--chunks", "1,3", "--n-factors", "4",
+    assert explore_schedule.main(["--n-ratings", "40000", "--epochs", "2", "--chunks", "1,3", "--n-factors", "4", "--blocks", "2",
                                   "--output", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert list(result["results"]) == ["1 thread", "4 blocks, 1 chunks", "4 blocks, 3 chunks"]
+    assert list(result["results"]) == ["1 thread", "2 blocks, 1 chunks", "2 blocks, 3 chunks"]
     for row in result["results"].values():
         assert len(row["test_rmse"]) == 2 and row["best"] == min(row["test_rmse"]) and row["epoch_s"] > 0
     # (one thread draws no parts) 2 x 2 cells, in 1 and then 3 parts, for 2 epochs: another trajectory
+    # (3 parts on 2 blocks a side: the sweep lifts the package's cap of one pass per block)
     assert parts == [1] * 2 * 4 + [3] * 2 * 4 * 3
-    assert result["results"]["4 blocks, 1 chunks"]["test_rmse"] != result["results"]["4 blocks, 3 chunks"]["test_rmse"]
-    assert skmfnet._training._schedule.ROUND_CHUNKS == 4  # the package's own number is back
+    assert result["results"]["2 blocks, 1 chunks"]["test_rmse"] != result["results"]["2 blocks, 3 chunks"]["test_rmse"]
+    assert skmfnet._training._schedule.ROUND_CHUNKS == 4  # the package's own number and rule are back
+    assert skmfnet._training._schedule.round_passes is round_passes
 
 
 def test_speed_worker_counts_the_epochs_of_each_fit_when_auto_compares_pairs(tmp_path, monkeypatch, capsys):
@@ -309,3 +312,18 @@ def test_explore_defaults_reports_each_configuration_against_the_defaults_time(t
     within = {label: e["mean_held_out_rmse"] for label, e in summary.items() if e["time_ratio"] <= 1.5}
     assert list(result["best_within_time_bound"]) == [min(within, key=within.get)]
     assert list(result["best_overall"]) == [min(summary, key=lambda label: summary[label]["mean_held_out_rmse"])]
+
+
+@pytest.mark.timeout(300)
+def test_explore_exchange_times_the_all_gather_of_two_loopback_workers(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    from benchmarks.explore import explore_exchange
+
+    out = tmp_path / "exchange.json"
+    assert explore_exchange.main(["--rows", "50,120", "--n-factors", "3", "--repeats", "2", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["columns"] == 12 and list(result["results"]) == ["50", "120"]
+    for rows, row in result["results"].items():
+        assert row["block_mb"] == int(rows) * 12 * 4 / 1e6
+        assert len(row["wall_ms"]) == len(row["cpu_ms"]) == 2  # one figure per worker
+        assert all(v > 0 for v in row["wall_ms"] + row["cpu_ms"])

@@ -276,11 +276,12 @@ def test_threads_give_the_result_of_the_same_schedule_run_in_sequence(larger_rat
     assert threaded.history_ == in_order.history_
 
 
-@pytest.mark.parametrize("chunks", [1, 3])
-def test_each_cell_is_trained_in_chunks_that_interleave_the_rounds(larger_ratings, monkeypatch, chunks):
-    """Every epoch goes through the rounds ``ROUND_CHUNKS`` times, each time
-    with another part of every cell: the parts are drawn anew each epoch and
-    together hold each of the cell's full batches' ratings once."""
+@pytest.mark.parametrize("round_chunks, chunks", [(1, 1), (3, 2), (4, 2)])
+def test_each_cell_is_trained_in_chunks_that_interleave_the_rounds(larger_ratings, monkeypatch, round_chunks, chunks):
+    """Every epoch goes through the rounds ``ROUND_CHUNKS`` times, at most
+    ``p`` (here 2), each time with another part of every cell: the parts are
+    drawn anew each epoch and together hold each of the cell's full batches'
+    ratings once."""
     import skmfnet._training._schedule as rowfit
 
     X, y, _, _ = larger_ratings
@@ -293,7 +294,7 @@ def test_each_cell_is_trained_in_chunks_that_interleave_the_rounds(larger_rating
         return order
 
     monkeypatch.setattr(rowfit, "chunk_order", recording)
-    monkeypatch.setattr(rowfit, "ROUND_CHUNKS", chunks)
+    monkeypatch.setattr(rowfit, "ROUND_CHUNKS", round_chunks)
     # parts of 12 batches or more (and still 2 x 2 cells: 4 x 4 would hold fewer than 12 batches each)
     monkeypatch.setattr(rowfit, "CELL_BATCHES", 12)
     EmbeddingMFRegressor(**BLOCKED, n_jobs=2).fit(X, y)  # 2 x 2 cells of about 39 batches
@@ -342,6 +343,16 @@ def test_blocks_are_four_a_side_from_two_threads_on_and_more_where_every_cell_ke
     assert resolve_blocks(2, 262_144, 1024) == 4  # 4 x 4 cells of 16 batches each
     assert resolve_blocks(2, 262_143, 1024) == 2  # ... one rating fewer: 2 x 2 cells
     assert resolve_blocks(2, 20_000, 1024) == 2  # (too few for 2 x 2 cells: Blocks lowers p)
+
+
+def test_an_epoch_passes_through_the_rounds_once_per_block_a_side_up_to_four():
+    """Two blocks a side (two multi_worker workers) make two passes an epoch, four blocks and more four;
+    fewer where a part would hold fewer than 16 batches."""
+    from skmfnet._training._schedule import round_passes
+
+    assert [round_passes(p, 1000) for p in (1, 2, 3, 4, 8, 16)] == [1, 2, 3, 4, 4, 4]
+    assert round_passes(4, 47) == 2  # parts of 16 batches at least
+    assert round_passes(2, 15) == 1
 
 
 def _block_rule(monkeypatch, **constants):

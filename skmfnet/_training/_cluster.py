@@ -22,6 +22,7 @@ import os
 import socket
 import time
 
+import numpy as np
 import tensorflow as tf
 
 __all__ = ["DISTRIBUTIONS", "RowExchange", "check_addresses", "cluster_timeout", "get_strategy", "host_and_port",
@@ -211,10 +212,10 @@ class RowExchange:
         self._gather = self._gathers[key]
 
     def all_gather(self, x):
-        """Every worker's ``x``, in worker order (a list of ``size`` tensors)."""
-        RowExchange.sent_bytes += int(x.shape.num_elements()) * x.dtype.size
+        """Every worker's ``x`` (a NumPy array), in worker order: a list of ``size`` arrays, views of one."""
+        RowExchange.sent_bytes += x.nbytes
         try:
-            gathered = self.strategy.experimental_local_results(self._gather(x))[0]
+            gathered = self.strategy.experimental_local_results(self._gather(tf.constant(x)))[0].numpy()
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
                 tf.errors.AbortedError, tf.errors.InternalError) as error:
             raise RuntimeError(
@@ -222,7 +223,7 @@ class RowExchange:
                 "rows with the other workers: one of them stopped, was killed or is unreachable. "
                 f"Restart the fit on every worker. {tensorflow_said(error)}"
             ) from error
-        return tf.split(gathered, self.size, axis=0)
+        return np.split(gathered, self.size)
 
 
 def make_parameter_server_strategy():

@@ -23,7 +23,8 @@ stratified schedule of DSGD, Gemulla et al., KDD 2011, "Large-scale matrix
 factorization with distributed stochastic gradient descent").  Each cell's
 ``n_ab // batch_size`` full batches are drawn anew every epoch (a
 Fisher-Yates shuffle of the kernel's :func:`~skmfnet._training._kernel.chunk_order`
-per part) and trained in :data:`ROUND_CHUNKS` parts, so that an epoch goes
+per part) and trained in :data:`ROUND_CHUNKS` parts (at most ``p``,
+:func:`round_passes`), so that an epoch goes
 through the ``p`` rounds that many times (a row trained on one block of
 the other side after another drifts towards the last; meeting them in
 turn several times an epoch keeps most of one thread's accuracy).  ``p``
@@ -57,7 +58,7 @@ from . import _kernel as _portable_kernel
 from ._rules import dot_tables, store_optimizer_state
 
 __all__ = ["BLOCKS", "CELL_BATCHES", "MAX_BLOCKS", "ROUND_CHUNKS", "SLICE_BATCHES", "Blocks",
-           "TrainingDivergedError", "end_epoch", "evaluate", "fit_rows", "resolve_blocks"]
+           "TrainingDivergedError", "end_epoch", "evaluate", "fit_rows", "resolve_blocks", "round_passes"]
 
 
 def kernel_for_this_cpu():
@@ -251,8 +252,7 @@ def fit_rows(
     # each cell's epoch is trained in ``chunks`` parts of about as many
     # batches each, round by round, so that a row meets the other side's
     # blocks in turn several times an epoch (see :data:`ROUND_CHUNKS`)
-    fewest = min(blocks.steps(*cell) for cell in blocks.sizes)
-    chunks = 1 if p == 1 else max(1, min(ROUND_CHUNKS, fewest // CELL_BATCHES))
+    chunks = round_passes(p, min(blocks.steps(*cell) for cell in blocks.sizes))
     bounds = {cell: [blocks.steps(*cell) * c // chunks for c in range(chunks + 1)] for cell in blocks.sizes}
 
     def part_steps(a, b, c):
@@ -306,9 +306,10 @@ def fit_rows(
     def share(side, s):
         """All-gather the blocks of ``side`` this worker trained in round ``s`` (users: its own)."""
         for side_tables in (tables[side], sel_tables[side]) if selection is not None else (tables[side],):
-            mine_now = side_tables[(exchange.index + s * side) % p]
-            for j, block in enumerate(exchange.all_gather(tf.constant(mine_now))):
-                side_tables[(j + s * side) % p][...] = block.numpy()
+            gathered = exchange.all_gather(side_tables[(exchange.index + s * side) % p])
+            for j, block in enumerate(gathered):
+                if j != exchange.index:  # (its own block is already here)
+                    side_tables[(j + s * side) % p][...] = block
 
     callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
     model.stop_training = False
@@ -336,8 +337,7 @@ def fit_rows(
                 # callbacks, else after the last: only then do workers share their users
                 last = epoch == epochs - 1
                 if distributed:
-                    sums = np.sum([x.numpy() for x in exchange.all_gather(tf.constant(sums[None], tf.float64))],
-                                  axis=0)[0]
+                    sums = np.sum(exchange.all_gather(sums[None]), axis=0)[0]
                     if validation is not None or callbacks or last:
                         share(0, 0)
                 if validation is not None or callbacks or last:
@@ -451,8 +451,28 @@ MAX_BLOCKS = 16
 #: 2.7 s.  Four: most of the accuracy of one thread, for some time per
 #: epoch (the threads meet 4 times as often).  Fewer where a
 #: part would hold fewer than :data:`CELL_BATCHES` batches (on small data a
-#: part of a batch or two gains nothing and costs a call).
+#: part of a batch or two gains nothing and costs a call), and no more than
+#: ``p`` (:func:`round_passes`).
 ROUND_CHUNKS = 4
+
+
+def round_passes(p, fewest_steps):
+    """Passes of an epoch through the ``p`` rounds: :data:`ROUND_CHUNKS`, at most ``p`` and a part per :data:`CELL_BATCHES` batches of the smallest cell.
+
+    At most ``p``: with fewer blocks a row meets fewer blocks of the other
+    side, and fewer passes keep the accuracy.  On two blocks a side, at 5
+    million ratings of the 25M id shape (another seed than the
+    benchmark's; K=32, ``alpha=0.03``, ``learning_rate=0.002``, 10 epochs;
+    ``python benchmarks/explore/explore_schedule.py --n-ratings 5000000
+    --blocks 2 --chunks 1,2,4 --n-factors 32``,
+    ``benchmarks/results/explore/explore_schedule_2blocks_5m.json``) the
+    best test RMSE was 0.9207 on one thread, 0.9241 in one pass, 0.9213 in
+    two and 0.9214 in four, where four blocks a side needed four
+    (:data:`ROUND_CHUNKS`).  Two blocks a side are the schedule of two
+    ``distribution="multi_worker"`` workers, which exchange an item block
+    after every round: two passes halve what they send.
+    """
+    return 1 if p == 1 else max(1, min(ROUND_CHUNKS, p, fewest_steps // CELL_BATCHES))
 
 
 def resolve_blocks(n_threads, n_ratings, batch, finer=False):
