@@ -227,8 +227,8 @@ def test_explore_schedule_forces_each_number_of_parts_and_records_the_curves(tmp
 
     monkeypatch.setattr(skmfnet._training._schedule, "chunk_order", recorded)
     out = tmp_path / "schedule.json"
-    assert explore_schedule.main(["--n-ratings", "40000", "--epochs", "2", "--chunks", "1,3", "--n-factors", "4", "--blocks", "2",
-                                  "--output", str(out)]) == 0
+    assert explore_schedule.main(["--n-ratings", "40000", "--epochs", "2", "--chunks", "1,3", "--n-factors", "4",
+                                  "--blocks", "2", "--output", str(out)]) == 0
     result = json.loads(out.read_text())
     assert list(result["results"]) == ["1 thread", "2 blocks, 1 chunks", "2 blocks, 3 chunks"]
     for row in result["results"].values():

@@ -90,7 +90,8 @@ def main(argv=None):
     X, y = X.iloc[:n], y.iloc[:n]
     # a warm-up fit: the process's one-time costs in no timed epoch
     EmbeddingMFRegressor(n_factors=args.n_factors, epochs=1).fit(X.iloc[:4000], y.iloc[:4000])
-    runs = [("1 thread", 1, 1)] + [(f"{args.blocks} blocks, {c} chunks", 2, c) for c in map(int, args.chunks.split(","))]
+    runs = [("1 thread", 1, 1)] + [(f"{args.blocks} blocks, {c} chunks", 2, c)
+                                   for c in map(int, args.chunks.split(","))]
     for name, n_jobs, chunks in runs:
         rmse, epoch_s = curve(X, y, X_test, y_test, n_jobs, chunks, args.epochs, args.n_factors, args.blocks)
         out["results"][name] = {"test_rmse": rmse, "best": min(rmse), "best_epoch": int(np.argmin(rmse)) + 1,

@@ -457,7 +457,10 @@ ROUND_CHUNKS = 4
 
 
 def round_passes(p, fewest_steps):
-    """Passes of an epoch through the ``p`` rounds: :data:`ROUND_CHUNKS`, at most ``p`` and a part per :data:`CELL_BATCHES` batches of the smallest cell.
+    """Passes of an epoch through the ``p`` rounds: :data:`ROUND_CHUNKS`, at most ``p``.
+
+    And at most one per :data:`CELL_BATCHES` batches of the smallest cell
+    (``fewest_steps`` batches); one block, one pass.
 
     At most ``p``: with fewer blocks a row meets fewer blocks of the other
     side, and fewer passes keep the accuracy.  On two blocks a side, at 5
