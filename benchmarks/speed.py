@@ -601,7 +601,8 @@ def _scaling_worker(args):
                       "sent_bytes_per_epoch": (sent[SCALING_EPOCHS] - sent[1]) / (SCALING_EPOCHS - 1)}))
 
 
-def _free_ports(n):
+def free_ports(n):
+    """``n`` TCP ports of 127.0.0.1 free a moment ago (for loopback workers)."""
     import socket
 
     socks = [socket.socket() for _ in range(n)]
@@ -631,7 +632,7 @@ def run_scaling(args):
             print(f"scaling: {n:,} ratings, one process ...", file=sys.stderr, flush=True)
             alone = subprocess.run(["taskset", "-c", "0"] + command, capture_output=True, text=True, check=True,
                                    env=dict(os.environ, **one_thread))
-            workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+            workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
             print(f"scaling: {n:,} ratings, two workers ...", file=sys.stderr, flush=True)
             procs = [
                 subprocess.Popen(

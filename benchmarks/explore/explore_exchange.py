@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]  # the repository root
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.speed import free_ports  # noqa: E402
 from benchmarks.suite.report import machine_info  # noqa: E402
 
 
@@ -56,16 +56,6 @@ def worker(rows_list, width, repeats):
     return out
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for sock in socks:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in socks]
-    for sock in socks:
-        sock.close()
-    return ports
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="2000,8000,29500", help="comma-separated rows of the block")
@@ -80,7 +70,7 @@ def main(argv=None):
         print(json.dumps(worker(rows_list, width, args.repeats)), flush=True)
         return 0
     command = "python benchmarks/explore/explore_exchange.py" + (f" {' '.join(argv)}" if argv else "")
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
     cores = sorted(os.sched_getaffinity(0))
     procs = [
